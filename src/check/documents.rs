@@ -1,0 +1,264 @@
+//! Pass 1: each document on its own. Identify its kind, validate it against its input
+//! schema, check it sits where its kind may live, and deserialize it into a `spec` type.
+
+use std::collections::BTreeSet;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::schema::{field_path, violations, Lookup, Schemas, Violation};
+use crate::source::{Place, Sources};
+use crate::spec;
+
+/// The group the seed used for MCS objects. No real cluster serves it.
+pub const SEED_MCS_GROUP: &str = "multicluster.k8s.io/";
+
+/// A raw declaration and the document it came from.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub value: T,
+    pub doc: usize,
+}
+
+/// Every well-formed declaration, sorted by kind.
+#[derive(Debug, Default)]
+pub struct Declarations {
+    pub clustersets: Vec<Located<spec::ClusterSet>>,
+    /// WAN policies in `clusterset.yaml` or `policies/`: the global definitions.
+    pub policies: Vec<Located<spec::WanPolicy>>,
+    /// Copies of WAN policies in cluster directories, with the cluster directory name.
+    pub policy_copies: Vec<(String, Located<spec::WanPolicy>)>,
+    pub services: Vec<(String, Located<spec::Service>)>,
+    pub exports: Vec<(String, Located<spec::ServiceExport>)>,
+    pub namespaces: Vec<(String, Located<spec::Namespace>)>,
+    /// `(kind, name)` of objects that were declared but are invalid. Later passes do not
+    /// report references to them as missing: the object's own diagnostics say enough.
+    pub broken: BTreeSet<(String, String)>,
+}
+
+impl Declarations {
+    #[must_use]
+    pub fn is_broken(&self, kind: &str, name: &str) -> bool {
+        self.broken.contains(&(kind.to_string(), name.to_string()))
+    }
+}
+
+pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics) -> Declarations {
+    let mut declarations = Declarations::default();
+    for (doc, document) in sources.documents.iter().enumerate() {
+        let at = |pointer: &str| Some(sources.at(doc, pointer));
+        let Value::Object(object) = &document.value else {
+            diagnostics.push(
+                Diagnostic::error(Code::DocumentNotObject, at(""), "document is not a mapping")
+                    .hint("each YAML document must be one Kubernetes-style object with `apiVersion` and `kind`"),
+            );
+            continue;
+        };
+        let (Some(api_version), Some(kind)) = (
+            object.get("apiVersion").and_then(Value::as_str),
+            object.get("kind").and_then(Value::as_str),
+        ) else {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::MissingField,
+                    at(""),
+                    "document has no string `apiVersion` and `kind`",
+                )
+                .hint("every object needs `apiVersion` and `kind`"),
+            );
+            continue;
+        };
+        let (validator, schema) = match schemas.lookup(api_version, kind) {
+            Lookup::Found(validator, schema) => (validator, schema),
+            Lookup::UnknownKind { suggestion } => {
+                let mut diagnostic = Diagnostic::error(
+                    Code::UnknownKind,
+                    at("/kind"),
+                    format!("unknown kind `{kind}` in `{api_version}`"),
+                );
+                diagnostic = match suggestion {
+                    Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
+                    None => diagnostic.hint(
+                        "mcwan reads ClusterSet, WANPolicy, Service, ServiceExport and Namespace",
+                    ),
+                };
+                diagnostics.push(diagnostic);
+                continue;
+            }
+            Lookup::UnknownVersion { accepted } => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::UnknownKind,
+                        at("/apiVersion"),
+                        format!("`{kind}` is not served as `{api_version}`"),
+                    )
+                    .hint(format!("use one of {}", quoted(&accepted))),
+                );
+                continue;
+            }
+        };
+        if api_version.starts_with(SEED_MCS_GROUP) {
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::DeprecatedMcsGroup,
+                    at("/apiVersion"),
+                    format!("`{api_version}` is the seed's MCS group, which no cluster serves"),
+                )
+                .hint("write `multicluster.x-k8s.io/v1alpha1`; mcwan always emits that group"),
+            );
+        }
+        let found = violations(validator, schema, &document.value);
+        for violation in &found {
+            diagnostics.push(schema_diagnostic(sources, doc, kind, violation));
+        }
+        if !found.is_empty() || !placed_well(sources, doc, kind, diagnostics) || document.damaged {
+            let name = document.value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            declarations
+                .broken
+                .insert((kind.to_string(), name.to_string()));
+            continue;
+        }
+        let cluster = match &document.place {
+            Place::Cluster(name) => name.clone(),
+            Place::ClusterSet | Place::Policies => String::new(),
+        };
+        match kind {
+            "ClusterSet" => push(
+                &mut declarations.clustersets,
+                parse(sources, doc, diagnostics),
+            ),
+            "WANPolicy" if cluster.is_empty() => {
+                push(&mut declarations.policies, parse(sources, doc, diagnostics));
+            }
+            "WANPolicy" => push_in(
+                &mut declarations.policy_copies,
+                &cluster,
+                parse(sources, doc, diagnostics),
+            ),
+            "Service" => push_in(
+                &mut declarations.services,
+                &cluster,
+                parse(sources, doc, diagnostics),
+            ),
+            "ServiceExport" => push_in(
+                &mut declarations.exports,
+                &cluster,
+                parse(sources, doc, diagnostics),
+            ),
+            "Namespace" => push_in(
+                &mut declarations.namespaces,
+                &cluster,
+                parse(sources, doc, diagnostics),
+            ),
+            other => unreachable!("input schema for `{other}` without a reader"),
+        }
+    }
+    declarations
+}
+
+fn push<T>(list: &mut Vec<Located<T>>, item: Option<Located<T>>) {
+    list.extend(item);
+}
+
+fn push_in<T>(list: &mut Vec<(String, Located<T>)>, cluster: &str, item: Option<Located<T>>) {
+    list.extend(item.map(|item| (cluster.to_string(), item)));
+}
+
+fn parse<T: DeserializeOwned>(
+    sources: &Sources,
+    doc: usize,
+    diagnostics: &mut Diagnostics,
+) -> Option<Located<T>> {
+    match serde_json::from_value(sources.documents[doc].value.clone()) {
+        Ok(value) => Some(Located { value, doc }),
+        Err(error) => {
+            diagnostics.push(Diagnostic::error(
+                Code::InvalidValue,
+                Some(sources.at(doc, "")),
+                error.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// Checks the directory layout: the topology lives in `clusterset.yaml`, WAN policies there
+/// or in `policies/` (copies may sit in cluster directories), and everything else in
+/// `clusters/<name>/`.
+fn placed_well(sources: &Sources, doc: usize, kind: &str, diagnostics: &mut Diagnostics) -> bool {
+    let place = &sources.documents[doc].place;
+    let (ok, where_) = match kind {
+        "ClusterSet" => (*place == Place::ClusterSet, "`clusterset.yaml`"),
+        "WANPolicy" => (true, ""),
+        _ => (
+            matches!(place, Place::Cluster(_)),
+            "a cluster directory `clusters/<cluster>/`",
+        ),
+    };
+    if !ok {
+        diagnostics.push(
+            Diagnostic::error(
+                Code::MisplacedObject,
+                Some(sources.at(doc, "/kind")),
+                format!("`{kind}` declared outside {where_}"),
+            )
+            .hint(format!("move this object to {where_}")),
+        );
+    }
+    ok
+}
+
+fn schema_diagnostic(
+    sources: &Sources,
+    doc: usize,
+    kind: &str,
+    violation: &Violation,
+) -> Diagnostic {
+    match violation {
+        Violation::UnknownField {
+            pointer,
+            suggestion,
+        } => {
+            let diagnostic = Diagnostic::error(
+                Code::UnknownField,
+                Some(sources.at(doc, pointer)),
+                format!("unknown field `{}` in {kind}", field_path(pointer)),
+            );
+            match suggestion {
+                Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
+                None => diagnostic.hint(format!(
+                    "see `mcwan schema {kind}` for the fields {kind} has"
+                )),
+            }
+        }
+        Violation::MissingField { pointer, field } => {
+            let parent = if pointer.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{}`", field_path(pointer))
+            };
+            Diagnostic::error(
+                Code::MissingField,
+                Some(sources.at(doc, pointer)),
+                format!("{kind} is missing field `{field}`{parent}"),
+            )
+        }
+        Violation::Invalid { pointer, message } => Diagnostic::error(
+            Code::InvalidValue,
+            Some(sources.at(doc, pointer)),
+            format!("invalid `{}` in {kind}: {message}", field_path(pointer)),
+        ),
+    }
+}
+
+#[must_use]
+pub fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,114 @@
+//! Stage 2: turn loaded documents into a validated `Model`, reporting every problem found.
+//! Each pass is a pure function of its inputs and pushes to the shared `Diagnostics`; none
+//! stops at the first problem. One file per pass.
+
+mod conflicts;
+pub mod documents;
+mod exports;
+pub mod names;
+mod policies;
+pub mod topology;
+
+use serde_json::Value;
+use std::fmt::Write;
+
+use sha2::{Digest, Sha256};
+
+use crate::diagnostic::Diagnostics;
+use crate::model::Model;
+use crate::schema::Schemas;
+use crate::source::Sources;
+
+pub use exports::{POLICY_ANNOTATION, PORT_ANNOTATION};
+
+/// Options that change what counts as valid.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Resolve MCS conflicts by ClusterSet order instead of failing.
+    pub resolve_conflicts: bool,
+}
+
+/// Runs every pass. Returns a model only when there is no error.
+pub fn check(
+    sources: &Sources,
+    schemas: &Schemas,
+    options: Options,
+    diagnostics: &mut Diagnostics,
+) -> Option<Model> {
+    let declarations = documents::read(sources, schemas, diagnostics);
+    let mut topology = topology::check(sources, &declarations, diagnostics)?;
+    let policies = policies::check(sources, &declarations, &topology, diagnostics);
+    let mut exports = exports::check(
+        sources,
+        &declarations,
+        &mut topology,
+        &policies,
+        diagnostics,
+    );
+    exports.sort_by(|(a, _), (b, _)| {
+        (&a.namespace, &a.name, a.cluster).cmp(&(&b.namespace, &b.name, b.cluster))
+    });
+    conflicts::check(
+        sources,
+        &topology.clusterset,
+        &mut exports,
+        options.resolve_conflicts,
+        diagnostics,
+    );
+    if diagnostics.has_errors() {
+        return None;
+    }
+    Some(Model {
+        clusterset: topology.clusterset,
+        policies: policies
+            .into_iter()
+            .map(|(name, (policy, _))| (name, policy))
+            .collect(),
+        exports: exports.into_iter().map(|(export, _)| export).collect(),
+        input_digest: digest(sources),
+    })
+}
+
+/// A digest of the declarations' content: each document in canonical JSON (keys sorted),
+/// the documents sorted. File names, file order, document order and key order do not
+/// change it, just as they do not change the output.
+fn digest(sources: &Sources) -> String {
+    let mut documents: Vec<String> = sources
+        .documents
+        .iter()
+        .map(|d| canonical(&d.value))
+        .collect();
+    documents.sort();
+    let mut hasher = Sha256::new();
+    for document in documents {
+        hasher.update(document.as_bytes());
+        hasher.update([0]);
+    }
+    let bytes = hasher.finalize();
+    format!(
+        "sha256:{}",
+        bytes.iter().fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+    )
+}
+
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by_key(|(k, _)| *k);
+            let inner: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::String((*k).clone()), canonical(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}

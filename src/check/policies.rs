@@ -1,0 +1,265 @@
+//! Pass 3: WAN policies. Valid unique names, one port per policy and no shared port, ports
+//! the gateways can open, and cluster copies that equal the global definition field by field.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::check::documents::{quoted, Declarations};
+use crate::check::names::{is_dns1123_label, label_hint};
+use crate::check::topology::Topology;
+use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::model::{Exposure, Sla, WanPolicy};
+use crate::schema::field_path;
+use crate::source::Sources;
+
+/// Ports Istio's proxies listen on themselves (admin, capture, HBONE, status, telemetry).
+const ISTIO_RESERVED_PORTS: std::ops::RangeInclusive<u16> = 15000..=15090;
+/// The default Kubernetes NodePort range.
+const NODE_PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+/// The global WAN policies by name, with the document of each.
+pub fn check(
+    sources: &Sources,
+    declarations: &Declarations,
+    topology: &Topology,
+    diagnostics: &mut Diagnostics,
+) -> BTreeMap<String, (WanPolicy, usize)> {
+    let mut policies: BTreeMap<String, (WanPolicy, usize)> = BTreeMap::new();
+    for raw in &declarations.policies {
+        let name = &raw.value.metadata.name;
+        let at = |pointer: &str| Some(sources.at(raw.doc, pointer));
+        if !is_dns1123_label(name) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    at("/metadata/name"),
+                    format!("WAN policy name `{name}` is not a DNS-1123 label"),
+                )
+                .hint(format!(
+                    "{}; the name becomes a Gateway listener and an Istio subset",
+                    label_hint(name)
+                )),
+            );
+            continue;
+        }
+        if let Some((_, first)) = policies.get(name) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::ObjectDuplicate,
+                    at("/metadata/name"),
+                    format!("WAN policy `{name}` is declared twice"),
+                )
+                .also(
+                    Some(sources.at(*first, "/metadata/name")),
+                    "first declared here",
+                ),
+            );
+            continue;
+        }
+        let spec = &raw.value.spec;
+        let sla = Sla {
+            jitter_ms: spec.sla.jitter_ms.clone(),
+            latency_ms: spec.sla.latency_ms.clone(),
+            loss_percent: spec.sla.loss_percent.clone(),
+        };
+        let policy = WanPolicy {
+            name: name.clone(),
+            tunnel: spec.tunnel.clone(),
+            port: spec.port,
+            sla,
+        };
+        policies.insert(name.clone(), (policy, raw.doc));
+    }
+
+    check_ports(sources, &policies, topology, diagnostics);
+    check_copies(sources, declarations, &policies, diagnostics);
+
+    if let Some(default) = &topology.default_policy {
+        if !policies.contains_key(&default.value)
+            && !declarations.is_broken("WANPolicy", &default.value)
+        {
+            let mut diagnostic = Diagnostic::error(
+                Code::DefaultPolicyUnknown,
+                Some(sources.at(default.doc, "/spec/defaultWANPolicy")),
+                format!("default WAN policy `{}` is not declared", default.value),
+            );
+            if let Some(s) = did_you_mean(&default.value, policies.keys().map(String::as_str)) {
+                diagnostic = diagnostic.hint(format!("did you mean `{s}`?"));
+            }
+            diagnostics.push(diagnostic);
+        }
+    }
+    policies
+}
+
+fn check_ports(
+    sources: &Sources,
+    policies: &BTreeMap<String, (WanPolicy, usize)>,
+    topology: &Topology,
+    diagnostics: &mut Diagnostics,
+) {
+    let node_port_clusters: Vec<String> = topology
+        .clusterset
+        .clusters
+        .iter()
+        .filter(|c| c.exposure == Exposure::NodePort)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut by_port: BTreeMap<u16, &str> = BTreeMap::new();
+    for (name, (policy, doc)) in policies {
+        let at = Some(sources.at(*doc, "/spec/port"));
+        if let Some(other) = by_port.get(&policy.port) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::WanpolicyPortClash,
+                    at.clone(),
+                    format!("WAN policies `{other}` and `{name}` both use port {}", policy.port),
+                )
+                .also(Some(sources.at(policies[*other].1, "/spec/port")), format!("`{other}` uses it here"))
+                .hint("the SD-WAN classifies traffic by destination port, so every policy needs its own"),
+            );
+        } else {
+            by_port.insert(policy.port, name);
+        }
+        if ISTIO_RESERVED_PORTS.contains(&policy.port) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::WanpolicyPortReserved,
+                    at.clone(),
+                    format!(
+                        "port {} of WAN policy `{name}` is in Istio's reserved range 15000-15090",
+                        policy.port
+                    ),
+                )
+                .hint("Istio's proxies listen on these ports themselves; pick another port"),
+            );
+        }
+        if !node_port_clusters.is_empty() && !NODE_PORT_RANGE.contains(&policy.port) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::WanpolicyPortNotNodeport,
+                    at,
+                    format!(
+                        "port {} of WAN policy `{name}` is outside the NodePort range 30000-32767, but {} expose their gateway as NodePort",
+                        policy.port,
+                        quoted(&node_port_clusters)
+                    ),
+                )
+                .hint("NodePort gateways pin each listener's nodePort to its policy port; choose a port in 30000-32767"),
+            );
+        }
+    }
+}
+
+fn check_copies(
+    sources: &Sources,
+    declarations: &Declarations,
+    policies: &BTreeMap<String, (WanPolicy, usize)>,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut orphans: BTreeMap<&str, Vec<(&str, usize)>> = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for (cluster, copy) in &declarations.policy_copies {
+        let name = copy.value.metadata.name.as_str();
+        if let Some(first) = seen.insert((cluster, name), copy.doc) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::ObjectDuplicate,
+                    Some(sources.at(copy.doc, "/metadata/name")),
+                    format!("WAN policy `{name}` is declared twice in cluster `{cluster}`"),
+                )
+                .also(
+                    Some(sources.at(first, "/metadata/name")),
+                    "first declared here",
+                ),
+            );
+            continue;
+        }
+        let Some((_, global_doc)) = policies.get(name) else {
+            orphans.entry(name).or_default().push((cluster, copy.doc));
+            continue;
+        };
+        let mut differences = Vec::new();
+        leaf_differences(
+            "/spec",
+            &sources.documents[copy.doc].value["spec"],
+            &sources.documents[*global_doc].value["spec"],
+            &mut differences,
+        );
+        for (pointer, here, global) in differences {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::WanpolicyInconsistent,
+                    Some(sources.at(copy.doc, &pointer)),
+                    format!(
+                        "WAN policy `{name}` in cluster `{cluster}` differs from the global definition: `{}` is {here} here but {global} globally",
+                        field_path(&pointer)
+                    ),
+                )
+                .also(Some(sources.at(*global_doc, &pointer)), "global definition")
+                .hint("every cluster must see the same WAN policy; fix or delete the copy (mcwan emits the global one everywhere)"),
+            );
+        }
+    }
+    for (name, copies) in orphans {
+        let clusters: Vec<String> = copies.iter().map(|(c, _)| (*c).to_string()).collect();
+        let mut diagnostic = Diagnostic::error(
+            Code::WanpolicyMissingGlobal,
+            Some(sources.at(copies[0].1, "/metadata/name")),
+            format!(
+                "WAN policy `{name}` is declared only in {} {}, so the other clusters lack it",
+                if clusters.len() == 1 {
+                    "cluster"
+                } else {
+                    "clusters"
+                },
+                quoted(&clusters)
+            ),
+        )
+        .hint("move the definition to `policies/`, so that every cluster gets the same policy");
+        for (cluster, doc) in &copies[1..] {
+            diagnostic = diagnostic.also(
+                Some(sources.at(*doc, "/metadata/name")),
+                format!("also in cluster `{cluster}`"),
+            );
+        }
+        diagnostics.push(diagnostic);
+    }
+}
+
+/// Collects `(pointer, here, there)` for every leaf where two values differ. Numbers are
+/// compared by value, so `50` and `50.0` are the same SLA.
+fn leaf_differences(
+    pointer: &str,
+    here: &Value,
+    there: &Value,
+    out: &mut Vec<(String, String, String)>,
+) {
+    match (here, there) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let child = format!("{pointer}/{}", crate::source::pointer_segment(key));
+                leaf_differences(
+                    &child,
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
+        (a, b) if a == b => {}
+        (a, b) => out.push((pointer.to_string(), show(a), show(b))),
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "absent".to_string(),
+        other => format!("`{other}`"),
+    }
+}

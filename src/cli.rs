@@ -1,0 +1,59 @@
+//! Command-line surface: argument parsing only. `lib.rs` runs the commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+/// Compiles clusterset, WAN policy and service-export declarations into one GitOps
+/// directory per cluster (Gateway API, Istio, MCS) plus the SD-WAN classification.
+///
+/// Exit codes: 0 success, 1 invalid input, 2 usage or I/O error.
+#[derive(Debug, Parser)]
+#[command(name = "mcwan", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate, compile, and write OUT atomically; remove stale files mcwan owns.
+    Render {
+        #[command(flatten)]
+        input: Input,
+        /// The output directory; one subdirectory per cluster.
+        #[arg(short, long, value_name = "OUT")]
+        out: PathBuf,
+        /// Override built-in templates with the `.j2` files of this directory.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+    },
+    /// Report every problem in the declarations.
+    Validate {
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Print the JSON Schema of an input kind (or of all), for editors.
+    Schema {
+        /// ClusterSet, WANPolicy, ServiceExport, Service or Namespace.
+        kind: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Input {
+    /// The declarations repository.
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Resolve MCS conflicts by ClusterSet order (the earlier cluster wins) instead of failing.
+    #[arg(long)]
+    pub resolve_conflicts: bool,
+    /// Largest input file read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+}

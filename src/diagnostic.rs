@@ -1,0 +1,240 @@
+//! Diagnostics are data: every stage pushes problems here instead of returning at the first one.
+//! This module never prints; `report` turns the list into human, JSON or GitHub output.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// How bad a diagnostic is. Only errors make a command fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// A point in an input file. `file` is relative to the declarations directory, lines and
+/// columns are 1-based, and `offset` is the byte offset used for source snippets.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub offset: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+macro_rules! codes {
+    ($($variant:ident => $text:literal,)*) => {
+        /// Stable diagnostic codes. Each is documented in `docs/diagnostics.md`; renaming one
+        /// breaks users' CI filters, so codes are only ever added.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $text,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    FileUnreadable => "file-unreadable",
+    YamlSyntax => "yaml-syntax",
+    DocumentNotObject => "document-not-object",
+    UnknownKind => "unknown-kind",
+    DeprecatedMcsGroup => "deprecated-mcs-group",
+    MisplacedObject => "misplaced-object",
+    UnknownField => "unknown-field",
+    MissingField => "missing-field",
+    InvalidValue => "invalid-value",
+    InvalidName => "invalid-name",
+    NameTooLong => "name-too-long",
+    ReservedNamespace => "reserved-namespace",
+    ClustersetMissing => "clusterset-missing",
+    ClustersetDuplicate => "clusterset-duplicate",
+    ClusterDuplicate => "cluster-duplicate",
+    ClusterUnknownDirectory => "cluster-unknown-directory",
+    ObjectDuplicate => "object-duplicate",
+    InvalidAddress => "invalid-address",
+    DefaultPolicyUnknown => "default-policy-unknown",
+    WanpolicyPortClash => "wanpolicy-port-clash",
+    WanpolicyPortReserved => "wanpolicy-port-reserved",
+    WanpolicyPortNotNodeport => "wanpolicy-port-not-nodeport",
+    WanpolicyInconsistent => "wanpolicy-inconsistent",
+    WanpolicyMissingGlobal => "wanpolicy-missing-global",
+    ExportNoService => "export-no-service",
+    ExportUnknownPolicy => "export-unknown-policy",
+    ExportNoPolicy => "export-no-policy",
+    ExportAmbiguousPorts => "export-ambiguous-ports",
+    ExportUnknownPort => "export-unknown-port",
+    ExportExternalname => "export-externalname",
+    ExportUnsupportedProtocol => "export-unsupported-protocol",
+    AnnotationUnknown => "annotation-unknown",
+    McsConflict => "mcs-conflict",
+    McsConflictResolved => "mcs-conflict-resolved",
+}
+
+/// One problem found in the declarations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub hint: Option<String>,
+    pub primary: Option<Location>,
+    /// Other places involved, each with a short label ("also declared here").
+    pub secondary: Vec<(Location, String)>,
+}
+
+impl Diagnostic {
+    #[must_use]
+    pub fn error(code: Code, primary: Option<Location>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Error, primary, message)
+    }
+
+    #[must_use]
+    pub fn warning(code: Code, primary: Option<Location>, message: impl Into<String>) -> Self {
+        Self::new(code, Severity::Warning, primary, message)
+    }
+
+    fn new(
+        code: Code,
+        severity: Severity,
+        primary: Option<Location>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            code,
+            severity,
+            message: message.into(),
+            hint: None,
+            primary,
+            secondary: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    #[must_use]
+    pub fn also(mut self, location: Option<Location>, label: impl Into<String>) -> Self {
+        if let Some(location) = location {
+            self.secondary.push((location, label.into()));
+        }
+        self
+    }
+}
+
+/// The shared list every pass appends to.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.items.push(diagnostic);
+    }
+
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// The diagnostics in a stable order: by file, line and column, then by code, so that
+    /// output does not depend on the order passes ran or files were read.
+    #[must_use]
+    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.items.sort_by(|a, b| {
+            (&a.primary, a.code, &a.message).cmp(&(&b.primary, b.code, &b.message))
+        });
+        self.items.dedup();
+        self.items
+    }
+}
+
+/// "did you mean" for a misspelled name: the closest candidate, comparing names without
+/// case or separators first so that `jitter-ms` finds `jitterMs`.
+#[must_use]
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let fold = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let folded = fold(name);
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::levenshtein(&folded, &fold(candidate)), candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn codes_are_unique_kebab_case_and_documented() {
+        let docs = include_str!("../docs/diagnostics.md");
+        let mut seen = BTreeSet::new();
+        for code in Code::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "duplicate code {text}");
+            assert!(
+                text.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{text} is not kebab-case"
+            );
+            assert!(
+                docs.contains(&format!("### `{text}`")),
+                "{text} is not documented in docs/diagnostics.md"
+            );
+        }
+    }
+
+    #[test]
+    fn did_you_mean_ignores_case_and_separators() {
+        assert_eq!(
+            did_you_mean("jitter-ms", ["jitterMs", "latencyMs", "lossPercent"]),
+            Some("jitterMs")
+        );
+        assert_eq!(
+            did_you_mean(
+                "sd-wan-priority-hi",
+                ["sd-wan-priority-high", "sd-wan-priority-low"]
+            ),
+            Some("sd-wan-priority-high")
+        );
+        assert_eq!(
+            did_you_mean("completely-different", ["tunnel", "port"]),
+            None
+        );
+    }
+}

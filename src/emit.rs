@@ -1,0 +1,311 @@
+//! Stage 5: write the rendered tree. One of the two stages that touch the filesystem (the
+//! other is `load`). OUT is replaced as a whole: files are staged in a sibling directory
+//! and swapped in with one atomic rename, so a failed or killed render leaves the previous
+//! OUT exactly as it was. Files in OUT that mcwan does not own are carried over untouched.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::render::OutputFile;
+
+/// The file in OUT that records what mcwan wrote there.
+pub const PROVENANCE: &str = "mcwan-provenance.json";
+
+/// What `PROVENANCE` holds. `files` are the paths mcwan owns, itself excluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Provenance {
+    pub generator: String,
+    pub version: String,
+    pub input_digest: String,
+    pub files: Vec<String>,
+}
+
+impl Provenance {
+    #[must_use]
+    pub fn file(&self) -> OutputFile {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        OutputFile {
+            path: PROVENANCE.to_string(),
+            bytes: text.into_bytes(),
+        }
+    }
+}
+
+/// A render in progress: files go to a staging directory next to OUT, under OUT's lock.
+/// Dropping it without `commit` removes the staging directory and leaves OUT alone.
+pub struct Staging {
+    out: PathBuf,
+    directory: PathBuf,
+    previously_owned: Option<BTreeSet<String>>,
+    written: Mutex<BTreeSet<String>>,
+    committed: bool,
+    _lock: File,
+}
+
+impl Staging {
+    /// Takes OUT's lock (waiting for another render to finish), checks that mcwan may
+    /// write OUT, clears what killed renders left behind, and creates the staging directory.
+    ///
+    /// # Errors
+    /// When OUT is not mcwan's, or on I/O errors.
+    pub fn begin(out: &Path) -> Result<Self, Error> {
+        let name = out
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "`{}` is not a usable output directory name",
+                    out.display()
+                ))
+            })?
+            .to_string();
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let lock_path = parent.join(format!(".{name}.mcwan-lock"));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+
+        let previously_owned = owned_files(out)?;
+        let prefix = format!(".{name}.mcwan-staging-");
+        for entry in fs::read_dir(&parent)
+            .map_err(|e| Error::io(&parent, e))?
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                fs::remove_dir_all(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
+            }
+        }
+        let staging = parent.join(format!("{prefix}{}", std::process::id()));
+        fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
+        Ok(Staging {
+            out: out.to_path_buf(),
+            directory: staging,
+            previously_owned,
+            written: Mutex::new(BTreeSet::new()),
+            committed: false,
+            _lock: lock,
+        })
+    }
+
+    /// Writes files into the staging directory. Safe to call from several threads.
+    ///
+    /// # Errors
+    /// On I/O errors, or a path that would leave OUT (a bug upstream of emit).
+    pub fn write(&self, files: &[OutputFile]) -> Result<(), Error> {
+        for file in files {
+            let target = self.directory.join(checked_relative(&file.path)?);
+            if let Some(dir) = target.parent() {
+                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            let mut handle =
+                std::io::BufWriter::new(File::create(&target).map_err(|e| Error::io(&target, e))?);
+            handle
+                .write_all(&file.bytes)
+                .and_then(|()| handle.flush())
+                .map_err(|e| Error::io(&target, e))?;
+            self.written
+                .lock()
+                .map_err(|_| Error::Internal("a render thread panicked".into()))?
+                .insert(file.path.clone());
+        }
+        Ok(())
+    }
+
+    /// The paths written so far, sorted.
+    ///
+    /// # Errors
+    /// When a writer thread panicked.
+    pub fn written(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .written
+            .lock()
+            .map_err(|_| Error::Internal("a render thread panicked".into()))?
+            .iter()
+            .cloned()
+            .collect())
+    }
+
+    /// Carries over the files in OUT that mcwan does not own, writes `provenance`, and
+    /// swaps the staging directory in for OUT.
+    ///
+    /// # Errors
+    /// When a file mcwan does not own would be overwritten, or on I/O errors.
+    pub fn commit(mut self, provenance: &OutputFile) -> Result<(), Error> {
+        self.write(std::slice::from_ref(provenance))?;
+        if let Some(owned) = &self.previously_owned {
+            let written = self.written()?;
+            for relative in files_under(&self.out)? {
+                if owned.contains(&relative) || relative == PROVENANCE {
+                    continue;
+                }
+                if written.binary_search(&relative).is_ok() {
+                    return Err(Error::OutputNotOwned {
+                        path: self.out.join(&relative),
+                        reason: "mcwan would overwrite this file, which it did not write".into(),
+                    });
+                }
+                let (from, to) = (self.out.join(&relative), self.directory.join(&relative));
+                if let Some(dir) = to.parent() {
+                    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                }
+                fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+            }
+        }
+        swap(&self.directory, &self.out)?;
+        self.committed = true;
+        if self.directory.exists() {
+            fs::remove_dir_all(&self.directory).map_err(|e| Error::io(&self.directory, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.directory);
+        }
+    }
+}
+
+/// Replaces `out` with `staging` in one step where the platform allows it; afterwards
+/// `staging` holds the previous OUT, if there was one.
+fn swap(staging: &Path, out: &Path) -> Result<(), Error> {
+    if fs::symlink_metadata(out).is_err() {
+        return fs::rename(staging, out).map_err(|e| Error::io(out, e));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(()),
+            // Filesystems without RENAME_EXCHANGE fall through to two renames.
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(Error::io(out, e.into())),
+        }
+    }
+    let old = staging.with_extension("old");
+    fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
+    fs::rename(staging, out).map_err(|e| Error::io(out, e))?;
+    fs::rename(&old, staging).map_err(|e| Error::io(staging, e))
+}
+
+/// The files mcwan owns in `out`: `None` if there is no OUT yet or it is empty. An OUT
+/// that exists without provenance is someone else's, and mcwan refuses it.
+fn owned_files(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
+    let metadata = match fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(out, e)),
+    };
+    let refuse = |reason: &str| {
+        Err(Error::OutputNotOwned {
+            path: out.to_path_buf(),
+            reason: reason.to_string(),
+        })
+    };
+    if metadata.file_type().is_symlink() {
+        return refuse("it is a symbolic link; give the real directory");
+    }
+    if !metadata.is_dir() {
+        return refuse("it is not a directory");
+    }
+    let provenance_path = out.join(PROVENANCE);
+    match fs::read(&provenance_path) {
+        Ok(bytes) => match serde_json::from_slice::<Provenance>(&bytes) {
+            Ok(provenance) => Ok(Some(provenance.files.into_iter().collect())),
+            Err(e) => refuse(&format!("its `{PROVENANCE}` is not mcwan's ({e})")),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if fs::read_dir(out)
+                .map_err(|e| Error::io(out, e))?
+                .next()
+                .is_none()
+            {
+                Ok(Some(BTreeSet::new()))
+            } else {
+                refuse(&format!(
+                    "it is not empty and has no `{PROVENANCE}`, so mcwan did not create it"
+                ))
+            }
+        }
+        Err(e) => Err(Error::io(&provenance_path, e)),
+    }
+}
+
+/// Every file below `dir`, as `/`-separated relative paths, sorted.
+fn files_under(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| Error::io(dir, e.into()))?;
+        if !entry.file_type().is_dir() {
+            let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            let parts: Vec<_> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            files.push(parts.join("/"));
+        }
+    }
+    Ok(files)
+}
+
+/// A relative path that stays inside OUT: no absolute path, no `..`, no empty segment.
+fn checked_relative(path: &str) -> Result<&Path, Error> {
+    let ok = !path.is_empty()
+        && !path.starts_with('/')
+        && path.split('/').all(|s| {
+            !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
+        });
+    if ok {
+        Ok(Path::new(path))
+    } else {
+        Err(Error::Internal(format!(
+            "refusing to write `{path}`, which is not a plain path inside the output directory"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_out_are_refused() {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "a//b",
+            "",
+            "a/./b",
+            "a\\..\\b",
+        ] {
+            assert!(checked_relative(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(checked_relative("cluster-1/secure/x.yaml").is_ok());
+    }
+}

@@ -1,0 +1,74 @@
+//! The validated clusterset topology.
+
+use std::collections::BTreeSet;
+
+/// How a cluster's east-west ingress is reachable, and so which Service type Istio generates
+/// for its Gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    NodePort,
+    LoadBalancer,
+    ClusterIP,
+}
+
+impl Exposure {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exposure::NodePort => "NodePort",
+            Exposure::LoadBalancer => "LoadBalancer",
+            Exposure::ClusterIP => "ClusterIP",
+        }
+    }
+}
+
+/// The MCS API version of emitted ServiceExports and ServiceImports. Upstream serves both
+/// with the same fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McsVersion {
+    V1Alpha1,
+    V1Beta1,
+}
+
+impl McsVersion {
+    #[must_use]
+    pub fn api_version(self) -> &'static str {
+        match self {
+            McsVersion::V1Alpha1 => "multicluster.x-k8s.io/v1alpha1",
+            McsVersion::V1Beta1 => "multicluster.x-k8s.io/v1beta1",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub sdwan_site: u64,
+    pub address: String,
+    pub exposure: Exposure,
+    /// The namespaces the cluster has: listed in the topology or declared in its directory.
+    pub namespaces: BTreeSet<String>,
+}
+
+impl Cluster {
+    /// Istio's locality string, `region` or `region/zone`.
+    #[must_use]
+    pub fn locality(&self) -> String {
+        match &self.zone {
+            Some(zone) => format!("{}/{zone}", self.region),
+            None => self.region.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterSet {
+    pub name: String,
+    pub domain: String,
+    pub gateway_class_name: String,
+    pub mcs_version: McsVersion,
+    /// In declaration order, which is also the precedence order for conflicts and failover.
+    pub clusters: Vec<Cluster>,
+}

@@ -1,0 +1,72 @@
+//! A validated service export: one cluster offering one Service to the clusterset.
+
+use std::collections::BTreeMap;
+
+/// The L7 protocol the gateways speak to the service, from the port's `appProtocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AppProtocol {
+    Http,
+    Http2,
+    Grpc,
+}
+
+impl AppProtocol {
+    /// The protocol name Istio's ServiceEntry ports use.
+    #[must_use]
+    pub fn istio(self) -> &'static str {
+        match self {
+            AppProtocol::Http => "HTTP",
+            AppProtocol::Http2 => "HTTP2",
+            AppProtocol::Grpc => "GRPC",
+        }
+    }
+}
+
+/// The one Service port an export carries across the SD-WAN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServicePort {
+    /// The Service's port name, if it has one.
+    pub name: Option<String>,
+    pub port: u16,
+    pub app_protocol: Option<String>,
+    pub protocol: AppProtocol,
+}
+
+impl ServicePort {
+    /// The name Istio needs for every ServiceEntry port; unnamed ports become `http`.
+    #[must_use]
+    pub fn istio_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("http")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    ClusterSetIP,
+    Headless,
+}
+
+impl ServiceType {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterSetIP => "ClusterSetIP",
+            ServiceType::Headless => "Headless",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// Index into `ClusterSet::clusters`.
+    pub cluster: usize,
+    pub namespace: String,
+    pub name: String,
+    /// The WAN policies this export's traffic may use, sorted.
+    pub policies: Vec<String>,
+    pub port: ServicePort,
+    pub service_type: ServiceType,
+    /// The ServiceExport's own labels and annotations, kept on the emitted copy.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}

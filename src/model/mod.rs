@@ -1,0 +1,24 @@
+//! Validated declarations. Every value here has passed `check`: names are valid, references
+//! resolve and exporters agree. No serde, no locations, no filesystem.
+
+mod cluster_set;
+mod export;
+mod wan_policy;
+
+use std::collections::BTreeMap;
+
+pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion};
+pub use export::{AppProtocol, Export, ServicePort, ServiceType};
+pub use wan_policy::{Sla, WanPolicy};
+
+/// The whole validated clusterset: what `plan` compiles.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub clusterset: ClusterSet,
+    /// Every WAN policy, by name.
+    pub policies: BTreeMap<String, WanPolicy>,
+    /// Every export, sorted by (namespace, name, cluster order).
+    pub exports: Vec<Export>,
+    /// A digest of the declarations' content, independent of file names and order.
+    pub input_digest: String,
+}

@@ -1,0 +1,332 @@
+//! Stage 3: resolve exports into imports (KEP-1645 namespace sameness) and decide, for one
+//! cluster at a time, every object it gets. Pure: a function of the `Model` alone. Plans
+//! are built per cluster on demand, so memory holds one cluster's plan per worker.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::model::{Export, Exposure, Model, ServiceType, WanPolicy};
+
+/// One service as the whole clusterset sees it: every exporter, merged.
+#[derive(Debug)]
+pub struct GlobalService {
+    pub namespace: String,
+    pub name: String,
+    /// Indices into `Model::exports`, in ClusterSet order.
+    pub exporters: Vec<usize>,
+    pub ports: Vec<ImportPort>,
+    pub service_type: ServiceType,
+    /// The policies importers route by; after conflict checks, all exporters agree.
+    pub policies: Vec<String>,
+}
+
+/// The clusterset-wide view `plan` keeps between clusters.
+#[derive(Debug)]
+pub struct Plan<'m> {
+    pub model: &'m Model,
+    pub services: Vec<GlobalService>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ImportPort {
+    /// The Service's port name; MCS allows unnamed ports.
+    pub name: Option<String>,
+    /// The ServiceEntry port name Istio requires.
+    pub istio_name: String,
+    pub port: u16,
+    pub app_protocol: Option<String>,
+    /// `HTTP`, `HTTP2` or `GRPC`.
+    pub istio_protocol: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterPlan {
+    pub name: String,
+    pub gateway: Option<GatewayPlan>,
+    pub exports: Vec<ExportPlan>,
+    pub imports: Vec<ImportPlan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GatewayPlan {
+    pub exposure: &'static str,
+    pub listeners: Vec<Listener>,
+    /// The namespaces whose routes the listeners admit: those that export something.
+    pub namespaces: Vec<String>,
+    /// For `NodePort` exposure, each listener's nodePort is pinned to its policy port.
+    pub pin_node_ports: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listener {
+    pub name: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportPlan {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// One HTTPRoute per policy the export uses.
+    pub routes: Vec<IngressRoute>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngressRoute {
+    pub name: String,
+    pub policy: String,
+    /// The clusterset host the route answers for.
+    pub host: String,
+    /// The local Service host the request is rewritten to.
+    pub local_host: String,
+    pub backend_port: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportPlan {
+    pub namespace: String,
+    pub name: String,
+    pub host: String,
+    pub service_type: &'static str,
+    pub ports: Vec<ImportPort>,
+    /// `DNS` when any endpoint is a hostname, else `STATIC`.
+    pub resolution: &'static str,
+    pub endpoints: Vec<Endpoint>,
+    pub subsets: Vec<String>,
+    pub failover: Vec<Failover>,
+    /// Routes of the sender-side VirtualService, in order.
+    pub routes: Vec<EgressRoute>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub ports: BTreeMap<String, u16>,
+    pub locality: String,
+    pub cluster: String,
+    pub policy: String,
+    /// The importer's own export, reached directly rather than through its gateway.
+    pub local: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failover {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EgressRoute {
+    pub name: String,
+    pub policy: String,
+    /// The destination port, set only when the import has exactly one port.
+    pub port: Option<u16>,
+}
+
+impl<'m> Plan<'m> {
+    /// Merges exports into clusterset services: namespace sameness makes `ns/name` one
+    /// service everywhere. Ports are the union by name, the earliest exporter winning.
+    #[must_use]
+    pub fn new(model: &'m Model) -> Self {
+        let mut services: Vec<GlobalService> = Vec::new();
+        for (i, export) in model.exports.iter().enumerate() {
+            match services.last_mut() {
+                Some(service)
+                    if service.namespace == export.namespace && service.name == export.name =>
+                {
+                    service.exporters.push(i);
+                    if !service
+                        .ports
+                        .iter()
+                        .any(|p| p.istio_name == export.port.istio_name())
+                    {
+                        service.ports.push(import_port(export));
+                    }
+                }
+                _ => services.push(GlobalService {
+                    namespace: export.namespace.clone(),
+                    name: export.name.clone(),
+                    exporters: vec![i],
+                    ports: vec![import_port(export)],
+                    service_type: export.service_type,
+                    policies: export.policies.clone(),
+                }),
+            }
+        }
+        for service in &mut services {
+            service
+                .ports
+                .sort_by(|a, b| a.istio_name.cmp(&b.istio_name));
+        }
+        Plan { model, services }
+    }
+
+    /// Everything cluster `c` gets.
+    #[must_use]
+    pub fn cluster(&self, c: usize) -> ClusterPlan {
+        let clusterset = &self.model.clusterset;
+        let cluster = &clusterset.clusters[c];
+        let exports: Vec<&Export> = self
+            .model
+            .exports
+            .iter()
+            .filter(|e| e.cluster == c)
+            .collect();
+        let gateway = (!exports.is_empty()).then(|| {
+            let mut namespaces: Vec<String> = exports.iter().map(|e| e.namespace.clone()).collect();
+            namespaces.dedup();
+            GatewayPlan {
+                exposure: cluster.exposure.as_str(),
+                listeners: self
+                    .model
+                    .policies
+                    .values()
+                    .map(|p| Listener {
+                        name: p.name.clone(),
+                        port: p.port,
+                    })
+                    .collect(),
+                namespaces,
+                pin_node_ports: cluster.exposure == Exposure::NodePort,
+            }
+        });
+        let exports = exports
+            .into_iter()
+            .map(|export| ExportPlan {
+                namespace: export.namespace.clone(),
+                name: export.name.clone(),
+                labels: export.labels.clone(),
+                annotations: export.annotations.clone(),
+                routes: export
+                    .policies
+                    .iter()
+                    .map(|policy| IngressRoute {
+                        name: format!("mcw-{}-{policy}", export.name),
+                        policy: policy.clone(),
+                        host: self.host(&export.namespace, &export.name),
+                        local_host: local_host(&export.namespace, &export.name),
+                        backend_port: export.port.port,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let imports = self
+            .services
+            .iter()
+            .filter(|s| cluster.namespaces.contains(&s.namespace))
+            .map(|service| self.import(c, service))
+            .collect();
+        ClusterPlan {
+            name: cluster.name.clone(),
+            gateway,
+            exports,
+            imports,
+        }
+    }
+
+    fn import(&self, c: usize, service: &GlobalService) -> ImportPlan {
+        let clusterset = &self.model.clusterset;
+        let importer = &clusterset.clusters[c];
+        let mut endpoints = Vec::new();
+        for &e in &service.exporters {
+            let export = &self.model.exports[e];
+            let exporter = &clusterset.clusters[export.cluster];
+            let local = export.cluster == c;
+            for policy in &service.policies {
+                let (address, port) = if local {
+                    (
+                        local_host(&service.namespace, &service.name),
+                        export.port.port,
+                    )
+                } else {
+                    (exporter.address.clone(), self.policy(policy).port)
+                };
+                endpoints.push(Endpoint {
+                    address,
+                    ports: service
+                        .ports
+                        .iter()
+                        .map(|p| (p.istio_name.clone(), port))
+                        .collect(),
+                    locality: exporter.locality(),
+                    cluster: exporter.name.clone(),
+                    policy: policy.clone(),
+                    local,
+                });
+            }
+        }
+        // In an exporter, its own endpoints come first.
+        endpoints.sort_by_key(|endpoint| !endpoint.local);
+        let resolution = if endpoints
+            .iter()
+            .all(|e| e.address.parse::<IpAddr>().is_ok())
+        {
+            "STATIC"
+        } else {
+            "DNS"
+        };
+
+        // Envoy already prefers the client's own region; name the region to fail over to
+        // when it has no healthy endpoint: the first other exporting region in ClusterSet order.
+        let failover = service
+            .exporters
+            .iter()
+            .map(|&e| &clusterset.clusters[self.model.exports[e].cluster].region)
+            .find(|region| **region != importer.region)
+            .map(|to| Failover {
+                from: importer.region.clone(),
+                to: to.clone(),
+            })
+            .into_iter()
+            .collect();
+        let single_port = (service.ports.len() == 1).then(|| service.ports[0].port);
+        ImportPlan {
+            namespace: service.namespace.clone(),
+            name: service.name.clone(),
+            host: self.host(&service.namespace, &service.name),
+            service_type: service.service_type.as_str(),
+            ports: service.ports.clone(),
+            resolution,
+            endpoints,
+            subsets: service.policies.clone(),
+            failover,
+            routes: service
+                .policies
+                .iter()
+                .map(|policy| EgressRoute {
+                    name: policy.clone(),
+                    policy: policy.clone(),
+                    port: single_port,
+                })
+                .collect(),
+        }
+    }
+
+    fn policy(&self, name: &str) -> &WanPolicy {
+        &self.model.policies[name]
+    }
+
+    /// `<svc>.<ns>.svc.<domain>`: the name importers use.
+    #[must_use]
+    pub fn host(&self, namespace: &str, name: &str) -> String {
+        format!("{name}.{namespace}.svc.{}", self.model.clusterset.domain)
+    }
+}
+
+fn local_host(namespace: &str, name: &str) -> String {
+    format!("{name}.{namespace}.svc.cluster.local")
+}
+
+fn import_port(export: &Export) -> ImportPort {
+    ImportPort {
+        name: export.port.name.clone(),
+        istio_name: export.port.istio_name().to_string(),
+        port: export.port.port,
+        app_protocol: export.port.app_protocol.clone(),
+        istio_protocol: export.port.protocol.istio().to_string(),
+    }
+}

@@ -1,0 +1,378 @@
+//! Stage 4: render one cluster's plan into files, through minijinja templates. Every value
+//! a template prints is escaped as JSON (valid YAML), so no name or header can inject
+//! YAML. Every rendered object is parsed back, checked against its output schema and
+//! re-serialized, so the bytes are canonical. Pure: never touches the filesystem.
+
+mod crd;
+
+use std::collections::BTreeMap;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde_json::{json, Value};
+
+use crate::check::topology::{GATEWAY_NAME, RESERVED_NAMESPACE};
+use crate::error::Error;
+use crate::plan::{ClusterPlan, ImportPlan, Plan};
+use crate::schema::{self, Lookup, Schemas};
+
+/// The built-in templates, by name. `--templates DIR` overrides any of them by file name.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "namespace.yaml.j2",
+        include_str!("../../templates/namespace.yaml.j2"),
+    ),
+    (
+        "wanpolicy-crd.yaml.j2",
+        include_str!("../../templates/wanpolicy-crd.yaml.j2"),
+    ),
+    (
+        "wanpolicy.yaml.j2",
+        include_str!("../../templates/wanpolicy.yaml.j2"),
+    ),
+    (
+        "gateway.yaml.j2",
+        include_str!("../../templates/gateway.yaml.j2"),
+    ),
+    (
+        "gateway-options.yaml.j2",
+        include_str!("../../templates/gateway-options.yaml.j2"),
+    ),
+    (
+        "serviceexport.yaml.j2",
+        include_str!("../../templates/serviceexport.yaml.j2"),
+    ),
+    (
+        "httproute.yaml.j2",
+        include_str!("../../templates/httproute.yaml.j2"),
+    ),
+    (
+        "serviceimport.yaml.j2",
+        include_str!("../../templates/serviceimport.yaml.j2"),
+    ),
+    (
+        "serviceentry.yaml.j2",
+        include_str!("../../templates/serviceentry.yaml.j2"),
+    ),
+    (
+        "destinationrule.yaml.j2",
+        include_str!("../../templates/destinationrule.yaml.j2"),
+    ),
+    (
+        "virtualservice.yaml.j2",
+        include_str!("../../templates/virtualservice.yaml.j2"),
+    ),
+    (
+        "kustomization.yaml.j2",
+        include_str!("../../templates/kustomization.yaml.j2"),
+    ),
+];
+
+/// The ConfigMap Istio reads Gateway deployment customizations from.
+const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mcwan");
+
+/// One rendered file, with its path relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Compiled templates and output schemas, shared by every cluster's render.
+pub struct Renderer {
+    env: Environment<'static>,
+    schemas: Schemas,
+}
+
+impl Renderer {
+    /// Compiles the built-in templates, replaced by any override of the same name.
+    ///
+    /// # Errors
+    /// When a template does not compile.
+    pub fn new(overrides: &[(String, String)]) -> Result<Self, Error> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        env.add_filter(
+            "yaml",
+            |value: minijinja::Value| -> Result<String, minijinja::Error> {
+                yaml_serde::to_string(&value).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+                })
+            },
+        );
+        for (name, source) in TEMPLATES {
+            let source = overrides
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(*source, |(_, s)| s.as_str());
+            env.add_template_owned((*name).to_string(), source.to_string())
+                .map_err(|e| Error::Template {
+                    name: (*name).to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(Renderer {
+            env,
+            schemas: Schemas::compile(schema::OUTPUT),
+        })
+    }
+
+    /// Renders every file of cluster `c`'s directory, `kustomization.yaml` included.
+    ///
+    /// # Errors
+    /// When a template fails, or renders an object its output schema rejects.
+    pub fn cluster(&self, plan: &Plan, c: usize) -> Result<Vec<OutputFile>, Error> {
+        let model = plan.model;
+        let cluster_plan = plan.cluster(c);
+        let cluster = cluster_plan.name.as_str();
+        let mut files = Vec::new();
+        let mut object = |template: &str, context: Value| -> Result<(), Error> {
+            files.push(self.object(cluster, template, &context)?);
+            Ok(())
+        };
+
+        object(
+            "namespace.yaml.j2",
+            json!({"namespace": RESERVED_NAMESPACE, "labels": labels(cluster, &[])}),
+        )?;
+        let wan_policy_input: Value =
+            serde_json::from_str(include_str!("../../schemas/input/wanpolicy.json"))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        object(
+            "wanpolicy-crd.yaml.j2",
+            json!({"schema": crd::wan_policy_schema(&wan_policy_input), "labels": labels(cluster, &[])}),
+        )?;
+        for policy in model.policies.values() {
+            let context = json!({
+                "policy": {
+                    "name": policy.name, "tunnel": policy.tunnel, "port": policy.port,
+                    "sla": {"jitterMs": policy.sla.jitter_ms, "latencyMs": policy.sla.latency_ms, "lossPercent": policy.sla.loss_percent},
+                },
+                "labels": labels(cluster, &[("mcw.l7mp.io/wan-policy", &policy.name)]),
+            });
+            object("wanpolicy.yaml.j2", context)?;
+        }
+        exports(
+            &cluster_plan,
+            &mut object,
+            model.clusterset.mcs_version.api_version(),
+            &model.clusterset.gateway_class_name,
+        )?;
+        for import in &cluster_plan.imports {
+            import_objects(
+                cluster,
+                import,
+                model.clusterset.mcs_version.api_version(),
+                &mut object,
+            )?;
+        }
+
+        let prefix = format!("{cluster}/");
+        let mut resources: Vec<&str> = files
+            .iter()
+            .map(|f| f.path.strip_prefix(&prefix).unwrap_or(&f.path))
+            .collect();
+        resources.sort_unstable();
+        let kustomization = self.render_file(
+            "kustomization.yaml.j2",
+            &json!({"resources": resources}),
+            format!("{cluster}/kustomization.yaml"),
+        )?;
+        files.push(kustomization);
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Renders one object and files it under `<cluster>/<namespace or _cluster>/`.
+    fn object(&self, cluster: &str, template: &str, context: &Value) -> Result<OutputFile, Error> {
+        let value = self.render_value(template, context)?;
+        let kind = value["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        let directory = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("_cluster");
+        for segment in [kind.as_str(), name, directory] {
+            if !is_path_safe(segment) {
+                return Err(Error::Internal(format!(
+                    "template `{template}` rendered an unsafe file name segment `{segment}`"
+                )));
+            }
+        }
+        let path = format!("{cluster}/{directory}/{kind}-{name}.yaml");
+        serialize(&value, path)
+    }
+
+    fn render_file(
+        &self,
+        template: &str,
+        context: &Value,
+        path: String,
+    ) -> Result<OutputFile, Error> {
+        serialize(&self.render_value(template, context)?, path)
+    }
+
+    fn render_value(&self, template: &str, context: &Value) -> Result<Value, Error> {
+        let failed = |message: String| Error::Template {
+            name: template.to_string(),
+            message,
+        };
+        let text = self
+            .env
+            .get_template(template)
+            .and_then(|t| t.render(minijinja::value::Serde(context)))
+            .map_err(|e| failed(format!("{e:#}")))?;
+        let value: Value = yaml_serde::from_str(&text)
+            .map_err(|e| failed(format!("rendered invalid YAML: {e}\n{text}")))?;
+        let api_version = value["apiVersion"].as_str().unwrap_or_default();
+        let kind = value["kind"].as_str().unwrap_or_default();
+        match self.schemas.lookup(api_version, kind) {
+            Lookup::Found(validator, schema) => {
+                let problems = schema::violations(validator, schema, &value);
+                if !problems.is_empty() {
+                    return Err(failed(format!(
+                        "rendered {kind} violates the upstream API schema: {problems:?}"
+                    )));
+                }
+                Ok(value)
+            }
+            _ => Err(failed(format!(
+                "rendered `{api_version}` `{kind}`, which mcwan has no output schema for"
+            ))),
+        }
+    }
+}
+
+fn exports(
+    plan: &ClusterPlan,
+    object: &mut impl FnMut(&str, Value) -> Result<(), Error>,
+    mcs_api_version: &str,
+    gateway_class_name: &str,
+) -> Result<(), Error> {
+    let cluster = plan.name.as_str();
+    if let Some(gateway) = &plan.gateway {
+        object(
+            "gateway.yaml.j2",
+            json!({
+                "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway": gateway,
+                "gateway_class_name": gateway_class_name, "options_name": GATEWAY_OPTIONS_NAME,
+                "labels": labels(cluster, &[]),
+            }),
+        )?;
+        if gateway.pin_node_ports {
+            let ports: Vec<Value> = gateway
+                .listeners
+                .iter()
+                .map(|l| json!({"port": l.port, "nodePort": l.port, "protocol": "TCP"}))
+                .collect();
+            object(
+                "gateway-options.yaml.j2",
+                json!({
+                    "name": GATEWAY_OPTIONS_NAME, "namespace": RESERVED_NAMESPACE,
+                    "service_patch": {"spec": {"ports": ports}}, "labels": labels(cluster, &[]),
+                }),
+            )?;
+        }
+    }
+    for export in &plan.exports {
+        let service = [("mcw.l7mp.io/service", export.name.as_str())];
+        object(
+            "serviceexport.yaml.j2",
+            json!({"export": export, "mcs_api_version": mcs_api_version, "labels": user_labels(cluster, &export.labels, &service)}),
+        )?;
+        for route in &export.routes {
+            object(
+                "httproute.yaml.j2",
+                json!({
+                    "route": route, "namespace": export.namespace, "service": export.name, "cluster": cluster,
+                    "gateway_name": GATEWAY_NAME, "gateway_namespace": RESERVED_NAMESPACE,
+                    "labels": labels(cluster, &[service[0], ("mcw.l7mp.io/wan-policy", &route.policy)]),
+                }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn import_objects(
+    cluster: &str,
+    import: &ImportPlan,
+    mcs_api_version: &str,
+    object: &mut impl FnMut(&str, Value) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let labels = labels(cluster, &[("mcw.l7mp.io/service", &import.name)]);
+    let name = format!("mcw-{}", import.name);
+    let ports: Vec<Value> = import
+        .ports
+        .iter()
+        .map(|p| {
+            let mut port = json!({"port": p.port, "protocol": "TCP"});
+            if let Some(name) = &p.name {
+                port["name"] = json!(name);
+            }
+            if let Some(app_protocol) = &p.app_protocol {
+                port["appProtocol"] = json!(app_protocol);
+            }
+            port
+        })
+        .collect();
+    let context = json!({
+        "import": import, "name": name, "cluster": cluster, "labels": labels,
+        "mcs_api_version": mcs_api_version, "ports": ports,
+    });
+    for template in [
+        "serviceimport.yaml.j2",
+        "serviceentry.yaml.j2",
+        "destinationrule.yaml.j2",
+        "virtualservice.yaml.j2",
+    ] {
+        object(template, context.clone())?;
+    }
+    Ok(())
+}
+
+fn serialize(value: &Value, path: String) -> Result<OutputFile, Error> {
+    let text = yaml_serde::to_string(value).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
+    Ok(OutputFile {
+        path,
+        bytes: text.into_bytes(),
+    })
+}
+
+/// A file name segment built from a validated name: lowercase DNS characters only.
+fn is_path_safe(segment: &str) -> bool {
+    !segment.is_empty()
+        && !segment.starts_with('.')
+        && segment.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
+        })
+}
+
+/// The labels every generated object carries: who manages it and where it comes from.
+fn labels(cluster: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    user_labels(cluster, &BTreeMap::new(), extra)
+}
+
+fn user_labels(
+    cluster: &str,
+    user: &BTreeMap<String, String>,
+    extra: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    let mut labels = user.clone();
+    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    labels.insert("mcw.l7mp.io/cluster".into(), cluster.into());
+    for (key, value) in extra {
+        labels.insert((*key).into(), (*value).into());
+    }
+    labels
+}

@@ -1,0 +1,180 @@
+//! Prints diagnostics: human (codespan-style snippets), JSON, or GitHub workflow commands.
+//! Writes only to the stream it is given.
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Write};
+
+use codespan_reporting::diagnostic::{Diagnostic as Snippet, Label, Severity as SnippetSeverity};
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term::{self, termcolor};
+use serde_json::json;
+
+use crate::diagnostic::{Diagnostic, Location, Severity};
+use crate::source::Sources;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+/// Writes `diagnostics` to stderr (human) or stdout (json, github).
+///
+/// # Errors
+/// On write errors; a closed pipe is left to the caller to ignore.
+pub fn print(format: Format, sources: &Sources, diagnostics: &[Diagnostic]) -> io::Result<()> {
+    match format {
+        Format::Human => {
+            let choice = if std::env::var_os("NO_COLOR").is_some() || !io::stderr().is_terminal() {
+                termcolor::ColorChoice::Never
+            } else {
+                termcolor::ColorChoice::Auto
+            };
+            let mut stream = termcolor::StandardStream::stderr(choice);
+            human(&mut stream, sources, diagnostics)
+        }
+        Format::Json => {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{}", json_report(diagnostics))
+        }
+        Format::Github => {
+            let mut out = io::stdout().lock();
+            out.write_all(github(diagnostics).as_bytes())
+        }
+    }
+}
+
+/// Renders diagnostics with source snippets, as rustc and cargo-deny do.
+///
+/// # Errors
+/// On write errors.
+pub fn human(
+    writer: &mut dyn termcolor::WriteColor,
+    sources: &Sources,
+    diagnostics: &[Diagnostic],
+) -> io::Result<()> {
+    let mut files = SimpleFiles::new();
+    let ids: Vec<usize> = sources
+        .files
+        .iter()
+        .map(|f| files.add(f.path.display().to_string(), f.text.as_str()))
+        .collect();
+    let config = term::Config::default();
+    let label = |location: &Location, primary: bool, message: &str| {
+        let index = sources.files.iter().position(|f| f.path == location.file)?;
+        let text = &sources.files[index].text;
+        let start = location.offset.min(text.len());
+        let end = start + token_length(&text[start..]);
+        let label = if primary {
+            Label::primary(ids[index], start..end)
+        } else {
+            Label::secondary(ids[index], start..end)
+        };
+        Some(label.with_message(message))
+    };
+    for diagnostic in diagnostics {
+        let severity = match diagnostic.severity {
+            Severity::Error => SnippetSeverity::Error,
+            Severity::Warning => SnippetSeverity::Warning,
+        };
+        let mut labels = Vec::new();
+        labels.extend(diagnostic.primary.as_ref().and_then(|l| label(l, true, "")));
+        labels.extend(
+            diagnostic
+                .secondary
+                .iter()
+                .filter_map(|(l, m)| label(l, false, m)),
+        );
+        let mut notes = Vec::new();
+        if let Some(location) = &diagnostic.primary {
+            notes.push(format!("at {location}"));
+        }
+        if let Some(hint) = &diagnostic.hint {
+            notes.push(format!("hint: {hint}"));
+        }
+        let snippet = Snippet::new(severity)
+            .with_code(diagnostic.code.as_str())
+            .with_message(&diagnostic.message)
+            .with_labels(labels)
+            .with_notes(notes);
+        term::emit(writer, &config, &files, &snippet).map_err(io::Error::other)?;
+    }
+    let (errors, warnings) = counts(diagnostics);
+    if errors + warnings > 0 {
+        writeln!(writer, "{errors} error(s), {warnings} warning(s)")?;
+    }
+    Ok(())
+}
+
+/// The length of the token at the start of `text`: up to a `:`, a space or the line end.
+fn token_length(text: &str) -> usize {
+    let line = text.lines().next().unwrap_or("");
+    let end = line.find([':', ' ', ',', '}', ']']).unwrap_or(line.len());
+    end.max(1).min(text.len())
+}
+
+fn counts(diagnostics: &[Diagnostic]) -> (usize, usize) {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    (errors, diagnostics.len() - errors)
+}
+
+/// The documented JSON structure (`docs/diagnostics.md`).
+#[must_use]
+pub fn json_report(diagnostics: &[Diagnostic]) -> String {
+    let location = |l: &Location| json!({"file": l.file.display().to_string(), "line": l.line, "column": l.col});
+    let items: Vec<_> = diagnostics
+        .iter()
+        .map(|d| {
+            json!({
+                "code": d.code.as_str(),
+                "severity": d.severity.as_str(),
+                "message": d.message,
+                "hint": d.hint,
+                "location": d.primary.as_ref().map(location),
+                "related": d.secondary.iter().map(|(l, m)| json!({"location": location(l), "message": m})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let (errors, warnings) = counts(diagnostics);
+    json!({"version": 1, "errors": errors, "warnings": warnings, "diagnostics": items}).to_string()
+}
+
+/// GitHub Actions workflow commands, which GitHub shows as annotations on the lines.
+#[must_use]
+pub fn github(diagnostics: &[Diagnostic]) -> String {
+    let data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut out = String::new();
+    for d in diagnostics {
+        let mut properties = Vec::new();
+        if let Some(l) = &d.primary {
+            properties.push(format!(
+                "file={},line={},col={}",
+                property(&l.file.display().to_string()),
+                l.line,
+                l.col
+            ));
+        }
+        properties.push(format!("title={}", property(d.code.as_str())));
+        let message = match &d.hint {
+            Some(hint) => format!("{} (hint: {hint})", d.message),
+            None => d.message.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "::{} {}::{}",
+            d.severity.as_str(),
+            properties.join(","),
+            data(&message)
+        );
+    }
+    out
+}

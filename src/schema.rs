@@ -1,0 +1,308 @@
+//! JSON Schemas of the input kinds and of every rendered kind, embedded in the binary so
+//! that `mcwan` needs nothing at run time but its inputs. Each schema is compiled once.
+//! Schemas never resolve a remote `$ref`: `jsonschema` is built without its HTTP client.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::Validator;
+use serde_json::Value;
+
+use crate::diagnostic::did_you_mean;
+
+/// The input schemas, by file name under `schemas/input/`.
+pub const INPUT: &[(&str, &str)] = &[
+    (
+        "clusterset.json",
+        include_str!("../schemas/input/clusterset.json"),
+    ),
+    (
+        "wanpolicy.json",
+        include_str!("../schemas/input/wanpolicy.json"),
+    ),
+    (
+        "serviceexport.json",
+        include_str!("../schemas/input/serviceexport.json"),
+    ),
+    (
+        "service.json",
+        include_str!("../schemas/input/service.json"),
+    ),
+    (
+        "namespace.json",
+        include_str!("../schemas/input/namespace.json"),
+    ),
+];
+
+/// The output schemas, by file name under `schemas/output/`: the upstream APIs' fields.
+pub const OUTPUT: &[(&str, &str)] = &[
+    (
+        "namespace.json",
+        include_str!("../schemas/output/namespace.json"),
+    ),
+    (
+        "configmap.json",
+        include_str!("../schemas/output/configmap.json"),
+    ),
+    (
+        "customresourcedefinition.json",
+        include_str!("../schemas/output/customresourcedefinition.json"),
+    ),
+    (
+        "wanpolicy.json",
+        include_str!("../schemas/input/wanpolicy.json"),
+    ),
+    (
+        "gateway.json",
+        include_str!("../schemas/output/gateway.json"),
+    ),
+    (
+        "httproute.json",
+        include_str!("../schemas/output/httproute.json"),
+    ),
+    (
+        "serviceexport-v1alpha1.json",
+        include_str!("../schemas/output/serviceexport-v1alpha1.json"),
+    ),
+    (
+        "serviceexport-v1beta1.json",
+        include_str!("../schemas/output/serviceexport-v1beta1.json"),
+    ),
+    (
+        "serviceimport-v1alpha1.json",
+        include_str!("../schemas/output/serviceimport-v1alpha1.json"),
+    ),
+    (
+        "serviceimport-v1beta1.json",
+        include_str!("../schemas/output/serviceimport-v1beta1.json"),
+    ),
+    (
+        "serviceentry.json",
+        include_str!("../schemas/output/serviceentry.json"),
+    ),
+    (
+        "destinationrule.json",
+        include_str!("../schemas/output/destinationrule.json"),
+    ),
+    (
+        "virtualservice.json",
+        include_str!("../schemas/output/virtualservice.json"),
+    ),
+    (
+        "kustomization.json",
+        include_str!("../schemas/output/kustomization.json"),
+    ),
+];
+
+/// What is wrong with one value, before it is placed in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A field the schema does not define, with the closest defined name.
+    UnknownField {
+        pointer: String,
+        suggestion: Option<String>,
+    },
+    MissingField {
+        pointer: String,
+        field: String,
+    },
+    Invalid {
+        pointer: String,
+        message: String,
+    },
+}
+
+struct Compiled {
+    api_versions: Vec<String>,
+    source: Value,
+    validator: Validator,
+}
+
+/// Compiled schemas, indexed by kind and then by the apiVersions each accepts.
+pub struct Schemas {
+    by_kind: BTreeMap<String, Vec<Compiled>>,
+}
+
+/// The result of looking up a document's schema.
+pub enum Lookup<'a> {
+    Found(&'a Validator, &'a Value),
+    UnknownKind { suggestion: Option<String> },
+    UnknownVersion { accepted: Vec<String> },
+}
+
+impl Schemas {
+    /// Compiles embedded schemas.
+    ///
+    /// # Panics
+    /// When an embedded schema does not compile: a bug in mcwan, caught by the unit test
+    /// below, never by input.
+    #[must_use]
+    pub fn compile(files: &[(&str, &str)]) -> Self {
+        let mut by_kind: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
+        for (name, text) in files {
+            let source: Value =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("schema {name}: {e}"));
+            let validator =
+                jsonschema::validator_for(&source).unwrap_or_else(|e| panic!("schema {name}: {e}"));
+            let properties = &source["properties"];
+            let kind = properties["kind"]["const"]
+                .as_str()
+                .unwrap_or_else(|| panic!("schema {name}: no kind const"));
+            let api_version = &properties["apiVersion"];
+            let api_versions = match (&api_version["const"], &api_version["enum"]) {
+                (Value::String(one), _) => vec![one.clone()],
+                (_, Value::Array(many)) => many
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => panic!("schema {name}: no apiVersion const or enum"),
+            };
+            by_kind.entry(kind.to_string()).or_default().push(Compiled {
+                api_versions,
+                source,
+                validator,
+            });
+        }
+        Schemas { by_kind }
+    }
+
+    #[must_use]
+    pub fn lookup(&self, api_version: &str, kind: &str) -> Lookup<'_> {
+        let Some(candidates) = self.by_kind.get(kind) else {
+            let suggestion =
+                did_you_mean(kind, self.by_kind.keys().map(String::as_str)).map(str::to_owned);
+            return Lookup::UnknownKind { suggestion };
+        };
+        candidates
+            .iter()
+            .find(|c| c.api_versions.iter().any(|v| v == api_version))
+            .map_or_else(
+                || Lookup::UnknownVersion {
+                    accepted: candidates
+                        .iter()
+                        .flat_map(|c| c.api_versions.clone())
+                        .collect(),
+                },
+                |c| Lookup::Found(&c.validator, &c.source),
+            )
+    }
+
+    /// Every schema, for `mcwan schema`.
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.by_kind
+            .iter()
+            .flat_map(|(kind, all)| all.iter().map(move |c| (kind.as_str(), &c.source)))
+    }
+}
+
+/// Validates `value`, turning each schema error into a `Violation` that names the field.
+#[must_use]
+pub fn violations(validator: &Validator, schema: &Value, value: &Value) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for error in validator.iter_errors(value) {
+        let pointer = error.instance_path().as_str().to_string();
+        match error.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let schema_pointer = error.schema_path().as_str();
+                let parent = schema_pointer
+                    .strip_suffix("/additionalProperties")
+                    .unwrap_or(schema_pointer);
+                let known: Vec<&str> = schema
+                    .pointer(parent)
+                    .and_then(|s| s["properties"].as_object())
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                for field in unexpected {
+                    found.push(Violation::UnknownField {
+                        pointer: format!("{pointer}/{}", crate::source::pointer_segment(field)),
+                        suggestion: did_you_mean(field, known.iter().copied()).map(str::to_owned),
+                    });
+                }
+            }
+            ValidationErrorKind::Required { property } => found.push(Violation::MissingField {
+                pointer,
+                field: property.as_str().unwrap_or_default().to_string(),
+            }),
+            _ => found.push(Violation::Invalid {
+                pointer,
+                message: error.to_string(),
+            }),
+        }
+    }
+    found
+}
+
+/// `/spec/clusters/0/name` as `spec.clusters[0].name`, the way users read field paths.
+#[must_use]
+pub fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.parse::<usize>().is_ok() {
+            let _ = write!(out, "[{segment}]");
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("(document)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_schemas_compile() {
+        let input = Schemas::compile(INPUT);
+        assert!(matches!(
+            input.lookup("mcw.l7mp.io/v1alpha1", "WANPolicy"),
+            Lookup::Found(..)
+        ));
+        let output = Schemas::compile(OUTPUT);
+        assert!(matches!(
+            output.lookup("gateway.networking.k8s.io/v1", "Gateway"),
+            Lookup::Found(..)
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_get_a_suggestion() {
+        let schemas = Schemas::compile(INPUT);
+        let Lookup::Found(validator, schema) = schemas.lookup("mcw.l7mp.io/v1alpha1", "WANPolicy")
+        else {
+            panic!()
+        };
+        let value = serde_json::json!({
+            "apiVersion": "mcw.l7mp.io/v1alpha1", "kind": "WANPolicy", "metadata": {"name": "x"},
+            "spec": {"tunnel": "t", "port": 70000, "sla": {"jitter-ms": 1, "latencyMs": 1, "lossPercent": 1}}
+        });
+        let found = violations(validator, schema, &value);
+        assert!(found.contains(&Violation::UnknownField {
+            pointer: "/spec/sla/jitter-ms".into(),
+            suggestion: Some("jitterMs".into())
+        }));
+        assert!(found.contains(&Violation::MissingField {
+            pointer: "/spec/sla".into(),
+            field: "jitterMs".into()
+        }));
+        assert!(found
+            .iter()
+            .any(|v| matches!(v, Violation::Invalid { pointer, .. } if pointer == "/spec/port")));
+    }
+
+    #[test]
+    fn field_paths_read_like_yaml() {
+        assert_eq!(field_path("/spec/clusters/0/name"), "spec.clusters[0].name");
+        assert_eq!(
+            field_path("/metadata/annotations/mcw.l7mp.io~1port"),
+            "metadata.annotations.mcw.l7mp.io/port"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Raw declarations: serde mirrors of the input YAML, deserialized only after the document
+//! passed its JSON Schema. They carry no invariants; `check` turns them into `model` types.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Number;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Meta {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterSet {
+    pub metadata: Meta,
+    pub spec: ClusterSetSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSetSpec {
+    pub domain: Option<String>,
+    pub gateway_class_name: Option<String>,
+    #[serde(rename = "mcsAPIVersion")]
+    pub mcs_api_version: Option<String>,
+    #[serde(rename = "defaultWANPolicy")]
+    pub default_wan_policy: Option<String>,
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub sdwan_site: u64,
+    pub gateway: Gateway,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Gateway {
+    pub address: String,
+    pub exposure: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WanPolicy {
+    pub metadata: Meta,
+    pub spec: WanPolicySpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WanPolicySpec {
+    pub tunnel: String,
+    pub port: u16,
+    pub sla: Sla,
+}
+
+/// SLA numbers are kept as written, so that the fabric receives exactly what was declared.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sla {
+    pub jitter_ms: Number,
+    pub latency_ms: Number,
+    pub loss_percent: Number,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    pub metadata: Meta,
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: Option<String>,
+    pub app_protocol: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceExport {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub metadata: Meta,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Namespace {
+    pub metadata: Meta,
+}

@@ -1,0 +1,526 @@
+//! End-to-end tests through the real `mcwan` binary. Golden trees, invalid-input cases and
+//! permutations are data: adding a case means adding a directory or a `.case` file.
+//! `MCWAN_BLESS=1 cargo test` rewrites the expected outputs from what mcwan produces.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bless() -> bool {
+    std::env::var_os("MCWAN_BLESS").is_some()
+}
+
+fn mcwan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mcwan")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn render(input: &Path, out: &Path) -> Output {
+    mcwan(&["render", path_str(input), "-o", path_str(out)])
+}
+
+/// Every file below `dir`, by `/`-separated relative path.
+fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut tree = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.expect("walk");
+        if entry.file_type().is_file() {
+            let relative = entry.path().strip_prefix(dir).unwrap();
+            let key = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            tree.insert(key, fs::read(entry.path()).unwrap());
+        }
+    }
+    tree
+}
+
+fn write_tree(dir: &Path, tree: &BTreeMap<String, Vec<u8>>) {
+    for (relative, bytes) in tree {
+        let path = dir.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+fn example_names() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "expected at least two examples");
+    names
+}
+
+/// Asserts two trees are byte-identical, showing a unified diff of the first difference.
+fn assert_same_tree(
+    expected: &BTreeMap<String, Vec<u8>>,
+    actual: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    let expected_files: Vec<_> = expected.keys().collect();
+    let actual_files: Vec<_> = actual.keys().collect();
+    assert_eq!(
+        expected_files, actual_files,
+        "{what}: the set of files differs"
+    );
+    for (path, bytes) in expected {
+        if actual[path] != *bytes {
+            let diff = similar::TextDiff::from_lines(
+                std::str::from_utf8(bytes).unwrap_or("<binary>"),
+                std::str::from_utf8(&actual[path]).unwrap_or("<binary>"),
+            )
+            .unified_diff()
+            .header("expected", "actual")
+            .to_string();
+            panic!("{what}: {path} differs\n{diff}");
+        }
+    }
+}
+
+#[test]
+fn examples_render_to_their_golden_trees() {
+    for name in example_names() {
+        let temp = tempfile::tempdir().unwrap();
+        let out = temp.path().join("out");
+        let output = render(&root().join("examples").join(&name), &out);
+        assert!(
+            output.status.success(),
+            "render {name} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let actual = read_tree(&out);
+        let golden = root().join("golden").join(&name);
+        if bless() {
+            let _ = fs::remove_dir_all(&golden);
+            write_tree(&golden, &actual);
+        }
+        assert_same_tree(&read_tree(&golden), &actual, &format!("golden/{name}"));
+    }
+}
+
+/// What Argo CD and Flux run on each cluster directory must succeed and yield exactly the
+/// objects the directory holds.
+#[test]
+fn every_rendered_cluster_builds_with_kubectl_kustomize() {
+    let mut checked = 0;
+    for name in example_names() {
+        let golden = root().join("golden").join(&name);
+        for entry in fs::read_dir(&golden).unwrap() {
+            let dir = entry.unwrap().path();
+            let kustomization = dir.join("kustomization.yaml");
+            if !kustomization.is_file() {
+                continue;
+            }
+            let listed = fs::read_to_string(&kustomization)
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("- "))
+                .count();
+            let files = read_tree(&dir).len() - 1;
+            assert_eq!(
+                listed,
+                files,
+                "{}: kustomization lists {listed} of {files} files",
+                dir.display()
+            );
+            let output = Command::new("kubectl")
+                .args(["kustomize", path_str(&dir)])
+                .output()
+                .expect("kubectl must be installed: .ci/run installs it");
+            assert!(
+                output.status.success(),
+                "kubectl kustomize {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let built = String::from_utf8(output.stdout).unwrap();
+            let objects = built
+                .split("\n---\n")
+                .filter(|d| d.contains("kind:"))
+                .count();
+            assert_eq!(
+                objects,
+                listed,
+                "{}: kustomize built {objects} objects from {listed} files",
+                dir.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} cluster directories checked");
+}
+
+/// One `tests/invalid/*.case` file: a base example, edits to it, and the expected
+/// diagnostics in `--format github`.
+struct Case {
+    path: PathBuf,
+    base: String,
+    args: Vec<String>,
+    edits: Vec<(String, String, String)>,
+    expect: String,
+}
+
+fn parse_case(path: &Path) -> Case {
+    let text = fs::read_to_string(path).unwrap();
+    let mut case = Case {
+        path: path.to_path_buf(),
+        base: String::new(),
+        args: Vec::new(),
+        edits: Vec::new(),
+        expect: String::new(),
+    };
+    let mut section: Option<(String, String)> = None;
+    let mut body = String::new();
+    let flush =
+        |section: &Option<(String, String)>, body: &mut String, case: &mut Case| match section {
+            Some((verb, _)) if verb == "expect" => case.expect = std::mem::take(body),
+            Some((verb, target)) => {
+                case.edits
+                    .push((verb.clone(), target.clone(), std::mem::take(body)));
+            }
+            None => body.clear(),
+        };
+    for line in text.lines() {
+        if let Some(header) = line.strip_prefix("--- ") {
+            flush(&section, &mut body, &mut case);
+            let (verb, target) = header.split_once(' ').unwrap_or((header, ""));
+            section = Some((verb.to_string(), target.to_string()));
+        } else if section.is_none() {
+            if let Some(base) = line.strip_prefix("base: ") {
+                case.base = base.to_string();
+            } else if let Some(args) = line.strip_prefix("args: ") {
+                case.args = args.split_whitespace().map(str::to_string).collect();
+            }
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    flush(&section, &mut body, &mut case);
+    case
+}
+
+fn apply_case(case: &Case, dir: &Path) {
+    write_tree(dir, &read_tree(&root().join("examples").join(&case.base)));
+    for (verb, target, body) in &case.edits {
+        let path = dir.join(target);
+        match verb.as_str() {
+            "file" => {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, body).unwrap();
+            }
+            "bytes" => fs::write(
+                &path,
+                body.trim()
+                    .split(' ')
+                    .map(|b| u8::from_str_radix(b, 16).unwrap())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap(),
+            "append" => {
+                let mut text = fs::read_to_string(&path).unwrap();
+                text.push_str(body);
+                fs::write(&path, text).unwrap();
+            }
+            "remove" => fs::remove_file(&path).unwrap(),
+            other => panic!("{}: unknown section `{other}`", case.path.display()),
+        }
+    }
+}
+
+fn case_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(root().join("tests/invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "case"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every invalid input is reported with its code and `file:line:col`, exits 1, and leaves
+/// a previously rendered OUT byte-identical.
+#[test]
+fn invalid_inputs_report_diagnostics_and_keep_previous_output() {
+    for file in case_files() {
+        let case = parse_case(&file);
+        let temp = tempfile::tempdir().unwrap();
+        let input = temp.path().join("repo");
+        apply_case(&case, &input);
+        let mut args = vec!["validate", path_str(&input), "--format", "github"];
+        args.extend(case.args.iter().map(String::as_str));
+        let output = mcwan(&args);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        if bless() {
+            let text = fs::read_to_string(&file).unwrap();
+            let head = text.split("\n--- expect\n").next().unwrap();
+            fs::write(&file, format!("{head}\n--- expect\n{stdout}")).unwrap();
+        } else {
+            assert_eq!(
+                stdout,
+                case.expect,
+                "{}: diagnostics differ",
+                file.display()
+            );
+        }
+        let has_errors = stdout.lines().any(|l| l.starts_with("::error"));
+        assert!(
+            !stdout.is_empty(),
+            "{}: no diagnostic at all",
+            file.display()
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(has_errors)),
+            "{}: validate exit code",
+            file.display()
+        );
+        if has_errors && !bless() {
+            let out = temp.path().join("out");
+            assert!(render(&root().join("examples").join(&case.base), &out)
+                .status
+                .success());
+            let before = read_tree(&out);
+            let mut args = vec!["render", path_str(&input), "-o", path_str(&out)];
+            args.extend(case.args.iter().map(String::as_str));
+            assert_eq!(
+                mcwan(&args).status.code(),
+                Some(1),
+                "{}: render exit code",
+                file.display()
+            );
+            assert_same_tree(
+                &before,
+                &read_tree(&out),
+                &format!("{}: OUT after a failed render", file.display()),
+            );
+        }
+    }
+}
+
+/// Each documented diagnostic code has at least one invalid-input case that produces it.
+#[test]
+fn every_diagnostic_code_has_a_case() {
+    let docs = fs::read_to_string(root().join("docs/diagnostics.md")).unwrap();
+    let codes: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
+        .collect();
+    let mut seen = String::new();
+    for file in case_files() {
+        seen.push_str(&parse_case(&file).expect);
+    }
+    let missing: Vec<_> = codes
+        .iter()
+        .filter(|c| !seen.contains(&format!("title={c}::")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without a case in tests/invalid: {missing:?}"
+    );
+}
+
+/// A tiny deterministic generator, so permutations are reproducible without a crate.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap();
+            items.swap(i, j);
+        }
+    }
+}
+
+/// Splits every input file into documents, then deals them into new files with random
+/// names, in random order, within the same place (`policies/`, `clusters/<c>/`).
+fn permute(source: &Path, target: &Path, rng: &mut Shuffle) {
+    let mut by_place: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (relative, bytes) in read_tree(source) {
+        let text = String::from_utf8(bytes).unwrap();
+        if relative == "clusterset.yaml" {
+            fs::create_dir_all(target).unwrap();
+            fs::write(target.join(&relative), text).unwrap();
+            continue;
+        }
+        let parts: Vec<&str> = relative.split('/').collect();
+        let place = if parts[0] == "clusters" {
+            format!("clusters/{}", parts[1])
+        } else {
+            parts[0].to_string()
+        };
+        let documents = by_place.entry(place).or_default();
+        documents.extend(
+            text.split("\n---\n")
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
+        );
+    }
+    for (place, mut documents) in by_place {
+        rng.shuffle(&mut documents);
+        let files = 1 + usize::try_from(rng.next() % 3).unwrap();
+        for (i, chunk) in documents
+            .chunks(documents.len().div_ceil(files))
+            .enumerate()
+        {
+            let name = format!("{place}/{:x}/{i}-{:x}.yaml", rng.next() % 4, rng.next());
+            let path = target.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, chunk.join("\n---\n") + "\n").unwrap();
+        }
+    }
+}
+
+#[test]
+fn output_does_not_depend_on_file_names_or_order() {
+    let mut rng = Shuffle(0x9e37_79b9_7f4a_7c15);
+    for name in example_names() {
+        let golden = read_tree(&root().join("golden").join(&name));
+        for round in 0..5 {
+            let temp = tempfile::tempdir().unwrap();
+            let input = temp.path().join("repo");
+            permute(&root().join("examples").join(&name), &input, &mut rng);
+            let out = temp.path().join("out");
+            let output = render(&input, &out);
+            assert!(
+                output.status.success(),
+                "{name} round {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_same_tree(
+                &golden,
+                &read_tree(&out),
+                &format!("{name} permutation {round}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn render_refuses_a_directory_it_did_not_create() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("precious.txt"), "mine").unwrap();
+    let output = render(&root().join("examples/payment"), &out);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("has no `mcwan-provenance.json`, so mcwan did not create it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("precious.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(read_tree(&out).len(), 1);
+}
+
+#[test]
+fn render_prunes_stale_files_it_owns_and_keeps_the_others() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    assert!(render(&root().join("examples/payment"), &out)
+        .status
+        .success());
+    fs::write(out.join("README.md"), "notes").unwrap();
+    fs::write(out.join("cluster-1/extra.yaml"), "kept").unwrap();
+    // Drop the logging export: its objects become stale.
+    let input = temp.path().join("repo");
+    write_tree(&input, &read_tree(&root().join("examples/payment")));
+    fs::remove_file(input.join("clusters/cluster-2/logging.yaml")).unwrap();
+    assert!(render(&input, &out).status.success());
+    let tree = read_tree(&out);
+    assert_eq!(tree["README.md"], b"notes");
+    assert_eq!(tree["cluster-1/extra.yaml"], b"kept");
+    assert!(
+        !tree.keys().any(|k| k.contains("logging")),
+        "stale logging objects remain"
+    );
+    assert!(
+        !tree.contains_key("cluster-2/mcw-system/gateway-mcw-ingress.yaml"),
+        "cluster-2 exports nothing now"
+    );
+    // Nothing is left beside OUT but the lock file.
+    let siblings: Vec<_> = fs::read_dir(temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        siblings.iter().filter(|s| s.contains("staging")).count(),
+        0,
+        "{siblings:?}"
+    );
+}
+
+#[test]
+fn render_refuses_output_inside_the_declarations() {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    write_tree(&input, &read_tree(&root().join("examples/payment")));
+    for bad in ["clusters/out", "policies", "."] {
+        let output = render(&input, &input.join(bad));
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+    }
+    // The usual layout, `rendered/` beside the declarations, works and is not read back.
+    assert!(render(&input, &input.join("rendered")).status.success());
+    assert!(render(&input, &input.join("rendered")).status.success());
+}
+
+/// Values that reach templates cannot inject YAML: an annotation full of YAML syntax
+/// comes out as the same string, in the same single object.
+#[test]
+fn annotation_values_cannot_inject_yaml() {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    write_tree(&input, &read_tree(&root().join("examples/payment")));
+    let hostile =
+        "x\"\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: pwned}\n# {{ 7*7 }} {% raw %}";
+    let path = input.join("clusters/cluster-1/payment.yaml");
+    let text = fs::read_to_string(&path).unwrap().replace(
+        "mcw.l7mp.io/mc-wan-policy: sd-wan-priority-high",
+        &format!(
+            "mcw.l7mp.io/mc-wan-policy: sd-wan-priority-high\n    note: {}",
+            serde_json::to_string(hostile).unwrap()
+        ),
+    );
+    fs::write(&path, text).unwrap();
+    let out = temp.path().join("out");
+    let output = render(&input, &out);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exported =
+        fs::read_to_string(out.join("cluster-1/secure/serviceexport-payment.yaml")).unwrap();
+    let documents: Vec<serde_json::Value> = yaml_serde::Deserializer::from_str(&exported)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 1);
+    assert_eq!(documents[0]["metadata"]["annotations"]["note"], hostile);
+    assert!(!read_tree(&out).keys().any(|k| k.contains("secret")));
+}
