@@ -86,13 +86,7 @@ pub fn human(
                 .iter()
                 .filter_map(|(l, m)| label(l, false, m)),
         );
-        let mut notes = Vec::new();
-        if let Some(location) = &diagnostic.primary {
-            notes.push(format!("at {location}"));
-        }
-        if let Some(hint) = &diagnostic.hint {
-            notes.push(format!("hint: {hint}"));
-        }
+        let notes: Vec<String> = diagnostic.hint.iter().map(|hint| format!("hint: {hint}")).collect();
         let snippet = Snippet::new(severity)
             .with_code(diagnostic.code.as_str())
             .with_message(&diagnostic.message)

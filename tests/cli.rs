@@ -524,3 +524,17 @@ fn annotation_values_cannot_inject_yaml() {
     assert_eq!(documents[0]["metadata"]["annotations"]["note"], hostile);
     assert!(!read_tree(&out).keys().any(|k| k.contains("secret")));
 }
+
+/// The human format, as a developer sees it in a terminal: snippets, labels, hints.
+#[test]
+fn human_diagnostics_show_the_offending_lines() {
+    let case = parse_case(&root().join("tests/invalid/many-problems.case"));
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    apply_case(&case, &input);
+    let output = mcwan(&["validate", path_str(&input)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    insta::assert_snapshot!(stderr.replace(path_str(temp.path()), "[TEMP]"));
+}

@@ -84,6 +84,18 @@ pub fn check(
             }
         }
 
+        let host = format!("{name}.{namespace}.svc.{}", topology.clusterset.domain);
+        if host.len() > 253 {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::NameTooLong,
+                    at("/metadata/name"),
+                    format!("the clusterset host `{host}` of export `{namespace}/{name}` has {} characters, more than 253", host.len()),
+                )
+                .hint("shorten the service, namespace or clusterset domain"),
+            );
+            continue;
+        }
         let key = (*cluster, namespace.clone(), name.clone());
         let Some(service) = services.get(&key) else {
             if declarations.is_broken("Service", name) {
