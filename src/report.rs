@@ -86,7 +86,11 @@ pub fn human(
                 .iter()
                 .filter_map(|(l, m)| label(l, false, m)),
         );
-        let notes: Vec<String> = diagnostic.hint.iter().map(|hint| format!("hint: {hint}")).collect();
+        let notes: Vec<String> = diagnostic
+            .hint
+            .iter()
+            .map(|hint| format!("hint: {hint}"))
+            .collect();
         let snippet = Snippet::new(severity)
             .with_code(diagnostic.code.as_str())
             .with_message(&diagnostic.message)
