@@ -90,6 +90,8 @@ codes! {
     AnnotationUnknown => "annotation-unknown",
     McsConflict => "mcs-conflict",
     McsConflictResolved => "mcs-conflict-resolved",
+    SdwanTunnelNoColor => "sdwan-tunnel-no-color",
+    SdwanSlaRounded => "sdwan-sla-rounded",
 }
 
 /// One problem found in the declarations.

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod emit;
 pub mod error;
+pub mod fabric;
 pub mod load;
 pub mod model;
 pub mod plan;
@@ -128,9 +129,16 @@ fn validate(input: &Input) -> Result<Option<Model>, Error> {
 pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Error> {
     let plan = Plan::new(model);
     let staging = Staging::begin(out)?;
+    let flows = std::sync::Mutex::new(Vec::new());
     for_each_cluster(model.clusterset.clusters.len(), |c| {
-        staging.write(&renderer.cluster(&plan, c)?)
+        let cluster_plan = plan.cluster(c);
+        staging.write(&renderer.cluster(model, c, &cluster_plan)?)?;
+        let found = fabric::flows(model, c, &cluster_plan);
+        flows.lock().map_err(|_| poisoned())?.extend(found);
+        Ok(())
     })?;
+    let flows = flows.into_inner().map_err(|_| poisoned())?;
+    staging.write(&renderer.fabric(&fabric::classify(model, flows))?)?;
     let provenance = Provenance {
         generator: "mcwan".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -138,6 +146,10 @@ pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Erro
         files: staging.written()?,
     };
     staging.commit(&provenance.file())
+}
+
+fn poisoned() -> Error {
+    Error::Internal("a render thread panicked".into())
 }
 
 /// Runs `work` for every cluster index on all cores. Each worker holds one cluster's

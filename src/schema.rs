@@ -11,88 +11,39 @@ use serde_json::Value;
 
 use crate::diagnostic::did_you_mean;
 
+macro_rules! schemas {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../schemas/", $dir, "/", $name)))),*]
+    };
+}
+
 /// The input schemas, by file name under `schemas/input/`.
-pub const INPUT: &[(&str, &str)] = &[
-    (
-        "clusterset.json",
-        include_str!("../schemas/input/clusterset.json"),
-    ),
-    (
-        "wanpolicy.json",
-        include_str!("../schemas/input/wanpolicy.json"),
-    ),
-    (
-        "serviceexport.json",
-        include_str!("../schemas/input/serviceexport.json"),
-    ),
-    (
-        "service.json",
-        include_str!("../schemas/input/service.json"),
-    ),
-    (
-        "namespace.json",
-        include_str!("../schemas/input/namespace.json"),
-    ),
+pub const INPUT: &[(&str, &str)] = schemas!["input":
+    "clusterset.json",
+    "wanpolicy.json",
+    "serviceexport.json",
+    "service.json",
+    "namespace.json",
 ];
 
-/// The output schemas, by file name under `schemas/output/`: the upstream APIs' fields.
-pub const OUTPUT: &[(&str, &str)] = &[
-    (
-        "namespace.json",
-        include_str!("../schemas/output/namespace.json"),
-    ),
-    (
-        "configmap.json",
-        include_str!("../schemas/output/configmap.json"),
-    ),
-    (
-        "customresourcedefinition.json",
-        include_str!("../schemas/output/customresourcedefinition.json"),
-    ),
-    (
-        "wanpolicy.json",
-        include_str!("../schemas/input/wanpolicy.json"),
-    ),
-    (
-        "gateway.json",
-        include_str!("../schemas/output/gateway.json"),
-    ),
-    (
-        "httproute.json",
-        include_str!("../schemas/output/httproute.json"),
-    ),
-    (
-        "serviceexport-v1alpha1.json",
-        include_str!("../schemas/output/serviceexport-v1alpha1.json"),
-    ),
-    (
-        "serviceexport-v1beta1.json",
-        include_str!("../schemas/output/serviceexport-v1beta1.json"),
-    ),
-    (
-        "serviceimport-v1alpha1.json",
-        include_str!("../schemas/output/serviceimport-v1alpha1.json"),
-    ),
-    (
-        "serviceimport-v1beta1.json",
-        include_str!("../schemas/output/serviceimport-v1beta1.json"),
-    ),
-    (
-        "serviceentry.json",
-        include_str!("../schemas/output/serviceentry.json"),
-    ),
-    (
-        "destinationrule.json",
-        include_str!("../schemas/output/destinationrule.json"),
-    ),
-    (
-        "virtualservice.json",
-        include_str!("../schemas/output/virtualservice.json"),
-    ),
-    (
-        "kustomization.json",
-        include_str!("../schemas/output/kustomization.json"),
-    ),
+/// The output schemas, by file name under `schemas/output/`: the upstream APIs' fields,
+/// and mcwan's own formats. A rendered WANPolicy meets the same schema as an input one.
+pub const OUTPUT: &[(&str, &str)] = schemas!["output":
+    "namespace.json",
+    "configmap.json",
+    "customresourcedefinition.json",
+    "gateway.json",
+    "httproute.json",
+    "serviceexport-v1alpha1.json",
+    "serviceexport-v1beta1.json",
+    "serviceimport-v1alpha1.json",
+    "serviceimport-v1beta1.json",
+    "serviceentry.json",
+    "destinationrule.json",
+    "virtualservice.json",
+    "telemetry.json",
+    "kustomization.json",
+    "sdwan-classification.json",
 ];
 
 /// What is wrong with one value, before it is placed in a file.
@@ -165,6 +116,12 @@ impl Schemas {
             });
         }
         Schemas { by_kind }
+    }
+
+    /// Compiles every schema a rendered object may be checked against.
+    #[must_use]
+    pub fn output() -> Self {
+        Self::compile(&[OUTPUT, &INPUT[1..2]].concat())
     }
 
     #[must_use]
@@ -265,7 +222,11 @@ mod tests {
             input.lookup("mcw.l7mp.io/v1alpha1", "WANPolicy"),
             Lookup::Found(..)
         ));
-        let output = Schemas::compile(OUTPUT);
+        let output = Schemas::output();
+        assert!(matches!(
+            output.lookup("mcw.l7mp.io/v1alpha1", "WANPolicy"),
+            Lookup::Found(..)
+        ));
         assert!(matches!(
             output.lookup("gateway.networking.k8s.io/v1", "Gateway"),
             Lookup::Found(..)

@@ -32,7 +32,17 @@ pub struct ClusterSetSpec {
     pub mcs_api_version: Option<String>,
     #[serde(rename = "defaultWANPolicy")]
     pub default_wan_policy: Option<String>,
+    #[serde(default)]
+    pub sdwan: Sdwan,
     pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Sdwan {
+    #[serde(default)]
+    pub vpns: Option<Vec<u32>>,
+    #[serde(default)]
+    pub colors: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

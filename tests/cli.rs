@@ -538,3 +538,241 @@ fn human_diagnostics_show_the_offending_lines() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     insta::assert_snapshot!(stderr.replace(path_str(temp.path()), "[TEMP]"));
 }
+
+fn yaml_documents(bytes: &[u8]) -> Vec<serde_json::Value> {
+    let text = std::str::from_utf8(bytes).unwrap();
+    yaml_serde::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+/// The gateways and the fabric come from one intent: changing a policy's port moves the
+/// listener, the pinned nodePort, every importer's endpoints and the fabric's
+/// classification together, in one render.
+#[test]
+fn a_policy_port_change_moves_gateways_and_fabric_together() {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    write_tree(&input, &read_tree(&root().join("examples/payment")));
+    let policy = input.join("policies/sd-wan-priority-high.yaml");
+    fs::write(
+        &policy,
+        fs::read_to_string(&policy)
+            .unwrap()
+            .replace("port: 31111", "port: 31115"),
+    )
+    .unwrap();
+    let out = temp.path().join("out");
+    assert!(render(&input, &out).status.success());
+    let tree = read_tree(&out);
+    let text = |path: &str| String::from_utf8(tree[path].clone()).unwrap();
+    assert!(
+        !tree
+            .values()
+            .any(|b| String::from_utf8_lossy(b).contains("31111")),
+        "the old port survives somewhere"
+    );
+    assert!(text("cluster-1/mcw-system/gateway-mcw-ingress.yaml").contains("port: 31115"));
+    assert!(
+        text("cluster-1/mcw-system/configmap-mcw-ingress-options.yaml").contains("nodePort: 31115")
+    );
+    assert!(text("cluster-2/secure/serviceentry-mcw-payment.yaml").contains("http: 31115"));
+    let classes = &yaml_documents(&tree["sdwan/classes.yaml"])[0];
+    let high = classes["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["policy"] == "sd-wan-priority-high")
+        .unwrap();
+    assert_eq!(high["port"], 31115);
+    assert_eq!(high["flows"][0]["destination"]["port"], 31115);
+    let cisco = text("sdwan/cisco-app-route-policy.txt");
+    assert!(
+        cisco.contains("destination-port 31115") && cisco.contains("source-port 31115"),
+        "{cisco}"
+    );
+}
+
+/// Derives the fabric's flows on its own, from the rendered ServiceEntries (a remote
+/// endpoint is one flow from the importing cluster to the exporter's gateway), and
+/// compares them with `sdwan/classes.yaml`.
+#[test]
+fn classification_flows_match_the_rendered_service_entries() {
+    for name in example_names() {
+        let tree = read_tree(&root().join("golden").join(&name));
+        let classes = &yaml_documents(&tree["sdwan/classes.yaml"])[0];
+        let site = |cluster: &str| {
+            classes["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["cluster"] == cluster)
+                .unwrap()["site"]
+                .as_u64()
+                .unwrap()
+        };
+        let mut derived = std::collections::BTreeSet::new();
+        for (path, bytes) in &tree {
+            let Some(cluster) = path
+                .split('/')
+                .next()
+                .filter(|_| path.contains("/serviceentry-"))
+            else {
+                continue;
+            };
+            let entry = &yaml_documents(bytes)[0];
+            let service = format!(
+                "{}/{}",
+                entry["metadata"]["namespace"].as_str().unwrap(),
+                entry["spec"]["hosts"][0]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap()
+            );
+            for endpoint in entry["spec"]["endpoints"].as_array().unwrap() {
+                let target = endpoint["labels"]["mcw.l7mp.io/cluster"].as_str().unwrap();
+                if target == cluster {
+                    continue;
+                }
+                for port in endpoint["ports"].as_object().unwrap().values() {
+                    derived.insert((
+                        endpoint["labels"]["mcw.l7mp.io/wan-policy"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                        (cluster.to_string(), site(cluster)),
+                        (target.to_string(), site(target)),
+                        endpoint["address"].as_str().unwrap().to_string(),
+                        port.as_u64().unwrap(),
+                        service.clone(),
+                    ));
+                }
+            }
+        }
+        let mut listed = std::collections::BTreeSet::new();
+        for class in classes["classes"].as_array().unwrap() {
+            for flow in class["flows"].as_array().unwrap() {
+                assert_eq!(
+                    flow["destination"]["port"], class["port"],
+                    "{name}: flow port is not its class's port"
+                );
+                for service in flow["services"].as_array().unwrap() {
+                    listed.insert((
+                        class["policy"].as_str().unwrap().to_string(),
+                        (
+                            flow["source"]["cluster"].as_str().unwrap().to_string(),
+                            flow["source"]["site"].as_u64().unwrap(),
+                        ),
+                        (
+                            flow["destination"]["cluster"].as_str().unwrap().to_string(),
+                            flow["destination"]["site"].as_u64().unwrap(),
+                        ),
+                        flow["destination"]["address"].as_str().unwrap().to_string(),
+                        flow["destination"]["port"].as_u64().unwrap(),
+                        service.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+        assert!(!derived.is_empty(), "{name}: no flow crosses the SD-WAN");
+        assert_eq!(
+            derived, listed,
+            "{name}: classes.yaml disagrees with the rendered ServiceEntries"
+        );
+    }
+}
+
+/// A template override that breaks the agreement between gateways and fabric is a bug,
+/// and the render fails loudly without touching OUT.
+#[test]
+fn an_override_that_disagrees_with_the_fabric_fails_the_render() {
+    let temp = tempfile::tempdir().unwrap();
+    let templates = temp.path().join("templates");
+    fs::create_dir_all(&templates).unwrap();
+    let original = fs::read_to_string(root().join("templates/serviceentry.yaml.j2")).unwrap();
+    let broken = original.replace("ports: {{ endpoint.ports }}", "ports: {http: 31999}");
+    assert_ne!(broken, original);
+    fs::write(templates.join("serviceentry.yaml.j2"), broken).unwrap();
+    let out = temp.path().join("out");
+    assert!(render(&root().join("examples/payment"), &out)
+        .status
+        .success());
+    let before = read_tree(&out);
+    let output = mcwan(&[
+        "render",
+        path_str(&root().join("examples/payment")),
+        "-o",
+        path_str(&out),
+        "--templates",
+        path_str(&templates),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("disagrees with the SD-WAN classification"),
+        "{stderr}"
+    );
+    assert_same_tree(&before, &read_tree(&out), "OUT after a failed render");
+}
+
+/// Another vendor is a template: an override directory may add `sdwan/*.j2`. Values in
+/// text templates must be plain tokens, so a crafted value cannot change their syntax.
+#[test]
+fn vendor_templates_can_be_added_and_cannot_be_injected() {
+    let temp = tempfile::tempdir().unwrap();
+    let templates = temp.path().join("templates");
+    fs::create_dir_all(templates.join("sdwan")).unwrap();
+    fs::write(
+        templates.join("sdwan/acme.conf.j2"),
+        "{% for class in fabric.classes %}class {{ class.policy }} port {{ class.port }} region {{ fabric.sites[0].region }}\n{% endfor %}",
+    )
+    .unwrap();
+    let out = temp.path().join("out");
+    let args = |input: &Path| {
+        vec![
+            "render".to_string(),
+            input.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--templates".into(),
+            templates.display().to_string(),
+        ]
+    };
+    let run = |input: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mcwan"))
+            .args(args(input))
+            .output()
+            .unwrap()
+    };
+    let output = run(&root().join("examples/payment"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("sdwan/acme.conf")).unwrap(),
+        "class sd-wan-priority-high port 31111 region eu-west\nclass sd-wan-priority-low port 31112 region eu-west\n"
+    );
+    let input = temp.path().join("repo");
+    write_tree(&input, &read_tree(&root().join("examples/payment")));
+    let clusterset = input.join("clusterset.yaml");
+    fs::write(
+        &clusterset,
+        fs::read_to_string(&clusterset).unwrap().replacen(
+            "region: eu-west",
+            "region: \"eu-west\\napply-policy evil\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let output = run(&input);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a plain token"));
+    assert!(fs::read_to_string(out.join("sdwan/acme.conf"))
+        .unwrap()
+        .lines()
+        .all(|l| !l.contains("evil")));
+}

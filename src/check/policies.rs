@@ -73,6 +73,7 @@ pub fn check(
     }
 
     check_ports(sources, &policies, topology, diagnostics);
+    check_fabric(sources, &policies, topology, diagnostics);
     check_copies(sources, declarations, &policies, diagnostics);
 
     if let Some(default) = &topology.default_policy {
@@ -147,6 +148,75 @@ fn check_ports(
                     ),
                 )
                 .hint("NodePort gateways pin each listener's nodePort to its policy port; choose a port in 30000-32767"),
+            );
+        }
+    }
+}
+
+/// The colours a Cisco SD-WAN TLOC may have; a tunnel maps to one of them.
+pub const TLOC_COLORS: &[&str] = &[
+    "3g",
+    "biz-internet",
+    "blue",
+    "bronze",
+    "custom1",
+    "custom2",
+    "custom3",
+    "default",
+    "gold",
+    "green",
+    "lte",
+    "metro-ethernet",
+    "mpls",
+    "private1",
+    "private2",
+    "private3",
+    "private4",
+    "private5",
+    "private6",
+    "public-internet",
+    "red",
+    "silver",
+];
+
+/// Every tunnel needs a TLOC colour for the fabric's policy, and vendors take the SLA in
+/// whole numbers within fixed ranges.
+fn check_fabric(
+    sources: &Sources,
+    policies: &BTreeMap<String, (WanPolicy, usize)>,
+    topology: &Topology,
+    diagnostics: &mut Diagnostics,
+) {
+    let sdwan = &topology.clusterset.sdwan;
+    for (name, (policy, doc)) in policies {
+        let color = sdwan.color(&policy.tunnel);
+        if !TLOC_COLORS.contains(&color) {
+            let mut diagnostic = Diagnostic::error(
+                Code::SdwanTunnelNoColor,
+                Some(sources.at(*doc, "/spec/tunnel")),
+                format!(
+                    "tunnel `{}` of WAN policy `{name}` has no SD-WAN colour",
+                    policy.tunnel
+                ),
+            );
+            diagnostic = match did_you_mean(&policy.tunnel, TLOC_COLORS.iter().copied()) {
+                Some(s) => diagnostic.hint(format!("did you mean the colour `{s}`? Otherwise map it in the ClusterSet: `sdwan.colors.{}: <colour>`", policy.tunnel)),
+                None => diagnostic.hint(format!("map it in the ClusterSet: `sdwan.colors.{}: <colour>`, e.g. `biz-internet`", policy.tunnel)),
+            };
+            diagnostics.push(diagnostic);
+        }
+        let whole = crate::fabric::WholeSla::of(&policy.sla);
+        if !whole.is_exact(&policy.sla) {
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::SdwanSlaRounded,
+                    Some(sources.at(*doc, "/spec/sla")),
+                    format!(
+                        "the SLA of WAN policy `{name}` is not whole numbers within vendor ranges; the Cisco policy uses latency {} ms, loss {} %, jitter {} ms",
+                        whole.latency_ms, whole.loss_percent, whole.jitter_ms
+                    ),
+                )
+                .hint("Cisco SD-WAN SLA classes take whole numbers: latency and jitter 1-1000 ms, loss 1-100 %"),
             );
         }
     }
@@ -261,5 +331,19 @@ fn show(value: &Value) -> String {
     match value {
         Value::Null => "absent".to_string(),
         other => format!("`{other}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TLOC_COLORS;
+
+    #[test]
+    fn colours_match_the_clusterset_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/input/clusterset.json")).unwrap();
+        let listed = &schema["properties"]["spec"]["properties"]["sdwan"]["properties"]["colors"]
+            ["additionalProperties"]["enum"];
+        assert_eq!(listed, &serde_json::json!(TLOC_COLORS));
     }
 }

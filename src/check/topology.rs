@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::check::documents::{Declarations, Located};
 use crate::check::names::{is_address, is_dns1123_label, is_dns1123_subdomain, label_hint};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::model::{Cluster, ClusterSet, Exposure, McsVersion};
+use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan};
 use crate::source::{Place, Sources};
 
 /// The namespace mcwan owns in every cluster.
@@ -56,6 +56,13 @@ pub fn check(
     let spec = &first.value.spec;
     let at = |pointer: &str| Some(sources.at(doc, pointer));
 
+    let name = &first.value.metadata.name;
+    if !is_dns1123_subdomain(name) {
+        diagnostics.push(
+            Diagnostic::error(Code::InvalidName, at("/metadata/name"), format!("ClusterSet name `{name}` is not a DNS-1123 name"))
+                .hint("the name labels the fabric's classification and policy; use lowercase letters, digits, `-` and `.`"),
+        );
+    }
     let domain = spec
         .domain
         .clone()
@@ -174,11 +181,16 @@ pub fn check(
         .default_wan_policy
         .clone()
         .map(|value| Located { value, doc });
+    let sdwan = Sdwan {
+        vpns: spec.sdwan.vpns.clone().unwrap_or_else(|| vec![1]),
+        colors: spec.sdwan.colors.clone(),
+    };
     let clusterset = ClusterSet {
         name: first.value.metadata.name.clone(),
         domain,
         gateway_class_name,
         mcs_version,
+        sdwan,
         clusters,
     };
     Some(Topology {

@@ -1,6 +1,6 @@
 //! The validated clusterset topology.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How a cluster's east-west ingress is reachable, and so which Service type Istio generates
 /// for its Gateway.
@@ -63,12 +63,30 @@ impl Cluster {
     }
 }
 
+/// How the SD-WAN fabric is addressed: the service VPNs mesh traffic travels in, and the
+/// TLOC colour preferred for each tunnel.
+#[derive(Debug, Clone, Default)]
+pub struct Sdwan {
+    pub vpns: Vec<u32>,
+    /// Tunnel → colour; a tunnel named after a colour needs no entry.
+    pub colors: BTreeMap<String, String>,
+}
+
+impl Sdwan {
+    /// The TLOC colour of `tunnel`: its mapping, or the tunnel's own name.
+    #[must_use]
+    pub fn color<'a>(&'a self, tunnel: &'a str) -> &'a str {
+        self.colors.get(tunnel).map_or(tunnel, String::as_str)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterSet {
     pub name: String,
     pub domain: String,
     pub gateway_class_name: String,
     pub mcs_version: McsVersion,
+    pub sdwan: Sdwan,
     /// In declaration order, which is also the precedence order for conflicts and failover.
     pub clusters: Vec<Cluster>,
 }

@@ -7,7 +7,7 @@ mod wan_policy;
 
 use std::collections::BTreeMap;
 
-pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion};
+pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan};
 pub use export::{AppProtocol, Export, ServicePort, ServiceType};
 pub use wan_policy::{Sla, WanPolicy};
 

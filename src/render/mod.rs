@@ -12,60 +12,41 @@ use serde_json::{json, Value};
 
 use crate::check::topology::{GATEWAY_NAME, RESERVED_NAMESPACE};
 use crate::error::Error;
-use crate::plan::{ClusterPlan, ImportPlan, Plan};
+use crate::fabric::{self, Classification};
+use crate::model::Model;
+use crate::plan::{ClusterPlan, ImportPlan};
 use crate::schema::{self, Lookup, Schemas};
 
-/// The built-in templates, by name. `--templates DIR` overrides any of them by file name.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "namespace.yaml.j2",
-        include_str!("../../templates/namespace.yaml.j2"),
-    ),
-    (
-        "wanpolicy-crd.yaml.j2",
-        include_str!("../../templates/wanpolicy-crd.yaml.j2"),
-    ),
-    (
-        "wanpolicy.yaml.j2",
-        include_str!("../../templates/wanpolicy.yaml.j2"),
-    ),
-    (
-        "gateway.yaml.j2",
-        include_str!("../../templates/gateway.yaml.j2"),
-    ),
-    (
-        "gateway-options.yaml.j2",
-        include_str!("../../templates/gateway-options.yaml.j2"),
-    ),
-    (
-        "serviceexport.yaml.j2",
-        include_str!("../../templates/serviceexport.yaml.j2"),
-    ),
-    (
-        "httproute.yaml.j2",
-        include_str!("../../templates/httproute.yaml.j2"),
-    ),
-    (
-        "serviceimport.yaml.j2",
-        include_str!("../../templates/serviceimport.yaml.j2"),
-    ),
-    (
-        "serviceentry.yaml.j2",
-        include_str!("../../templates/serviceentry.yaml.j2"),
-    ),
-    (
-        "destinationrule.yaml.j2",
-        include_str!("../../templates/destinationrule.yaml.j2"),
-    ),
-    (
-        "virtualservice.yaml.j2",
-        include_str!("../../templates/virtualservice.yaml.j2"),
-    ),
-    (
-        "kustomization.yaml.j2",
-        include_str!("../../templates/kustomization.yaml.j2"),
-    ),
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
+/// The built-in templates, by path under `templates/`. `--templates DIR` replaces any of
+/// them by the same relative path, and may add vendor templates under `sdwan/`.
+pub const TEMPLATES: &[(&str, &str)] = templates![
+    "namespace.yaml.j2",
+    "wanpolicy-crd.yaml.j2",
+    "wanpolicy.yaml.j2",
+    "gateway.yaml.j2",
+    "gateway-options.yaml.j2",
+    "serviceexport.yaml.j2",
+    "httproute.yaml.j2",
+    "serviceimport.yaml.j2",
+    "serviceentry.yaml.j2",
+    "destinationrule.yaml.j2",
+    "virtualservice.yaml.j2",
+    "kustomization.yaml.j2",
+    "sdwan/classes.yaml.j2",
+    "sdwan/cisco-app-route-policy.txt.j2",
 ];
+
+/// The escaping of text templates: values must be plain tokens (see `write_token`).
+const TOKEN: &str = "token";
+
+/// Templates under this prefix render the fabric, once per render, to `<OUT>/sdwan/`.
+const FABRIC_PREFIX: &str = "sdwan/";
 
 /// The ConfigMap Istio reads Gateway deployment customizations from.
 const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
@@ -91,7 +72,17 @@ impl Renderer {
     /// When a template does not compile.
     pub fn new(overrides: &[(String, String)]) -> Result<Self, Error> {
         let mut env = Environment::new();
-        env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".yaml.j2") || name.ends_with(".json.j2") {
+                AutoEscape::Json
+            } else {
+                AutoEscape::Custom(TOKEN.into())
+            }
+        });
+        env.set_formatter(|out, state, value| match state.auto_escape() {
+            AutoEscape::Custom(name) if name == TOKEN => write_token(out, value),
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
@@ -108,34 +99,97 @@ impl Renderer {
                 })
             },
         );
-        for (name, source) in TEMPLATES {
-            let source = overrides
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(*source, |(_, s)| s.as_str());
-            env.add_template_owned((*name).to_string(), source.to_string())
+        for (name, _) in overrides {
+            let known = TEMPLATES.iter().any(|(n, _)| n == name);
+            if !known && !name.starts_with(FABRIC_PREFIX) {
+                return Err(Error::Usage(format!(
+                    "template override `{name}` replaces no built-in template; only `{FABRIC_PREFIX}` may gain new ones"
+                )));
+            }
+        }
+        let builtin = TEMPLATES
+            .iter()
+            .map(|(n, s)| ((*n).to_string(), (*s).to_string()));
+        let mut sources: BTreeMap<String, String> = builtin.collect();
+        sources.extend(overrides.iter().cloned());
+        for (name, source) in sources {
+            env.add_template_owned(name.clone(), source)
                 .map_err(|e| Error::Template {
-                    name: (*name).to_string(),
+                    name,
                     message: e.to_string(),
                 })?;
         }
         Ok(Renderer {
             env,
-            schemas: Schemas::compile(schema::OUTPUT),
+            schemas: Schemas::output(),
         })
+    }
+
+    /// Renders the fabric's files, one per template under `sdwan/`: YAML ones are parsed
+    /// back and validated like every object; others are plain text.
+    ///
+    /// # Errors
+    /// When a template fails or renders an invalid object.
+    pub fn fabric(&self, classification: &Classification) -> Result<Vec<OutputFile>, Error> {
+        let context = json!({ "fabric": classification });
+        let mut files = Vec::new();
+        for (name, template) in self.env.templates() {
+            let Some(output) = name
+                .strip_prefix(FABRIC_PREFIX)
+                .and_then(|n| n.strip_suffix(".j2"))
+            else {
+                continue;
+            };
+            let path = format!("{FABRIC_PREFIX}{output}");
+            if is_path_safe(output) {
+                files.push(if name.ends_with(".yaml.j2") {
+                    self.render_file(name, &context, path)?
+                } else {
+                    let text = template
+                        .render(minijinja::value::Serde(&context))
+                        .map_err(|e| Error::Template {
+                            name: name.to_string(),
+                            message: format!("{e:#}"),
+                        })?;
+                    let mut text = text;
+                    if !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    OutputFile {
+                        path,
+                        bytes: text.into_bytes(),
+                    }
+                });
+            } else {
+                return Err(Error::Usage(format!(
+                    "template `{name}` would write the unsafe file name `{output}`"
+                )));
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
     }
 
     /// Renders every file of cluster `c`'s directory, `kustomization.yaml` included.
     ///
     /// # Errors
     /// When a template fails, or renders an object its output schema rejects.
-    pub fn cluster(&self, plan: &Plan, c: usize) -> Result<Vec<OutputFile>, Error> {
-        let model = plan.model;
-        let cluster_plan = plan.cluster(c);
+    pub fn cluster(
+        &self,
+        model: &Model,
+        c: usize,
+        cluster_plan: &ClusterPlan,
+    ) -> Result<Vec<OutputFile>, Error> {
         let cluster = cluster_plan.name.as_str();
         let mut files = Vec::new();
         let mut object = |template: &str, context: Value| -> Result<(), Error> {
-            files.push(self.object(cluster, template, &context)?);
+            let value = self.render_value(template, &context)?;
+            fabric::verify(model, c, &value).map_err(|problem| {
+                Error::Internal(format!(
+                    "template `{template}` disagrees with the SD-WAN classification: {problem}"
+                ))
+            })?;
+            files.push(file_for(cluster, template, &value)?);
             Ok(())
         };
 
@@ -161,7 +215,7 @@ impl Renderer {
             object("wanpolicy.yaml.j2", context)?;
         }
         exports(
-            &cluster_plan,
+            cluster_plan,
             &mut object,
             model.clusterset.mcs_version.api_version(),
             &model.clusterset.gateway_class_name,
@@ -189,28 +243,6 @@ impl Renderer {
         files.push(kustomization);
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
-    }
-
-    /// Renders one object and files it under `<cluster>/<namespace or _cluster>/`.
-    fn object(&self, cluster: &str, template: &str, context: &Value) -> Result<OutputFile, Error> {
-        let value = self.render_value(template, context)?;
-        let kind = value["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let name = value["metadata"]["name"].as_str().unwrap_or_default();
-        let directory = value["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("_cluster");
-        for segment in [kind.as_str(), name, directory] {
-            if !is_path_safe(segment) {
-                return Err(Error::Internal(format!(
-                    "template `{template}` rendered an unsafe file name segment `{segment}`"
-                )));
-            }
-        }
-        let path = format!("{cluster}/{directory}/{kind}-{name}.yaml");
-        serialize(&value, path)
     }
 
     fn render_file(
@@ -339,6 +371,47 @@ fn import_objects(
         object(template, context.clone())?;
     }
     Ok(())
+}
+
+/// Files one rendered object under `<cluster>/<namespace or _cluster>/<kind>-<name>.yaml`.
+fn file_for(cluster: &str, template: &str, value: &Value) -> Result<OutputFile, Error> {
+    let kind = value["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+    let directory = value["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("_cluster");
+    for segment in [kind.as_str(), name, directory] {
+        if !is_path_safe(segment) {
+            return Err(Error::Internal(format!(
+                "template `{template}` rendered an unsafe file name segment `{segment}`"
+            )));
+        }
+    }
+    let path = format!("{cluster}/{directory}/{kind}-{name}.yaml");
+    serialize(value, path)
+}
+
+/// Writes a value into a text (non-YAML) template: only numbers and plain tokens (DNS
+/// names, IP addresses, colours) may appear, so no value can change the file's syntax.
+fn write_token(
+    out: &mut minijinja::Output,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    let text = value.to_string();
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:/".contains(&b));
+    if !plain {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("`{text}` is not a plain token and cannot be written into a text template"),
+        ));
+    }
+    out.write_str(&text).map_err(minijinja::Error::from)
 }
 
 fn serialize(value: &Value, path: String) -> Result<OutputFile, Error> {
