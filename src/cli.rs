@@ -30,6 +30,53 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
     },
+    /// Fail if OUT differs from what render would write; print a unified diff.
+    ///
+    /// Exit codes: 0 up to date, 1 out of date or invalid input, 2 usage or I/O error.
+    Check {
+        #[command(flatten)]
+        input: Input,
+        /// The rendered directory to compare.
+        #[arg(short, long, value_name = "OUT")]
+        out: PathBuf,
+        /// Override built-in templates with the `.j2` files of this directory.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+    },
+    /// Show per object what render would add, change or remove in OUT, then the diff.
+    ///
+    /// Exit codes as diff(1): 0 no differences, 1 differences, 2 trouble (invalid input included).
+    Diff {
+        #[command(flatten)]
+        input: Input,
+        /// The rendered directory to compare.
+        #[arg(short, long, value_name = "OUT")]
+        out: PathBuf,
+        /// Override built-in templates with the `.j2` files of this directory.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+    },
+    /// Show who exports and imports a service, over which WAN policy, tunnel and gateways.
+    Status {
+        /// The service, as NAMESPACE/NAME.
+        #[arg(value_name = "NS/NAME")]
+        service: String,
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Draw the clusterset: clusters, exported services, and imports labelled with tunnels.
+    Graph {
+        #[command(flatten)]
+        input: Input,
+        /// Graphviz DOT instead of Mermaid.
+        #[arg(long)]
+        dot: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Report every problem in the declarations.
     Validate {
         #[command(flatten)]

@@ -39,6 +39,48 @@ impl Provenance {
     }
 }
 
+/// A previous render, read-only, for `check` and `diff`.
+pub struct Existing {
+    root: PathBuf,
+    owned: BTreeSet<String>,
+}
+
+impl Existing {
+    /// Opens OUT, which may not exist yet.
+    ///
+    /// # Errors
+    /// When OUT exists but mcwan did not create it, or on I/O errors.
+    pub fn open(out: &Path) -> Result<Self, Error> {
+        let mut owned = owned_files(out)?.unwrap_or_default();
+        if out.join(PROVENANCE).is_file() {
+            owned.insert(PROVENANCE.to_string());
+        }
+        Ok(Existing {
+            root: out.to_path_buf(),
+            owned,
+        })
+    }
+
+    /// The files the previous render wrote, provenance included.
+    #[must_use]
+    pub fn owned(&self) -> &BTreeSet<String> {
+        &self.owned
+    }
+
+    /// The bytes of `relative` in OUT, if it exists.
+    ///
+    /// # Errors
+    /// On I/O errors other than a missing file.
+    pub fn read(&self, relative: &str) -> Result<Option<Vec<u8>>, Error> {
+        let path = self.root.join(checked_relative(relative)?);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+}
+
 /// A render in progress: files go to a staging directory next to OUT, under OUT's lock.
 /// Dropping it without `commit` removes the staging directory and leaves OUT alone.
 pub struct Staging {
@@ -145,13 +187,12 @@ impl Staging {
             .collect())
     }
 
-    /// Carries over the files in OUT that mcwan does not own, writes `provenance`, and
-    /// swaps the staging directory in for OUT.
+    /// Carries over the files in OUT that mcwan does not own and swaps the staging
+    /// directory in for OUT.
     ///
     /// # Errors
     /// When a file mcwan does not own would be overwritten, or on I/O errors.
-    pub fn commit(mut self, provenance: &OutputFile) -> Result<(), Error> {
-        self.write(std::slice::from_ref(provenance))?;
+    pub fn commit(mut self) -> Result<(), Error> {
         if let Some(owned) = &self.previously_owned {
             let written = self.written()?;
             for relative in files_under(&self.out)? {

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
+pub mod diff;
 pub mod emit;
 pub mod error;
 pub mod fabric;
@@ -16,22 +17,31 @@ pub mod report;
 pub mod schema;
 pub mod source;
 pub mod spec;
+pub mod status;
+pub mod summary;
+pub mod value_diff;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command, Input};
 use crate::diagnostic::Diagnostics;
-use crate::emit::{Provenance, Staging};
+use crate::diff::{Change, ChangeKind};
+use crate::emit::{Existing, Provenance, Staging};
 use crate::error::Error;
 use crate::model::Model;
 use crate::plan::Plan;
+use crate::render::OutputFile;
 use crate::render::Renderer;
 use crate::schema::Schemas;
+
+/// The review summary mcwan writes at the top of OUT.
+pub const SUMMARY: &str = "SUMMARY.md";
 
 /// Exit code for invalid declarations.
 const EXIT_INVALID: u8 = 1;
@@ -62,15 +72,92 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             templates,
         } => {
             check_output_location(&input.dir, &out)?;
-            let overrides = match &templates {
-                Some(dir) => load::template_overrides(dir)?,
-                None => Vec::new(),
-            };
-            let renderer = Renderer::new(&overrides)?;
+            let renderer = renderer(templates.as_deref())?;
             let Some(model) = validate(&input)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
             render(&model, &renderer, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            input,
+            out,
+            templates,
+        } => {
+            let renderer = renderer(templates.as_deref())?;
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let changes = compare(&model, &renderer, &out)?;
+            if changes.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_stdout(diff::unified(&changes).trim_end())?;
+            let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+            eprintln!(
+                "error: `{}` is out of date: {} file(s) differ from what `mcwan render` writes:\n  {}\nrun `mcwan render {} -o {}` and commit the result",
+                out.display(),
+                files.len(),
+                files.join("\n  "),
+                input.dir.display(),
+                out.display()
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Command::Diff {
+            input,
+            out,
+            templates,
+        } => {
+            let renderer = renderer(templates.as_deref())?;
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_FATAL));
+            };
+            let changes = compare(&model, &renderer, &out)?;
+            if changes.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_stdout(&format!(
+                "{}\n{}",
+                diff::summary(&changes),
+                diff::unified(&changes).trim_end()
+            ))?;
+            Ok(ExitCode::from(1))
+        }
+        Command::Status { service, input } => {
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            match status::describe(&model, &service) {
+                Ok(text) => {
+                    print_stdout(text.trim_end())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    Ok(ExitCode::from(EXIT_INVALID))
+                }
+            }
+        }
+        Command::Graph { input, dot } => {
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let plan = Plan::new(&model);
+            let classification = classify_all(&model, &plan);
+            let text = if dot {
+                summary::dot(&plan, &classification)
+            } else {
+                summary::mermaid(&plan, &classification)
+            };
+            print_stdout(text.trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "mcwan", &mut script);
+            print_stdout(String::from_utf8_lossy(&script).trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { kind } => {
@@ -100,6 +187,21 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
     }
 }
 
+fn renderer(templates: Option<&Path>) -> Result<Renderer, Error> {
+    let overrides = match templates {
+        Some(dir) => load::template_overrides(dir)?,
+        None => Vec::new(),
+    };
+    Renderer::new(&overrides)
+}
+
+/// The fabric classification without rendering, for `graph` and `status`.
+fn classify_all(model: &Model, plan: &Plan) -> fabric::Classification {
+    let flows = (0..model.clusterset.clusters.len())
+        .flat_map(|c| fabric::flows(model, c, &plan.cluster(c)));
+    fabric::classify(model, flows.collect::<Vec<_>>())
+}
+
 /// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
 fn validate(input: &Input) -> Result<Option<Model>, Error> {
     let mut diagnostics = Diagnostics::default();
@@ -127,25 +229,108 @@ fn validate(input: &Input) -> Result<Option<Model>, Error> {
 /// # Errors
 /// When a template fails, or on I/O errors; OUT is then left as it was.
 pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Error> {
-    let plan = Plan::new(model);
     let staging = Staging::begin(out)?;
-    let flows = std::sync::Mutex::new(Vec::new());
+    produce(model, renderer, &|files: &[OutputFile]| {
+        staging.write(files)
+    })?;
+    staging.commit()
+}
+
+/// What render would change in OUT, sorted by path.
+///
+/// # Errors
+/// When a template fails, OUT is not mcwan's, or on I/O errors.
+pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Change>, Error> {
+    let existing = Existing::open(out)?;
+    let changes = Mutex::new(Vec::new());
+    let written = produce(model, renderer, &|files: &[OutputFile]| {
+        let mut found = Vec::new();
+        for file in files {
+            match existing.read(&file.path)? {
+                Some(old) if old == file.bytes => {}
+                Some(old) => found.push(Change {
+                    path: file.path.clone(),
+                    kind: ChangeKind::Changed,
+                    old,
+                    new: file.bytes.clone(),
+                }),
+                None => found.push(Change {
+                    path: file.path.clone(),
+                    kind: ChangeKind::Added,
+                    old: Vec::new(),
+                    new: file.bytes.clone(),
+                }),
+            }
+        }
+        changes.lock().map_err(|_| poisoned())?.extend(found);
+        Ok(())
+    })?;
+    let mut changes = changes.into_inner().map_err(|_| poisoned())?;
+    for stale in existing
+        .owned()
+        .iter()
+        .filter(|path| written.binary_search(path).is_err())
+    {
+        if let Some(old) = existing.read(stale)? {
+            changes.push(Change {
+                path: stale.clone(),
+                kind: ChangeKind::Removed,
+                old,
+                new: Vec::new(),
+            });
+        }
+    }
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(changes)
+}
+
+/// The one pipeline behind `render`, `check` and `diff`: plans and renders every cluster in
+/// parallel, handing each cluster's files to `sink` as soon as they exist, then the fabric,
+/// the summary and the provenance. Returns every path produced, sorted.
+fn produce(
+    model: &Model,
+    renderer: &Renderer,
+    sink: &(dyn Fn(&[OutputFile]) -> Result<(), Error> + Sync),
+) -> Result<Vec<String>, Error> {
+    let plan = Plan::new(model);
+    let flows = Mutex::new(Vec::new());
+    let paths = Mutex::new(Vec::new());
+    let emit = |files: &[OutputFile]| -> Result<(), Error> {
+        sink(files)?;
+        paths
+            .lock()
+            .map_err(|_| poisoned())?
+            .extend(files.iter().map(|f| f.path.clone()));
+        Ok(())
+    };
     for_each_cluster(model.clusterset.clusters.len(), |c| {
         let cluster_plan = plan.cluster(c);
-        staging.write(&renderer.cluster(model, c, &cluster_plan)?)?;
+        emit(&renderer.cluster(model, c, &cluster_plan)?)?;
         let found = fabric::flows(model, c, &cluster_plan);
         flows.lock().map_err(|_| poisoned())?.extend(found);
         Ok(())
     })?;
-    let flows = flows.into_inner().map_err(|_| poisoned())?;
-    staging.write(&renderer.fabric(&fabric::classify(model, flows))?)?;
+    let classification = fabric::classify(model, flows.into_inner().map_err(|_| poisoned())?);
+    emit(&renderer.fabric(&classification)?)?;
+    let version = env!("CARGO_PKG_VERSION");
+    let summary = summary::markdown(&plan, &classification, version);
+    emit(&[OutputFile {
+        path: SUMMARY.to_string(),
+        bytes: summary.into_bytes(),
+    }])?;
+    let mut paths = paths.into_inner().map_err(|_| poisoned())?;
+    paths.sort();
     let provenance = Provenance {
         generator: "mcwan".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: version.into(),
         input_digest: model.input_digest.clone(),
-        files: staging.written()?,
+        files: paths.clone(),
     };
-    staging.commit(&provenance.file())
+    let provenance = provenance.file();
+    sink(std::slice::from_ref(&provenance))?;
+    paths.push(provenance.path);
+    paths.sort();
+    Ok(paths)
 }
 
 fn poisoned() -> Error {

@@ -12,6 +12,7 @@ use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::model::{Exposure, Sla, WanPolicy};
 use crate::schema::field_path;
 use crate::source::Sources;
+use crate::value_diff::leaf_differences;
 
 /// Ports Istio's proxies listen on themselves (admin, capture, HBONE, status, telemetry).
 const ISTIO_RESERVED_PORTS: std::ops::RangeInclusive<u16> = 15000..=15090;
@@ -250,14 +251,12 @@ fn check_copies(
             orphans.entry(name).or_default().push((cluster, copy.doc));
             continue;
         };
-        let mut differences = Vec::new();
-        leaf_differences(
-            "/spec",
+        let differences = leaf_differences(
             &sources.documents[copy.doc].value["spec"],
             &sources.documents[*global_doc].value["spec"],
-            &mut differences,
         );
         for (pointer, here, global) in differences {
+            let (pointer, here, global) = (format!("/spec{pointer}"), show(&here), show(&global));
             diagnostics.push(
                 Diagnostic::error(
                     Code::WanpolicyInconsistent,
@@ -295,35 +294,6 @@ fn check_copies(
             );
         }
         diagnostics.push(diagnostic);
-    }
-}
-
-/// Collects `(pointer, here, there)` for every leaf where two values differ. Numbers are
-/// compared by value, so `50` and `50.0` are the same SLA.
-fn leaf_differences(
-    pointer: &str,
-    here: &Value,
-    there: &Value,
-    out: &mut Vec<(String, String, String)>,
-) {
-    match (here, there) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for key in keys {
-                let child = format!("{pointer}/{}", crate::source::pointer_segment(key));
-                leaf_differences(
-                    &child,
-                    a.get(key).unwrap_or(&Value::Null),
-                    b.get(key).unwrap_or(&Value::Null),
-                    out,
-                );
-            }
-        }
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        (a, b) if a == b => {}
-        (a, b) => out.push((pointer.to_string(), show(a), show(b))),
     }
 }
 

@@ -1,0 +1,171 @@
+//! What a render would change in OUT, for `check` and `diff`: a per-object summary with
+//! the fields that change, and a unified diff. Pure: the bytes come from `emit`.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::schema::field_path;
+use crate::value_diff::leaf_differences;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    Added,
+    Changed,
+    Removed,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Changed => "changed",
+            ChangeKind::Removed => "removed",
+        }
+    }
+}
+
+/// One file of OUT that differs from what render would write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+    /// Empty when added.
+    pub old: Vec<u8>,
+    /// Empty when removed.
+    pub new: Vec<u8>,
+}
+
+/// A unified diff of every change, `a/` being OUT and `b/` what render would write.
+#[must_use]
+pub fn unified(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for change in changes {
+        let old = String::from_utf8_lossy(&change.old);
+        let new = String::from_utf8_lossy(&change.new);
+        let text = similar::TextDiff::from_lines(old.as_ref(), new.as_ref());
+        let (a, b) = match change.kind {
+            ChangeKind::Added => ("/dev/null".to_string(), format!("b/{}", change.path)),
+            ChangeKind::Removed => (format!("a/{}", change.path), "/dev/null".to_string()),
+            ChangeKind::Changed => (format!("a/{}", change.path), format!("b/{}", change.path)),
+        };
+        let _ = write!(
+            out,
+            "{}",
+            text.unified_diff().context_radius(3).header(&a, &b)
+        );
+    }
+    out
+}
+
+/// One line per changed object: where it is, what it is, and which fields change.
+#[must_use]
+pub fn summary(changes: &[Change]) -> String {
+    let mut rows = Vec::new();
+    for change in changes {
+        let (area, rest) = change
+            .path
+            .split_once('/')
+            .unwrap_or(("-", change.path.as_str()));
+        let old = parse(&change.old);
+        let new = parse(&change.new);
+        let object = new
+            .as_ref()
+            .or(old.as_ref())
+            .filter(|v| v["kind"].is_string());
+        let (kind, name) = match object {
+            Some(v) => {
+                let name = v["metadata"]["name"].as_str().unwrap_or_default();
+                let name = match v["metadata"]["namespace"].as_str() {
+                    Some(ns) => format!("{ns}/{name}"),
+                    None => name.to_string(),
+                };
+                (v["kind"].as_str().unwrap_or_default().to_string(), name)
+            }
+            None => ("file".to_string(), rest.to_string()),
+        };
+        let fields = match (change.kind, &old, &new) {
+            (ChangeKind::Changed, Some(a), Some(b)) => {
+                let fields: Vec<String> = leaf_differences(a, b)
+                    .into_iter()
+                    .map(|(pointer, before, after)| {
+                        format!(
+                            "{}: {} → {}",
+                            field_path(&pointer),
+                            show(&before),
+                            show(&after)
+                        )
+                    })
+                    .collect();
+                fields.join("; ")
+            }
+            _ => String::new(),
+        };
+        rows.push([
+            area.to_string(),
+            change.kind.as_str().to_string(),
+            kind,
+            name,
+            fields,
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate().take(4) {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+        }
+        line.push_str(&row[4]);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+fn parse(bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    yaml_serde::from_str(text).ok()
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "∅".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_names_objects_and_changed_fields() {
+        let changes = vec![
+            Change {
+                path: "cluster-1/mcw-system/gateway-mcw-ingress.yaml".into(),
+                kind: ChangeKind::Changed,
+                old: b"kind: Gateway\nmetadata: {name: mcw-ingress, namespace: mcw-system}\nspec: {listeners: [{port: 31111}]}\n".to_vec(),
+                new: b"kind: Gateway\nmetadata: {name: mcw-ingress, namespace: mcw-system}\nspec: {listeners: [{port: 31115}]}\n".to_vec(),
+            },
+            Change { path: "SUMMARY.md".into(), kind: ChangeKind::Added, old: vec![], new: b"# x\n".to_vec() },
+        ];
+        let text = summary(&changes);
+        assert!(text.contains("cluster-1  changed  Gateway  mcw-system/mcw-ingress  spec.listeners[0].port: 31111 → 31115"), "{text}");
+        assert!(
+            text.contains("-          added    file     SUMMARY.md"),
+            "{text}"
+        );
+        let diff = unified(&changes);
+        assert!(
+            diff.contains("--- a/cluster-1/mcw-system/gateway-mcw-ingress.yaml")
+                && diff.contains("+spec: {listeners: [{port: 31115}]}")
+        );
+        assert!(diff.contains("--- /dev/null\n+++ b/SUMMARY.md"));
+    }
+}

@@ -1,0 +1,112 @@
+//! `mcwan status NS/NAME`: the seed's `mcwanctl status`, answered from the declarations:
+//! who exports and imports a service, its WAN policy, tunnel, port, SLA and gateways. Pure.
+
+use std::fmt::Write;
+
+use crate::diagnostic::did_you_mean;
+use crate::model::Model;
+use crate::plan::Plan;
+
+/// Describes one service, or says why it cannot (with the closest exported service).
+///
+/// # Errors
+/// When `service` is not `NS/NAME` or nothing exports it.
+pub fn describe(model: &Model, service: &str) -> Result<String, String> {
+    let Some((namespace, name)) = service.split_once('/') else {
+        return Err(format!("`{service}` is not NAMESPACE/NAME"));
+    };
+    let plan = Plan::new(model);
+    let Some(global) = plan
+        .services
+        .iter()
+        .find(|s| s.namespace == namespace && s.name == name)
+    else {
+        let known: Vec<String> = plan
+            .services
+            .iter()
+            .map(|s| format!("{}/{}", s.namespace, s.name))
+            .collect();
+        let hint = did_you_mean(service, known.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(format!("no cluster exports `{service}`{hint}"));
+    };
+    let clusters = &model.clusterset.clusters;
+    let sdwan = &model.clusterset.sdwan;
+    let mut out = String::new();
+    let _ = writeln!(out, "service   {namespace}/{name}");
+    let _ = writeln!(out, "host      {}", plan.host(namespace, name));
+    let ports: Vec<String> = global
+        .ports
+        .iter()
+        .map(|p| format!("{}/{} ({})", p.istio_name, p.port, p.istio_protocol))
+        .collect();
+    let _ = writeln!(out, "ports     {}", ports.join(", "));
+    let _ = writeln!(out, "type      {}", global.service_type.as_str());
+    out.push_str("\nWAN policies\n");
+    for policy in &global.policies {
+        let p = &model.policies[policy];
+        let _ = writeln!(
+            out,
+            "  {policy}: tunnel {} (colour {}), port {}, SLA latency {} ms, jitter {} ms, loss {} %",
+            p.tunnel,
+            sdwan.color(&p.tunnel),
+            p.port,
+            p.sla.latency_ms,
+            p.sla.jitter_ms,
+            p.sla.loss_percent
+        );
+    }
+    out.push_str("\nexported by\n");
+    for &e in &global.exporters {
+        let export = &model.exports[e];
+        let cluster = &clusters[export.cluster];
+        let gateways: Vec<String> = global
+            .policies
+            .iter()
+            .map(|p| format!("{}:{}", cluster.address, model.policies[p].port))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<24} site {:<6} gateway {}  ({} {}/{})",
+            cluster.name,
+            cluster.locality(),
+            cluster.sdwan_site,
+            gateways.join(", "),
+            cluster.exposure.as_str(),
+            export.port.istio_name(),
+            export.port.port
+        );
+    }
+    out.push_str("\nimported by\n");
+    let importers: Vec<&str> = clusters
+        .iter()
+        .filter(|c| c.namespaces.contains(namespace))
+        .map(|c| c.name.as_str())
+        .collect();
+    for importer in &importers {
+        let local = global
+            .exporters
+            .iter()
+            .any(|&e| clusters[model.exports[e].cluster].name == *importer);
+        let how = if local {
+            "local endpoints first, then the other exporters' gateways"
+        } else {
+            "through the exporters' gateways"
+        };
+        let _ = writeln!(out, "  {importer:<16} {how}");
+    }
+    let missing: Vec<&str> = clusters
+        .iter()
+        .filter(|c| !c.namespaces.contains(namespace))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (not imported by {}: no `{namespace}` namespace)",
+            missing.join(", ")
+        );
+    }
+    Ok(out)
+}
