@@ -72,6 +72,29 @@ pub enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Export a service from a cluster: write its ServiceExport into the repository.
+    Export {
+        #[command(flatten)]
+        target: Target,
+        /// The WAN policy, or an unambiguous suffix of its name (`high`); default: the ClusterSet's.
+        #[arg(long, value_name = "POLICY")]
+        wan_policy: Option<String>,
+    },
+    /// Remove a ServiceExport that `export` wrote.
+    Unexport {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Import a service into a cluster: undo an opt-out, or add the service's namespace.
+    Import {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop a cluster importing a service: record an opt-out in the ClusterSet.
+    Unimport {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -87,6 +110,19 @@ pub enum Command {
         /// ClusterSet, WANPolicy, ServiceExport, Service or Namespace.
         kind: Option<String>,
     },
+}
+
+/// What an imperative verb acts on.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The service, as NAMESPACE/NAME.
+    #[arg(value_name = "NS/NAME")]
+    pub service: String,
+    /// The cluster to change.
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: String,
+    #[command(flatten)]
+    pub input: Input,
 }
 
 #[derive(Debug, Args)]

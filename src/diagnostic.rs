@@ -92,6 +92,7 @@ codes! {
     McsConflictResolved => "mcs-conflict-resolved",
     SdwanTunnelNoColor => "sdwan-tunnel-no-color",
     SdwanSlaRounded => "sdwan-sla-rounded",
+    ImportOptOutUnknown => "import-opt-out-unknown",
 }
 
 /// One problem found in the declarations.

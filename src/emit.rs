@@ -229,6 +229,29 @@ impl Drop for Staging {
     }
 }
 
+/// Writes or deletes files of the declarations repository, each atomically (a sibling
+/// temporary file renamed over the target).
+///
+/// # Errors
+/// On I/O errors, or a path that would leave the repository.
+pub fn apply_edits(dir: &Path, writes: &[(String, Option<String>)]) -> Result<(), Error> {
+    for (relative, content) in writes {
+        let path = dir.join(checked_relative(relative)?);
+        match content {
+            Some(text) => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                let temporary = path.with_extension("mcwan-edit");
+                fs::write(&temporary, text).map_err(|e| Error::io(&temporary, e))?;
+                fs::rename(&temporary, &path).map_err(|e| Error::io(&path, e))?;
+            }
+            None => fs::remove_file(&path).map_err(|e| Error::io(&path, e))?,
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `out` with `staging` in one step where the platform allows it; afterwards
 /// `staging` holds the previous OUT, if there was one.
 fn swap(staging: &Path, out: &Path) -> Result<(), Error> {

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod diagnostic;
 pub mod diff;
+pub mod edit;
 pub mod emit;
 pub mod error;
 pub mod fabric;
@@ -153,6 +154,10 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             print_stdout(text.trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export { target, wan_policy } => run_verb(edit::Verb::Export, &target, wan_policy),
+        Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None),
+        Command::Import { target } => run_verb(edit::Verb::Import, &target, None),
+        Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -187,6 +192,99 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
     }
 }
 
+/// Carries out an imperative verb: the repository must be valid before, and the edit is
+/// written only if the repository is still valid after it.
+fn run_verb(
+    verb: edit::Verb,
+    target: &cli::Target,
+    wan_policy: Option<String>,
+) -> Result<ExitCode, Error> {
+    let input = &target.input;
+    let Some((namespace, name)) = target.service.split_once('/') else {
+        return Err(Error::Usage(format!(
+            "`{}` is not NAMESPACE/NAME",
+            target.service
+        )));
+    };
+    let limits = load::Limits {
+        max_file_bytes: input.max_file_bytes,
+        ..load::Limits::default()
+    };
+    let files = load::read(&input.dir, limits)?;
+    let Some((sources, model)) = checked(&files, input, limits)? else {
+        eprintln!("error: the repository is invalid; fix it before changing it");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let request = edit::Request {
+        verb,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        cluster: target.cluster.clone(),
+        wan_policy,
+    };
+    let (writes, message) = match edit::apply(&request, &files, &sources, &model) {
+        Ok(done) => done,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let mut edited: Vec<load::InputFile> = files
+        .into_iter()
+        .filter(|f| !writes.iter().any(|(p, _)| *p == f.path))
+        .collect();
+    for (path, content) in &writes {
+        if let Some(text) = content {
+            edited.push(load::InputFile {
+                path: path.clone(),
+                content: load::Content::Text(text.clone()),
+            });
+        }
+    }
+    edited.sort_by(|a, b| a.path.cmp(&b.path));
+    if checked(&edited, input, limits)?.is_none() {
+        eprintln!("error: refusing the change: the repository would not validate");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    emit::apply_edits(&input.dir, &writes)?;
+    eprintln!("{message}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses and checks in-memory files, printing diagnostics; `None` if invalid.
+fn checked(
+    files: &[load::InputFile],
+    input: &Input,
+    limits: load::Limits,
+) -> Result<Option<(source::Sources, Model)>, Error> {
+    let mut diagnostics = Diagnostics::default();
+    let sources = load::parse(files, limits, &mut diagnostics);
+    let options = check::Options {
+        resolve_conflicts: input.resolve_conflicts,
+    };
+    let model = check::check(
+        &sources,
+        &Schemas::compile(schema::INPUT),
+        options,
+        &mut diagnostics,
+    );
+    print_diagnostics(input.format, &sources, &diagnostics.into_sorted())?;
+    Ok(model.map(|model| (sources, model)))
+}
+
+fn print_diagnostics(
+    format: report::Format,
+    sources: &source::Sources,
+    all: &[diagnostic::Diagnostic],
+) -> Result<(), Error> {
+    match report::print(format, sources, all) {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::io(Path::new("<output>"), error))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn renderer(templates: Option<&Path>) -> Result<Renderer, Error> {
     let overrides = match templates {
         Some(dir) => load::template_overrides(dir)?,
@@ -204,24 +302,11 @@ fn classify_all(model: &Model, plan: &Plan) -> fabric::Classification {
 
 /// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
 fn validate(input: &Input) -> Result<Option<Model>, Error> {
-    let mut diagnostics = Diagnostics::default();
     let limits = load::Limits {
         max_file_bytes: input.max_file_bytes,
         ..load::Limits::default()
     };
-    let sources = load::declarations(&input.dir, limits, &mut diagnostics)?;
-    let schemas = Schemas::compile(schema::INPUT);
-    let options = check::Options {
-        resolve_conflicts: input.resolve_conflicts,
-    };
-    let model = check::check(&sources, &schemas, options, &mut diagnostics);
-    let all = diagnostics.into_sorted();
-    if let Err(error) = report::print(input.format, &sources, &all) {
-        if error.kind() != io::ErrorKind::BrokenPipe {
-            return Err(Error::io(Path::new("<output>"), error));
-        }
-    }
-    Ok(model)
+    Ok(checked(&load::read(&input.dir, limits)?, input, limits)?.map(|(_, model)| model))
 }
 
 /// Renders every cluster in parallel into a staging directory, then swaps it in for OUT.

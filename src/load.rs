@@ -3,7 +3,7 @@
 //! nothing beyond YAML syntax and the directory layout.
 
 use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -34,6 +34,23 @@ impl Default for Limits {
     }
 }
 
+/// One input file as read from disk, before parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// Relative to the declarations directory, `/`-separated.
+    pub path: String,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Text(String),
+    /// Larger than `Limits::max_file_bytes`; not read.
+    TooLarge(u64),
+    /// Not UTF-8: the valid prefix.
+    NotUtf8(String),
+}
+
 /// Reads every declaration file under `dir`: `clusterset.yaml`, `policies/**` and
 /// `clusters/<name>/**`. Other files (a README, the rendered output) are not inputs.
 ///
@@ -44,6 +61,14 @@ pub fn declarations(
     limits: Limits,
     diagnostics: &mut Diagnostics,
 ) -> Result<Sources, Error> {
+    Ok(parse(&read(dir, limits)?, limits, diagnostics))
+}
+
+/// Reads the declaration files of `dir`, sorted by path.
+///
+/// # Errors
+/// When `dir` or a file in it cannot be read.
+pub fn read(dir: &Path, limits: Limits) -> Result<Vec<InputFile>, Error> {
     let metadata = std::fs::metadata(dir).map_err(|source| Error::io(dir, source))?;
     if !metadata.is_dir() {
         return Err(Error::Usage(format!(
@@ -51,44 +76,69 @@ pub fn declarations(
             dir.display()
         )));
     }
-    let mut sources = Sources::default();
-    for (relative, place) in input_files(dir)? {
+    let mut files = Vec::new();
+    for relative in input_files(dir)? {
         let absolute = dir.join(&relative);
         let size = std::fs::metadata(&absolute)
             .map_err(|source| Error::io(&absolute, source))?
             .len();
-        let file_index = sources.files.len();
-        if size > limits.max_file_bytes {
-            sources.files.push(SourceFile::new(relative, String::new()));
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::FileUnreadable,
-                    Some(sources.file_start(file_index)),
-                    format!(
-                        "file is {size} bytes, more than the limit of {} bytes",
-                        limits.max_file_bytes
-                    ),
-                )
-                .hint("split the file, or raise the limit with `--max-file-bytes`"),
-            );
+        let content = if size > limits.max_file_bytes {
+            Content::TooLarge(size)
+        } else {
+            let bytes = std::fs::read(&absolute).map_err(|source| Error::io(&absolute, source))?;
+            match String::from_utf8(bytes) {
+                Ok(text) => Content::Text(text),
+                Err(error) => {
+                    let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+                    Content::NotUtf8(String::from_utf8_lossy(valid).into_owned())
+                }
+            }
+        };
+        files.push(InputFile {
+            path: relative,
+            content,
+        });
+    }
+    Ok(files)
+}
+
+/// Parses input files into documents. Pure: the imperative verbs use it to validate an
+/// edited repository before writing it.
+#[must_use]
+pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics) -> Sources {
+    let mut sources = Sources::default();
+    for file in files {
+        let Some(place) = place_of(&file.path) else {
             continue;
-        }
-        let bytes = std::fs::read(&absolute).map_err(|source| Error::io(&absolute, source))?;
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => {
-                let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
-                let prefix = String::from_utf8_lossy(valid).into_owned();
-                let file = SourceFile::new(relative, prefix);
-                let line = file.text.lines().count().max(1);
-                let col = file
+        };
+        let file_index = sources.files.len();
+        let relative = PathBuf::from(&file.path);
+        match &file.content {
+            Content::TooLarge(size) => {
+                sources.files.push(SourceFile::new(relative, String::new()));
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::FileUnreadable,
+                        Some(sources.file_start(file_index)),
+                        format!(
+                            "file is {size} bytes, more than the limit of {} bytes",
+                            limits.max_file_bytes
+                        ),
+                    )
+                    .hint("split the file, or raise the limit with `--max-file-bytes`"),
+                );
+            }
+            Content::NotUtf8(prefix) => {
+                let source = SourceFile::new(relative, prefix.clone());
+                let line = source.text.lines().count().max(1);
+                let col = source
                     .text
                     .rsplit('\n')
                     .next()
                     .map_or(0, |l| l.chars().count())
                     + 1;
-                let location = file.location(line, col);
-                sources.files.push(file);
+                let location = source.location(line, col);
+                sources.files.push(source);
                 diagnostics.push(
                     Diagnostic::error(
                         Code::FileUnreadable,
@@ -97,21 +147,36 @@ pub fn declarations(
                     )
                     .hint("YAML input must be UTF-8 encoded"),
                 );
-                continue;
             }
-        };
-        sources.files.push(SourceFile::new(relative, text));
-        parse_documents(&mut sources, file_index, &place, limits, diagnostics);
+            Content::Text(text) => {
+                sources.files.push(SourceFile::new(relative, text.clone()));
+                parse_documents(&mut sources, file_index, &place, limits, diagnostics);
+            }
+        }
     }
-    Ok(sources)
+    sources
 }
 
-/// The input files in a stable order (sorted by path), with the place each belongs to.
-fn input_files(dir: &Path) -> Result<Vec<(PathBuf, Place)>, Error> {
+/// Where a relative path sits in the repository layout; `None` if it is not an input.
+#[must_use]
+pub fn place_of(relative: &str) -> Option<Place> {
+    let parts: Vec<&str> = relative.split('/').collect();
+    let yaml = is_yaml(Path::new(relative));
+    match parts.as_slice() {
+        ["clusterset.yaml" | "clusterset.yml"] => Some(Place::ClusterSet),
+        ["policies", .., _] if yaml => Some(Place::Policies),
+        // A YAML file directly in `clusters/` belongs to no cluster.
+        ["clusters", cluster, _, ..] if yaml => Some(Place::Cluster((*cluster).to_string())),
+        _ => None,
+    }
+}
+
+/// The input files in a stable order (sorted by path).
+fn input_files(dir: &Path) -> Result<Vec<String>, Error> {
     let mut files = Vec::new();
     for name in ["clusterset.yaml", "clusterset.yml"] {
         if dir.join(name).is_file() {
-            files.push((PathBuf::from(name), Place::ClusterSet));
+            files.push(name.to_string());
         }
     }
     for top in ["policies", "clusters"] {
@@ -124,25 +189,14 @@ fn input_files(dir: &Path) -> Result<Vec<(PathBuf, Place)>, Error> {
                 let path = error.path().unwrap_or(&root).to_path_buf();
                 Error::io(&path, error.into())
             })?;
-            if !entry.file_type().is_file() || !is_yaml(entry.path()) {
+            if !entry.file_type().is_file() {
                 continue;
             }
-            let relative = entry
-                .path()
-                .strip_prefix(dir)
-                .unwrap_or(entry.path())
-                .to_path_buf();
-            let place = match top {
-                "policies" => Place::Policies,
-                _ => match relative.components().nth(1) {
-                    Some(Component::Normal(cluster)) if relative.components().count() > 2 => {
-                        Place::Cluster(cluster.to_string_lossy().into_owned())
-                    }
-                    // A YAML file directly in `clusters/` belongs to no cluster.
-                    _ => continue,
-                },
-            };
-            files.push((slash_path(&relative), place));
+            let relative = slash_path(entry.path().strip_prefix(dir).unwrap_or(entry.path()));
+            let relative = relative.to_string_lossy().into_owned();
+            if place_of(&relative).is_some() {
+                files.push(relative);
+            }
         }
     }
     Ok(files)

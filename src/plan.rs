@@ -217,7 +217,7 @@ impl<'m> Plan<'m> {
         let imports = self
             .services
             .iter()
-            .filter(|s| cluster.namespaces.contains(&s.namespace))
+            .filter(|s| cluster.imports(&s.namespace, &s.name))
             .map(|service| self.import(c, service))
             .collect();
         ClusterPlan {

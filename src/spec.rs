@@ -55,6 +55,8 @@ pub struct Cluster {
     pub gateway: Gateway,
     #[serde(default)]
     pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub skip_imports: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

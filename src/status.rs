@@ -81,7 +81,7 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
     out.push_str("\nimported by\n");
     let importers: Vec<&str> = clusters
         .iter()
-        .filter(|c| c.namespaces.contains(namespace))
+        .filter(|c| c.imports(namespace, name))
         .map(|c| c.name.as_str())
         .collect();
     for importer in &importers {
@@ -96,17 +96,13 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
         };
         let _ = writeln!(out, "  {importer:<16} {how}");
     }
-    let missing: Vec<&str> = clusters
-        .iter()
-        .filter(|c| !c.namespaces.contains(namespace))
-        .map(|c| c.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        let _ = writeln!(
-            out,
-            "  (not imported by {}: no `{namespace}` namespace)",
-            missing.join(", ")
-        );
+    for cluster in clusters.iter().filter(|c| !c.imports(namespace, name)) {
+        let why = if cluster.namespaces.contains(namespace) {
+            "opted out with skipImports".to_string()
+        } else {
+            format!("has no `{namespace}` namespace")
+        };
+        let _ = writeln!(out, "  (not {}: {why})", cluster.name);
     }
     Ok(out)
 }

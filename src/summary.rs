@@ -127,7 +127,7 @@ pub fn markdown(plan: &Plan, classification: &Classification, version: &str) -> 
         let imports = plan
             .services
             .iter()
-            .filter(|s| cluster.namespaces.contains(&s.namespace))
+            .filter(|s| cluster.imports(&s.namespace, &s.name))
             .count();
         let _ = writeln!(
             out,
@@ -151,7 +151,7 @@ pub fn markdown(plan: &Plan, classification: &Classification, version: &str) -> 
             .collect();
         let importers: Vec<&str> = clusters
             .iter()
-            .filter(|c| c.namespaces.contains(&service.namespace))
+            .filter(|c| c.imports(&service.namespace, &service.name))
             .map(|c| c.name.as_str())
             .collect();
         let tunnels: Vec<&str> = service

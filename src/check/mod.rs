@@ -14,7 +14,7 @@ use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::Model;
 use crate::schema::Schemas;
 use crate::source::Sources;
@@ -48,6 +48,7 @@ pub fn check(
     exports.sort_by(|(a, _), (b, _)| {
         (&a.namespace, &a.name, a.cluster).cmp(&(&b.namespace, &b.name, b.cluster))
     });
+    opt_outs(sources, &topology, &exports, diagnostics);
     conflicts::check(
         sources,
         &topology.clusterset,
@@ -67,6 +68,42 @@ pub fn check(
         exports: exports.into_iter().map(|(export, _)| export).collect(),
         input_digest: digest(sources),
     })
+}
+
+/// An opt-out from importing a service no cluster exports is probably a typo.
+fn opt_outs(
+    sources: &Sources,
+    topology: &topology::Topology,
+    exports: &[(crate::model::Export, usize)],
+    diagnostics: &mut Diagnostics,
+) {
+    for (c, cluster) in topology.clusterset.clusters.iter().enumerate() {
+        for (j, skipped) in cluster.skip_imports.iter().enumerate() {
+            if !exports
+                .iter()
+                .any(|(e, _)| format!("{}/{}", e.namespace, e.name) == *skipped)
+            {
+                let known: Vec<String> = exports
+                    .iter()
+                    .map(|(e, _)| format!("{}/{}", e.namespace, e.name))
+                    .collect();
+                let mut diagnostic = Diagnostic::warning(
+                    Code::ImportOptOutUnknown,
+                    Some(sources.at(topology.doc, &format!("/spec/clusters/{c}/skipImports/{j}"))),
+                    format!(
+                        "cluster `{}` opts out of importing `{skipped}`, which no cluster exports",
+                        cluster.name
+                    ),
+                );
+                if let Some(s) =
+                    crate::diagnostic::did_you_mean(skipped, known.iter().map(String::as_str))
+                {
+                    diagnostic = diagnostic.hint(format!("did you mean `{s}`?"));
+                }
+                diagnostics.push(diagnostic);
+            }
+        }
+    }
 }
 
 /// A digest of the declarations' content: each document in canonical JSON (keys sorted),

@@ -20,6 +20,8 @@ pub struct Topology {
     pub by_name: BTreeMap<String, usize>,
     /// The ClusterSet's `defaultWANPolicy`, with its document.
     pub default_policy: Option<Located<String>>,
+    /// The ClusterSet's document.
+    pub doc: usize,
 }
 
 pub fn check(
@@ -153,6 +155,7 @@ pub fn check(
             address: raw.gateway.address.clone(),
             exposure,
             namespaces,
+            skip_imports: raw.skip_imports.iter().cloned().collect(),
         });
     }
 
@@ -197,6 +200,7 @@ pub fn check(
         clusterset,
         by_name,
         default_policy,
+        doc,
     })
 }
 

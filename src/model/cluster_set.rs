@@ -50,9 +50,19 @@ pub struct Cluster {
     pub exposure: Exposure,
     /// The namespaces the cluster has: listed in the topology or declared in its directory.
     pub namespaces: BTreeSet<String>,
+    /// Services (`namespace/name`) the cluster opted out of importing.
+    pub skip_imports: BTreeSet<String>,
 }
 
 impl Cluster {
+    /// Whether the cluster imports `namespace/name`: it has the namespace (KEP-1645
+    /// namespace sameness) and did not opt out.
+    #[must_use]
+    pub fn imports(&self, namespace: &str, name: &str) -> bool {
+        self.namespaces.contains(namespace)
+            && !self.skip_imports.contains(&format!("{namespace}/{name}"))
+    }
+
     /// Istio's locality string, `region` or `region/zone`.
     #[must_use]
     pub fn locality(&self) -> String {
