@@ -246,51 +246,48 @@ fn add_item(
     let doc = clusterset_doc(sources);
     let pointer = format!("/spec/clusters/{c}/{key}");
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    match sources.documents[doc]
+    if let Some(items) = sources.documents[doc]
         .value
         .pointer(&pointer)
         .and_then(|v| v.as_array())
     {
-        Some(items) => {
-            let (line, col) = position(sources, doc, &pointer);
-            if let Some(flow) = flow_list(&lines[line - 1], col, key) {
-                let mut entries = flow.entries.clone();
-                entries.push(item.to_string());
-                lines[line - 1] = flow.with(&entries);
-            } else if let Some(last) = items.len().checked_sub(1) {
-                let (item_line, item_col) = position(sources, doc, &format!("{pointer}/{last}"));
-                let dash = lines[item_line - 1]
-                    .char_indices()
-                    .take(item_col - 1)
-                    .filter(|(_, ch)| *ch == '-')
-                    .last();
-                let indent = dash.map_or(item_col.saturating_sub(3), |(i, _)| i);
-                lines.insert(item_line, format!("{}- {item}\n", " ".repeat(indent)));
-            } else {
-                return Err(format!(
-                    "cannot edit the `{key}` list of cluster {c}: edit `{key}` by hand"
-                ));
-            }
+        let (line, col) = position(sources, doc, &pointer);
+        if let Some(flow) = flow_list(&lines[line - 1], col, key) {
+            let mut entries = flow.entries.clone();
+            entries.push(item.to_string());
+            lines[line - 1] = flow.with(&entries);
+        } else if let Some(last) = items.len().checked_sub(1) {
+            let (item_line, item_col) = position(sources, doc, &format!("{pointer}/{last}"));
+            let dash = lines[item_line - 1]
+                .char_indices()
+                .take(item_col - 1)
+                .filter(|(_, ch)| *ch == '-')
+                .last();
+            let indent = dash.map_or(item_col.saturating_sub(3), |(i, _)| i);
+            lines.insert(item_line, format!("{}- {item}\n", " ".repeat(indent)));
+        } else {
+            return Err(format!(
+                "cannot edit the `{key}` list of cluster {c}: edit `{key}` by hand"
+            ));
         }
-        None => {
-            let (line, col) = position(sources, doc, &format!("/spec/clusters/{c}/name"));
-            let before = lines[line - 1].chars().take(col - 1).collect::<String>();
-            if before
-                .trim_start_matches([' ', '-'])
-                .contains(|ch: char| !ch.is_whitespace())
-            {
-                return Err(format!(
-                    "the cluster entry is a flow mapping; add `{key}: [{item}]` to it by hand"
-                ));
-            }
-            let newline = if lines[line - 1].ends_with('\n') {
-                ""
-            } else {
-                "\n"
-            };
-            lines[line - 1].push_str(newline);
-            lines.insert(line, format!("{}{key}: [{item}]\n", " ".repeat(col - 1)));
+    } else {
+        let (line, col) = position(sources, doc, &format!("/spec/clusters/{c}/name"));
+        let before = lines[line - 1].chars().take(col - 1).collect::<String>();
+        if before
+            .trim_start_matches([' ', '-'])
+            .contains(|ch: char| !ch.is_whitespace())
+        {
+            return Err(format!(
+                "the cluster entry is a flow mapping; add `{key}: [{item}]` to it by hand"
+            ));
         }
+        let newline = if lines[line - 1].ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        lines[line - 1].push_str(newline);
+        lines.insert(line, format!("{}{key}: [{item}]\n", " ".repeat(col - 1)));
     }
     Ok(lines.concat())
 }
