@@ -85,20 +85,10 @@ pub fn summary(changes: &[Change]) -> String {
             None => ("file".to_string(), rest.to_string()),
         };
         let fields = match (change.kind, &old, &new) {
-            (ChangeKind::Changed, Some(a), Some(b)) => {
-                let fields: Vec<String> = leaf_differences(a, b)
-                    .into_iter()
-                    .map(|(pointer, before, after)| {
-                        format!(
-                            "{}: {} → {}",
-                            field_path(&pointer),
-                            show(&before),
-                            show(&after)
-                        )
-                    })
-                    .collect();
-                fields.join("; ")
+            (ChangeKind::Changed, Some(a), Some(b)) if a.is_object() && b.is_object() => {
+                field_changes("", a, b).join("; ")
             }
+            (ChangeKind::Changed, ..) => lines_changed(&change.old, &change.new),
             _ => String::new(),
         };
         rows.push([
@@ -122,6 +112,43 @@ pub fn summary(changes: &[Change]) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
+}
+
+/// `path: before → after` for every changed field. A string holding embedded YAML (a
+/// ConfigMap's patch) is compared field by field inside it, as `field|inner.path`.
+fn field_changes(prefix: &str, a: &Value, b: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (pointer, before, after) in leaf_differences(a, b) {
+        let path = format!("{prefix}{}", field_path(&pointer));
+        match (&before, &after) {
+            (Value::String(x), Value::String(y)) if x.contains('\n') || y.contains('\n') => {
+                match (parse(x.as_bytes()), parse(y.as_bytes())) {
+                    (Some(inner_a), Some(inner_b))
+                        if inner_a.is_object() && inner_b.is_object() =>
+                    {
+                        out.extend(field_changes(&format!("{path}|"), &inner_a, &inner_b));
+                    }
+                    _ => out.push(format!(
+                        "{path}: {}",
+                        lines_changed(x.as_bytes(), y.as_bytes())
+                    )),
+                }
+            }
+            _ => out.push(format!("{path}: {} → {}", show(&before), show(&after))),
+        }
+    }
+    out
+}
+
+fn lines_changed(old: &[u8], new: &[u8]) -> String {
+    let old = String::from_utf8_lossy(old);
+    let new = String::from_utf8_lossy(new);
+    let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref());
+    let changed = diff
+        .iter_all_changes()
+        .filter(|c| c.tag() != similar::ChangeTag::Equal)
+        .count();
+    format!("{changed} line(s) differ")
 }
 
 fn parse(bytes: &[u8]) -> Option<Value> {

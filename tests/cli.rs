@@ -776,3 +776,312 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
         .lines()
         .all(|l| !l.contains("evil")));
 }
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// A copy of an example in a temporary repository, with `out` beside it.
+fn scratch(example: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    write_tree(&input, &read_tree(&root().join("examples").join(example)));
+    let out = temp.path().join("out");
+    (temp, input, out)
+}
+
+fn set_port(input: &Path, from: &str, to: &str) {
+    let policy = input.join("policies/sd-wan-priority-high.yaml");
+    fs::write(
+        &policy,
+        fs::read_to_string(&policy).unwrap().replace(from, to),
+    )
+    .unwrap();
+}
+
+/// The CI gate: `check` passes on a fresh render; after a WAN policy edit it fails and
+/// names exactly the files a render would change, which an independent render confirms.
+#[test]
+fn check_names_every_file_an_edit_affects() {
+    let (temp, input, out) = scratch("payment");
+    assert!(render(&input, &out).status.success());
+    let up_to_date = mcwan(&["check", path_str(&input), "-o", path_str(&out)]);
+    assert_eq!(up_to_date.status.code(), Some(0), "{}", stderr(&up_to_date));
+    assert!(stdout(&up_to_date).is_empty());
+
+    set_port(&input, "port: 31111", "port: 31115");
+    let stale = mcwan(&["check", path_str(&input), "-o", path_str(&out)]);
+    assert_eq!(stale.status.code(), Some(1));
+    let named: Vec<String> = stderr(&stale)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .map(str::to_string)
+        .collect();
+
+    let fresh = temp.path().join("fresh");
+    assert!(render(&input, &fresh).status.success());
+    let (old, new) = (read_tree(&out), read_tree(&fresh));
+    let differing: Vec<String> = new
+        .keys()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .cloned()
+        .collect();
+    assert_eq!(named, differing);
+    assert!(named.contains(&"cluster-1/mcw-system/gateway-mcw-ingress.yaml".to_string()));
+    assert!(named.contains(&"sdwan/classes.yaml".to_string()));
+    assert!(
+        stdout(&stale).contains("-  port: 31111\n+  port: 31115"),
+        "{}",
+        stdout(&stale)
+    );
+
+    assert!(render(&input, &out).status.success());
+    assert_eq!(
+        mcwan(&["check", path_str(&input), "-o", path_str(&out)])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn check_catches_hand_edits_and_deletions_but_not_foreign_files() {
+    let (_temp, input, out) = scratch("payment");
+    assert!(render(&input, &out).status.success());
+    let check = || mcwan(&["check", path_str(&input), "-o", path_str(&out)]);
+    fs::write(out.join("NOTES.md"), "ours").unwrap();
+    assert_eq!(
+        check().status.code(),
+        Some(0),
+        "a file mcwan does not own is none of its business"
+    );
+    let gateway = out.join("cluster-1/mcw-system/gateway-mcw-ingress.yaml");
+    fs::write(
+        &gateway,
+        fs::read_to_string(&gateway)
+            .unwrap()
+            .replace("protocol: HTTP", "protocol: HTTPS"),
+    )
+    .unwrap();
+    fs::remove_file(out.join("cluster-2/secure/serviceimport-payment.yaml")).unwrap();
+    let output = check();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("2 file(s) differ"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stdout(&output)
+        .contains("--- /dev/null\n+++ b/cluster-2/secure/serviceimport-payment.yaml"));
+}
+
+#[test]
+fn exit_codes_of_check_and_diff() {
+    let (temp, input, out) = scratch("payment");
+    let args = |command: &str, out: &Path| mcwan(&[command, path_str(&input), "-o", path_str(out)]);
+    assert_eq!(
+        args("check", &out).status.code(),
+        Some(1),
+        "no OUT yet: everything differs"
+    );
+    assert_eq!(args("diff", &out).status.code(), Some(1));
+    assert!(render(&input, &out).status.success());
+    assert_eq!(args("diff", &out).status.code(), Some(0));
+    let foreign = temp.path().join("foreign");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("x.yaml"), "x").unwrap();
+    assert_eq!(
+        args("check", &foreign).status.code(),
+        Some(2),
+        "OUT that mcwan did not create"
+    );
+    set_port(&input, "port: 31111", "port: 70000");
+    assert_eq!(
+        args("check", &out).status.code(),
+        Some(1),
+        "invalid input fails check"
+    );
+    assert_eq!(
+        args("diff", &out).status.code(),
+        Some(2),
+        "invalid input is trouble for diff"
+    );
+    assert_eq!(
+        mcwan(&["render", path_str(&input)]).status.code(),
+        Some(2),
+        "usage error"
+    );
+    assert_eq!(mcwan(&["frobnicate"]).status.code(), Some(2));
+}
+
+/// What a reviewer reads: a per-object summary with field-level changes, then the diff.
+#[test]
+fn diff_summarizes_objects_and_fields() {
+    let (temp, input, out) = scratch("payment");
+    assert!(render(&input, &out).status.success());
+    set_port(&input, "port: 31111", "port: 31115");
+    let output = mcwan(&["diff", path_str(&input), "-o", path_str(&out)]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output).replace(path_str(temp.path()), "[TEMP]");
+    let summary = text.split("\n--- ").next().unwrap().to_string();
+    insta::assert_snapshot!(summary);
+}
+
+#[test]
+fn status_describes_a_service() {
+    let output = mcwan(&[
+        "status",
+        "insecure/logging",
+        path_str(&root().join("examples/three-clusters")),
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!(stdout(&output));
+    let unknown = mcwan(&[
+        "status",
+        "secure/paymnt",
+        path_str(&root().join("examples/payment")),
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("did you mean `secure/payment`?"));
+}
+
+#[test]
+fn graph_draws_mermaid_and_dot() {
+    let dir = root().join("examples/three-clusters");
+    let mermaid = mcwan(&["graph", path_str(&dir)]);
+    assert_eq!(mermaid.status.code(), Some(0));
+    insta::assert_snapshot!("graph_mermaid", stdout(&mermaid));
+    let dot = mcwan(&["graph", path_str(&dir), "--dot"]);
+    assert_eq!(dot.status.code(), Some(0));
+    insta::assert_snapshot!("graph_dot", stdout(&dot));
+}
+
+#[test]
+fn completions_and_schema() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = mcwan(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0));
+        assert!(
+            stdout(&output).contains("render") && stdout(&output).contains("unimport"),
+            "{shell}"
+        );
+    }
+    let schema = mcwan(&["schema", "WANPolicy"]);
+    assert_eq!(schema.status.code(), Some(0));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&schema)).unwrap();
+    assert_eq!(value["properties"]["kind"]["const"], "WANPolicy");
+    assert_eq!(mcwan(&["schema", "Secret"]).status.code(), Some(2));
+}
+
+#[test]
+fn json_diagnostics_are_stable() {
+    let case = parse_case(&root().join("tests/invalid/many-problems.case"));
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    apply_case(&case, &input);
+    let output = mcwan(&["validate", path_str(&input), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    insta::assert_snapshot!(serde_json::to_string_pretty(&value).unwrap());
+}
+
+/// The seed's verbs edit the repository and undo each other byte for byte; a verb whose
+/// result would not validate changes nothing.
+#[test]
+fn verbs_round_trip_and_keep_the_repository_valid() {
+    let (_temp, input, out) = scratch("three-clusters");
+    let before = read_tree(&input);
+    let verb = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push(path_str(&input));
+        mcwan(&all)
+    };
+
+    // cluster-3 has the `insecure` namespace but no Service `secure/payment`.
+    let refused = verb(&["export", "insecure/payment", "--cluster", "cluster-3"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert_eq!(
+        read_tree(&input),
+        before,
+        "a refused verb changed the repository"
+    );
+
+    let exported = verb(&[
+        "export",
+        "insecure/logging",
+        "--cluster",
+        "cluster-2",
+        "--wan-policy",
+        "internet",
+    ]);
+    assert_eq!(
+        exported.status.code(),
+        Some(1),
+        "cluster-2 has no logging Service: {}",
+        stderr(&exported)
+    );
+
+    fs::write(
+        input.join("clusters/cluster-2/logging.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: logging, namespace: insecure}\nspec:\n  ports: [{name: http, port: 9000}]\n",
+    )
+    .unwrap();
+    let with_service = read_tree(&input);
+    let exported = verb(&["export", "insecure/logging", "--cluster", "cluster-2"]);
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    assert!(input
+        .join("clusters/cluster-2/mcwan-export-insecure-logging.yaml")
+        .is_file());
+    assert!(render(&input, &out).status.success());
+    assert!(out
+        .join("cluster-2/insecure/httproute-mcw-logging-internet.yaml")
+        .is_file());
+    assert_eq!(
+        verb(&["unexport", "insecure/logging", "--cluster", "cluster-2"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        read_tree(&input),
+        with_service,
+        "export then unexport is not byte-identical"
+    );
+
+    let unimported = verb(&["unimport", "secure/payment", "--cluster", "cluster-2"]);
+    assert_eq!(unimported.status.code(), Some(0), "{}", stderr(&unimported));
+    assert!(render(&input, &out).status.success());
+    assert!(!out
+        .join("cluster-2/secure/serviceentry-mcw-payment.yaml")
+        .exists());
+    assert_eq!(
+        verb(&["import", "secure/payment", "--cluster", "cluster-2"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        read_tree(&input),
+        with_service,
+        "unimport then import is not byte-identical"
+    );
+
+    // cluster-3 lacks `secure`: import adds the namespace, and it then imports payment.
+    assert_eq!(
+        verb(&["import", "secure/payment", "--cluster", "cluster-3"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(fs::read_to_string(input.join("clusterset.yaml"))
+        .unwrap()
+        .contains("namespaces: [insecure, secure]"));
+    assert!(render(&input, &out).status.success());
+    assert!(out
+        .join("cluster-3/secure/serviceentry-mcw-payment.yaml")
+        .is_file());
+}
