@@ -80,6 +80,8 @@ codes! {
     WanpolicyPortNotNodeport => "wanpolicy-port-not-nodeport",
     WanpolicyInconsistent => "wanpolicy-inconsistent",
     WanpolicyMissingGlobal => "wanpolicy-missing-global",
+    WanpolicyUnknownFallback => "wanpolicy-unknown-fallback",
+    AnnotationInvalid => "annotation-invalid",
     ExportNoService => "export-no-service",
     ExportUnknownPolicy => "export-unknown-policy",
     ExportNoPolicy => "export-no-policy",

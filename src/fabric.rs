@@ -75,6 +75,8 @@ pub struct Class {
     pub color: String,
     pub port: u16,
     pub sla: SlaView,
+    /// The class whose tunnel carries this class's traffic when all its endpoints fail.
+    pub fallback: Option<String>,
     /// The SLA as whole numbers in the ranges vendors accept (latency and jitter 1–1000 ms,
     /// loss 1–100 %), rounded up; `check` warns when this differs from `sla`.
     pub whole_sla: WholeSla,
@@ -183,6 +185,7 @@ pub fn classify(model: &Model, flows: impl IntoIterator<Item = Flow>) -> Classif
             port: policy.port,
             sla: SlaView::from(&policy.sla),
             whole_sla: WholeSla::of(&policy.sla),
+            fallback: policy.fallback.clone(),
             flows: grouped
                 .range((policy.name.clone(), 0, 0)..=(policy.name.clone(), usize::MAX, usize::MAX))
                 .map(|((_, from, to), services)| FlowView {

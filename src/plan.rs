@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::{Export, Exposure, Model, ServiceType, WanPolicy};
+use crate::model::{Export, Exposure, Model, Overrides, Resilience, ServiceType, WanPolicy};
 
 /// One service as the whole clusterset sees it: every exporter, merged.
 #[derive(Debug)]
@@ -20,7 +20,13 @@ pub struct GlobalService {
     pub service_type: ServiceType,
     /// The policies importers route by; after conflict checks, all exporters agree.
     pub policies: Vec<String>,
+    /// Per-export resilience annotations, which all exporters agree on too.
+    pub overrides: Overrides,
 }
+
+/// Endpoint tiers: a fallback endpoint takes traffic only when no primary one is healthy.
+const PRIMARY: &str = "primary";
+const FALLBACK: &str = "fallback";
 
 /// The clusterset-wide view `plan` keeps between clusters.
 #[derive(Debug)]
@@ -96,8 +102,10 @@ pub struct ImportPlan {
     /// `DNS` when any endpoint is a hostname, else `STATIC`.
     pub resolution: &'static str,
     pub endpoints: Vec<Endpoint>,
-    pub subsets: Vec<String>,
+    pub subsets: Vec<Subset>,
     pub failover: Vec<Failover>,
+    /// Outlier detection and connection settings for traffic outside any subset.
+    pub defaults: TrafficPolicy,
     /// Routes of the sender-side VirtualService, in order.
     pub routes: Vec<EgressRoute>,
 }
@@ -108,7 +116,12 @@ pub struct Endpoint {
     pub ports: BTreeMap<String, u16>,
     pub locality: String,
     pub cluster: String,
+    /// The policy whose tunnel this endpoint's traffic takes (its port's class).
     pub policy: String,
+    /// The subset (the route's WAN policy) this endpoint serves.
+    pub route_policy: String,
+    /// `primary`, or `fallback` for an endpoint over another policy's tunnel.
+    pub tier: &'static str,
     /// The importer's own export, reached directly rather than through its gateway.
     pub local: bool,
 }
@@ -125,6 +138,41 @@ pub struct EgressRoute {
     pub policy: String,
     /// The destination port, set only when the import has exactly one port.
     pub port: Option<u16>,
+    pub timeout: String,
+    pub attempts: u32,
+    pub per_try_timeout: String,
+    /// Envoy retry conditions, comma-separated as Istio takes them.
+    pub retry_on: String,
+}
+
+/// One DestinationRule subset: the endpoints of one WAN policy and how to treat them.
+#[derive(Debug, Serialize)]
+pub struct Subset {
+    pub name: String,
+    pub traffic: TrafficPolicy,
+    /// The fallback policy, whose endpoints are used only when every primary one is out.
+    pub fallback: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrafficPolicy {
+    pub connect_timeout: String,
+    pub consecutive_gateway_errors: u32,
+    pub consecutive_5xx_errors: u32,
+    pub interval: String,
+    pub base_ejection_time: String,
+}
+
+impl TrafficPolicy {
+    fn of(resilience: &Resilience) -> Self {
+        TrafficPolicy {
+            connect_timeout: resilience.connect_timeout.to_string(),
+            consecutive_gateway_errors: resilience.consecutive_gateway_errors,
+            consecutive_5xx_errors: resilience.consecutive_5xx_errors,
+            interval: resilience.interval.to_string(),
+            base_ejection_time: resilience.base_ejection_time.to_string(),
+        }
+    }
 }
 
 impl<'m> Plan<'m> {
@@ -154,6 +202,7 @@ impl<'m> Plan<'m> {
                     ports: vec![import_port(export)],
                     service_type: export.service_type,
                     policies: export.policies.clone(),
+                    overrides: export.overrides,
                 }),
             }
         }
@@ -201,8 +250,8 @@ impl<'m> Plan<'m> {
                 name: export.name.clone(),
                 labels: export.labels.clone(),
                 annotations: export.annotations.clone(),
-                routes: export
-                    .policies
+                routes: self
+                    .ingress_policies(export)
                     .iter()
                     .map(|policy| IngressRoute {
                         name: format!("mcw-{}-{policy}", export.name),
@@ -236,16 +285,8 @@ impl<'m> Plan<'m> {
             let export = &self.model.exports[e];
             let exporter = &clusterset.clusters[export.cluster];
             let local = export.cluster == c;
-            for policy in &service.policies {
-                let (address, port) = if local {
-                    (
-                        local_host(&service.namespace, &service.name),
-                        export.port.port,
-                    )
-                } else {
-                    (exporter.address.clone(), self.policy(policy).port)
-                };
-                endpoints.push(Endpoint {
+            let endpoint =
+                |address: String, port: u16, policy: &str, route_policy: &str, tier| Endpoint {
                     address,
                     ports: service
                         .ports
@@ -254,9 +295,34 @@ impl<'m> Plan<'m> {
                         .collect(),
                     locality: exporter.locality(),
                     cluster: exporter.name.clone(),
-                    policy: policy.clone(),
+                    policy: policy.to_string(),
+                    route_policy: route_policy.to_string(),
+                    tier,
                     local,
-                });
+                };
+            for policy in &service.policies {
+                if local {
+                    let address = local_host(&service.namespace, &service.name);
+                    endpoints.push(endpoint(address, export.port.port, policy, policy, PRIMARY));
+                    continue;
+                }
+                endpoints.push(endpoint(
+                    exporter.address.clone(),
+                    self.policy(policy).port,
+                    policy,
+                    policy,
+                    PRIMARY,
+                ));
+                if let Some(fallback) = &self.policy(policy).fallback {
+                    let port = self.policy(fallback).port;
+                    endpoints.push(endpoint(
+                        exporter.address.clone(),
+                        port,
+                        fallback,
+                        policy,
+                        FALLBACK,
+                    ));
+                }
             }
         }
         // In an exporter, its own endpoints come first.
@@ -271,7 +337,8 @@ impl<'m> Plan<'m> {
         };
 
         // Envoy already prefers the client's own region; name the region to fail over to
-        // when it has no healthy endpoint: the first other exporting region in ClusterSet order.
+        // when it has no healthy endpoint: the first other exporting region in ClusterSet
+        // order. Istio uses only the first entry whose `from` matches, so there is one.
         let failover = service
             .exporters
             .iter()
@@ -284,6 +351,31 @@ impl<'m> Plan<'m> {
             .into_iter()
             .collect();
         let single_port = (service.ports.len() == 1).then(|| service.ports[0].port);
+        let subsets = service
+            .policies
+            .iter()
+            .map(|policy| Subset {
+                name: policy.clone(),
+                traffic: TrafficPolicy::of(&self.policy(policy).resilience),
+                fallback: self.policy(policy).fallback.clone(),
+            })
+            .collect();
+        let routes = service
+            .policies
+            .iter()
+            .map(|policy| {
+                let resilience = service.overrides.apply(&self.policy(policy).resilience);
+                EgressRoute {
+                    name: policy.clone(),
+                    policy: policy.clone(),
+                    port: single_port,
+                    timeout: resilience.timeout.to_string(),
+                    attempts: resilience.attempts,
+                    per_try_timeout: resilience.per_try_timeout.to_string(),
+                    retry_on: resilience.retry_on.join(","),
+                }
+            })
+            .collect();
         ImportPlan {
             namespace: service.namespace.clone(),
             name: service.name.clone(),
@@ -292,18 +384,26 @@ impl<'m> Plan<'m> {
             ports: service.ports.clone(),
             resolution,
             endpoints,
-            subsets: service.policies.clone(),
+            subsets,
             failover,
-            routes: service
+            defaults: TrafficPolicy::of(&self.policy(&service.policies[0]).resilience),
+            routes,
+        }
+    }
+
+    /// The listeners an export must answer on: its policies and their fallbacks, whose
+    /// tunnels carry its traffic when the primary ones fail.
+    fn ingress_policies(&self, export: &Export) -> Vec<String> {
+        let mut policies = export.policies.clone();
+        policies.extend(
+            export
                 .policies
                 .iter()
-                .map(|policy| EgressRoute {
-                    name: policy.clone(),
-                    policy: policy.clone(),
-                    port: single_port,
-                })
-                .collect(),
-        }
+                .filter_map(|p| self.policy(p).fallback.clone()),
+        );
+        policies.sort();
+        policies.dedup();
+        policies
     }
 
     fn policy(&self, name: &str) -> &WanPolicy {

@@ -34,7 +34,16 @@ pub struct ClusterSetSpec {
     pub default_wan_policy: Option<String>,
     #[serde(default)]
     pub sdwan: Sdwan,
+    #[serde(default)]
+    pub tracing: Tracing,
     pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracing {
+    pub sampling_percent: Option<serde_json::Number>,
+    pub provider: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,6 +85,46 @@ pub struct WanPolicySpec {
     pub tunnel: String,
     pub port: u16,
     pub sla: Sla,
+    pub fallback: Option<String>,
+    #[serde(default)]
+    pub resilience: Resilience,
+}
+
+/// Declared overrides of the derived resilience defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resilience {
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Retries,
+    #[serde(default)]
+    pub outlier_detection: OutlierDetection,
+    #[serde(default)]
+    pub connection_pool: ConnectionPool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retries {
+    pub attempts: Option<u32>,
+    pub per_try_timeout: Option<String>,
+    pub retry_on: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierDetection {
+    pub consecutive_gateway_errors: Option<u32>,
+    #[serde(rename = "consecutive5xxErrors")]
+    pub consecutive_5xx_errors: Option<u32>,
+    pub interval: Option<String>,
+    pub base_ejection_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionPool {
+    pub connect_timeout: Option<String>,
 }
 
 /// SLA numbers are kept as written, so that the fabric receives exactly what was declared.

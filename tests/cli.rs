@@ -1085,3 +1085,227 @@ fn verbs_round_trip_and_keep_the_repository_valid() {
         .join("cluster-3/secure/serviceentry-mcw-payment.yaml")
         .is_file());
 }
+
+fn golden_object(example: &str, path: &str) -> serde_json::Value {
+    yaml_documents(&fs::read(root().join("golden").join(example).join(path)).unwrap()).remove(0)
+}
+
+/// Each importer fails over from its own region to the first other region that exports
+/// the service, in ClusterSet order; Istio uses only the first matching entry.
+#[test]
+fn failover_order_per_importer() {
+    for (cluster, from, to) in [
+        ("cluster-1", "eu-west", "us-east"),
+        ("cluster-2", "eu-west", "us-east"),
+        ("cluster-3", "us-east", "eu-west"),
+        ("cluster-4", "us-east", "eu-west"),
+    ] {
+        let rule = golden_object(
+            "failover",
+            &format!("{cluster}/secure/destinationrule-mcw-payment.yaml"),
+        );
+        let expected = serde_json::json!([{"from": from, "to": to}]);
+        assert_eq!(
+            rule["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failover"],
+            expected,
+            "{cluster}"
+        );
+        let subset = &rule["spec"]["subsets"][0]["trafficPolicy"];
+        assert_eq!(
+            subset["loadBalancer"]["localityLbSetting"]["failover"], expected,
+            "{cluster}"
+        );
+        assert_eq!(
+            subset["loadBalancer"]["localityLbSetting"]["failoverPriority"],
+            serde_json::json!(["mcw.l7mp.io/tier=primary"])
+        );
+        let outlier = &subset["outlierDetection"];
+        assert_eq!(outlier["maxEjectionPercent"], 100);
+        assert_eq!(
+            (
+                &outlier["consecutiveGatewayErrors"],
+                &outlier["interval"],
+                &outlier["baseEjectionTime"]
+            ),
+            (&3.into(), &"1s".into(), &"30s".into())
+        );
+    }
+    // A single region has nowhere to fail over to.
+    let rule = golden_object(
+        "payment",
+        "cluster-2/secure/destinationrule-mcw-payment.yaml",
+    );
+    assert!(
+        rule["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]
+            .get("failover")
+            .is_none()
+    );
+}
+
+/// Fallback endpoints exist only for a policy that opts in, only through remote gateways,
+/// on the fallback's port, and the fabric carries their flows on the fallback's class.
+#[test]
+fn fallback_is_opt_in_and_reaches_the_fabric() {
+    let entry = golden_object("failover", "cluster-2/secure/serviceentry-mcw-payment.yaml");
+    let endpoints = entry["spec"]["endpoints"].as_array().unwrap();
+    let fallback: Vec<_> = endpoints
+        .iter()
+        .filter(|e| e["labels"]["mcw.l7mp.io/tier"] == "fallback")
+        .collect();
+    assert_eq!(fallback.len(), 2);
+    for endpoint in &fallback {
+        assert_eq!(endpoint["labels"]["mcw.l7mp.io/route-policy"], "business");
+        assert_eq!(endpoint["labels"]["mcw.l7mp.io/wan-policy"], "internet");
+        assert_eq!(endpoint["ports"]["http"], 8444);
+    }
+    let exporter = golden_object("failover", "cluster-1/secure/serviceentry-mcw-payment.yaml");
+    let local: Vec<_> = exporter["spec"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["labels"]["mcw.l7mp.io/cluster"] == "cluster-1")
+        .collect();
+    assert_eq!(
+        local.len(),
+        1,
+        "the exporter reaches itself directly, with no fallback"
+    );
+    assert!(
+        root()
+            .join("golden/failover/cluster-1/secure/httproute-mcw-payment-internet.yaml")
+            .is_file(),
+        "the exporter must accept fallback traffic"
+    );
+    let classes = golden_object("failover", "sdwan/classes.yaml");
+    let internet = classes["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["policy"] == "internet")
+        .unwrap();
+    assert!(internet["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["services"][0] == "secure/payment"));
+    let business = classes["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["policy"] == "business")
+        .unwrap();
+    assert_eq!(business["fallback"], "internet");
+
+    for (path, bytes) in read_tree(&root().join("golden/payment")) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("tier: fallback"),
+            "{path}: no policy of payment opts in"
+        );
+    }
+}
+
+/// Timeouts and retries: an export annotation beats the policy's `spec.resilience`, which
+/// beats the default derived from the SLA.
+#[test]
+fn resilience_precedence_annotation_policy_default() {
+    let route = |input: &Path| {
+        let out = input.parent().unwrap().join("out");
+        assert!(render(input, &out).status.success());
+        let service = yaml_documents(
+            &fs::read(out.join("cluster-2/secure/virtualservice-mcw-payment.yaml")).unwrap(),
+        )
+        .remove(0);
+        service["spec"]["http"][0].clone()
+    };
+    let (_temp, input, _) = scratch("failover");
+    // Annotation timeout 3s; policy attempts 3; derived per-try timeout 2(2*60+20)+1000 ms.
+    let all = route(&input);
+    assert_eq!(
+        (
+            &all["timeout"],
+            &all["retries"]["attempts"],
+            &all["retries"]["perTryTimeout"]
+        ),
+        (&"3s".into(), &3.into(), &"1280ms".into())
+    );
+    assert_eq!(all["retries"]["retryRemoteLocalities"], true);
+    for cluster in ["cluster-1", "cluster-3"] {
+        let path = input.join(format!("clusters/{cluster}/payment.yaml"));
+        fs::write(
+            &path,
+            fs::read_to_string(&path)
+                .unwrap()
+                .replace("    mcw.l7mp.io/timeout: 3s\n", ""),
+        )
+        .unwrap();
+    }
+    let policy_wins = route(&input);
+    assert_eq!(
+        (&policy_wins["timeout"], &policy_wins["retries"]["attempts"]),
+        (&"5120ms".into(), &3.into())
+    );
+    let path = input.join("policies/business.yaml");
+    fs::write(
+        &path,
+        fs::read_to_string(&path)
+            .unwrap()
+            .replace("  resilience:\n    retries:\n      attempts: 3\n", ""),
+    )
+    .unwrap();
+    let derived = route(&input);
+    assert_eq!(
+        (&derived["timeout"], &derived["retries"]["attempts"]),
+        (&"3840ms".into(), &2.into())
+    );
+}
+
+/// What the receiver sees: who sent the request, over which policy, with a per-hop span
+/// id, and the ingress gateway traces with those as tags.
+#[test]
+fn observability_headers_and_tracing() {
+    let service = golden_object(
+        "failover",
+        "cluster-2/secure/virtualservice-mcw-payment.yaml",
+    );
+    let set = &service["spec"]["http"][0]["headers"]["request"]["set"];
+    assert_eq!(set["x-mcwan-source-cluster"], "cluster-2");
+    assert_eq!(set["x-mcwan-wan-policy"], "business");
+    assert_eq!(set["x-mcwan-span-id"], "%UNIQUE_ID%");
+    assert!(
+        set.get("x-request-id").is_none(),
+        "x-request-id must pass through untouched"
+    );
+    let route = golden_object(
+        "failover",
+        "cluster-1/secure/httproute-mcw-payment-internet.yaml",
+    );
+    let headers = &route["spec"]["rules"][0]["filters"][1]["requestHeaderModifier"]["set"];
+    assert_eq!(
+        headers,
+        &serde_json::json!([{"name": "x-mcwan-ingress-cluster", "value": "cluster-1"}, {"name": "x-mcwan-ingress-policy", "value": "internet"}])
+    );
+    let telemetry = golden_object(
+        "failover",
+        "cluster-1/mcw-system/telemetry-mcw-ingress.yaml",
+    );
+    assert_eq!(
+        telemetry["spec"]["targetRefs"],
+        serde_json::json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "mcw-ingress"}])
+    );
+    let tracing = &telemetry["spec"]["tracing"][0];
+    assert_eq!(tracing["randomSamplingPercentage"], 5);
+    assert_eq!(
+        tracing["customTags"]["mcwan.ingress_cluster"]["literal"]["value"],
+        "cluster-1"
+    );
+    assert_eq!(
+        tracing["customTags"]["mcwan.wan_policy"]["header"]["name"],
+        "x-mcwan-wan-policy"
+    );
+    assert!(
+        !root()
+            .join("golden/failover/cluster-2/mcw-system/telemetry-mcw-ingress.yaml")
+            .exists(),
+        "cluster-2 has no gateway"
+    );
+}

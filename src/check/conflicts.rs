@@ -66,6 +66,10 @@ pub fn check(
                     winner.policies.join(",")
                 ));
             }
+            if export.overrides != winner.overrides {
+                disagreements
+                    .push("resilience annotations (timeout, retries, per-try-timeout)".to_string());
+            }
             if disagreements.is_empty() {
                 continue;
             }
@@ -85,6 +89,7 @@ pub fn check(
                 );
                 export.service_type = winner.service_type;
                 export.policies.clone_from(&winner.policies);
+                export.overrides = winner.overrides;
             } else {
                 diagnostics.push(
                     Diagnostic::error(

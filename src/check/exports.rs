@@ -7,13 +7,22 @@ use crate::check::documents::{quoted, Declarations, Located};
 use crate::check::names::{is_dns1123_label, label_hint};
 use crate::check::topology::{check_namespace, Topology};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::model::{AppProtocol, Export, ServicePort, ServiceType, WanPolicy};
+use crate::model::{AppProtocol, Export, Millis, Overrides, ServicePort, ServiceType, WanPolicy};
 use crate::source::Sources;
 use crate::spec;
 
 pub const POLICY_ANNOTATION: &str = "mcw.l7mp.io/mc-wan-policy";
 pub const PORT_ANNOTATION: &str = "mcw.l7mp.io/port";
-const KNOWN_ANNOTATIONS: &[&str] = &[POLICY_ANNOTATION, PORT_ANNOTATION];
+pub const TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/timeout";
+pub const RETRIES_ANNOTATION: &str = "mcw.l7mp.io/retries";
+pub const PER_TRY_TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/per-try-timeout";
+const KNOWN_ANNOTATIONS: &[&str] = &[
+    POLICY_ANNOTATION,
+    PORT_ANNOTATION,
+    TIMEOUT_ANNOTATION,
+    RETRIES_ANNOTATION,
+    PER_TRY_TIMEOUT_ANNOTATION,
+];
 
 type Key = (usize, String, String);
 
@@ -131,6 +140,7 @@ pub fn check(
             diagnostics,
         );
         let port = export_port(sources, export, service, diagnostics);
+        let overrides = overrides(sources, export, diagnostics);
         let (Some(policy), Some(port)) = (policy, port) else {
             continue;
         };
@@ -147,6 +157,7 @@ pub fn check(
                 policies: vec![policy],
                 port,
                 service_type,
+                overrides,
                 labels: meta.labels.clone(),
                 annotations: meta.annotations.clone(),
             },
@@ -154,6 +165,47 @@ pub fn check(
         ));
     }
     valid
+}
+
+/// The per-export resilience annotations, each checked.
+fn overrides(
+    sources: &Sources,
+    export: &Located<spec::ServiceExport>,
+    diagnostics: &mut Diagnostics,
+) -> Overrides {
+    let annotations = &export.value.metadata.annotations;
+    let mut invalid = |key: &str, value: &str, expected: &str| {
+        let pointer = format!(
+            "/metadata/annotations/{}",
+            crate::source::pointer_segment(key)
+        );
+        diagnostics.push(
+            Diagnostic::error(Code::AnnotationInvalid, Some(sources.at(export.doc, &pointer)), format!("`{key}: {value}` is not {expected}"))
+                .hint("durations are a number and a unit (`250ms`, `1.5s`, `2m`); retries a count from 0 to 10"),
+        );
+    };
+    let mut duration = |key: &str| {
+        let value = annotations.get(key)?;
+        let parsed = Millis::parse(value);
+        if parsed.is_none() {
+            invalid(key, value, "a duration between 1ms and 24h");
+        }
+        parsed
+    };
+    let timeout = duration(TIMEOUT_ANNOTATION);
+    let per_try_timeout = duration(PER_TRY_TIMEOUT_ANNOTATION);
+    let attempts = annotations.get(RETRIES_ANNOTATION).and_then(|value| {
+        let parsed = value.parse::<u32>().ok().filter(|n| *n <= 10);
+        if parsed.is_none() {
+            invalid(RETRIES_ANNOTATION, value, "a retry count from 0 to 10");
+        }
+        parsed
+    });
+    Overrides {
+        timeout,
+        attempts,
+        per_try_timeout,
+    }
 }
 
 /// Indexes one kind's objects by (cluster, namespace, name), reporting duplicates and bad names.

@@ -8,10 +8,12 @@ use serde_json::Value;
 use crate::check::documents::{quoted, Declarations};
 use crate::check::names::{is_dns1123_label, label_hint};
 use crate::check::topology::Topology;
+use crate::diagnostic::Location;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::model::{Exposure, Sla, WanPolicy};
+use crate::model::{Exposure, Millis, Resilience, Sla, WanPolicy};
 use crate::schema::field_path;
 use crate::source::Sources;
+use crate::spec;
 use crate::value_diff::leaf_differences;
 
 /// Ports Istio's proxies listen on themselves (admin, capture, HBONE, status, telemetry).
@@ -64,15 +66,24 @@ pub fn check(
             latency_ms: spec.sla.latency_ms.clone(),
             loss_percent: spec.sla.loss_percent.clone(),
         };
+        let resilience = resilience(
+            &spec.resilience,
+            &sla,
+            &|p| sources.at(raw.doc, p),
+            diagnostics,
+        );
         let policy = WanPolicy {
             name: name.clone(),
             tunnel: spec.tunnel.clone(),
             port: spec.port,
             sla,
+            fallback: spec.fallback.clone(),
+            resilience,
         };
         policies.insert(name.clone(), (policy, raw.doc));
     }
 
+    check_fallbacks(sources, &policies, diagnostics);
     check_ports(sources, &policies, topology, diagnostics);
     check_fabric(sources, &policies, topology, diagnostics);
     check_copies(sources, declarations, &policies, diagnostics);
@@ -150,6 +161,100 @@ fn check_ports(
                 )
                 .hint("NodePort gateways pin each listener's nodePort to its policy port; choose a port in 30000-32767"),
             );
+        }
+    }
+}
+
+/// The SLA-derived defaults, replaced field by field by what `spec.resilience` declares.
+fn resilience(
+    declared: &spec::Resilience,
+    sla: &Sla,
+    at: &dyn Fn(&str) -> Location,
+    diagnostics: &mut Diagnostics,
+) -> Resilience {
+    let mut out = Resilience::derive(sla);
+    let mut duration = |value: &Option<String>, pointer: &str, target: &mut Millis| {
+        if let Some(text) = value {
+            match Millis::parse(text) {
+                Some(parsed) => *target = parsed,
+                None => diagnostics.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        Some(at(pointer)),
+                        format!("`{text}` is not a duration between 1ms and 24h"),
+                    )
+                    .hint("write a number and a unit: `250ms`, `1.5s`, `2m`"),
+                ),
+            }
+        }
+    };
+    let base = "/spec/resilience";
+    duration(
+        &declared.timeout,
+        &format!("{base}/timeout"),
+        &mut out.timeout,
+    );
+    duration(
+        &declared.retries.per_try_timeout,
+        &format!("{base}/retries/perTryTimeout"),
+        &mut out.per_try_timeout,
+    );
+    duration(
+        &declared.outlier_detection.interval,
+        &format!("{base}/outlierDetection/interval"),
+        &mut out.interval,
+    );
+    duration(
+        &declared.outlier_detection.base_ejection_time,
+        &format!("{base}/outlierDetection/baseEjectionTime"),
+        &mut out.base_ejection_time,
+    );
+    duration(
+        &declared.connection_pool.connect_timeout,
+        &format!("{base}/connectionPool/connectTimeout"),
+        &mut out.connect_timeout,
+    );
+    if let Some(attempts) = declared.retries.attempts {
+        out.attempts = attempts;
+        if declared.timeout.is_none() {
+            out.timeout = Millis(out.per_try_timeout.0 * u64::from(attempts + 1));
+        }
+    }
+    if let Some(retry_on) = &declared.retries.retry_on {
+        out.retry_on.clone_from(retry_on);
+    }
+    if let Some(errors) = declared.outlier_detection.consecutive_gateway_errors {
+        out.consecutive_gateway_errors = errors;
+    }
+    if let Some(errors) = declared.outlier_detection.consecutive_5xx_errors {
+        out.consecutive_5xx_errors = errors;
+    }
+    out
+}
+
+/// A fallback names another declared policy.
+fn check_fallbacks(
+    sources: &Sources,
+    policies: &BTreeMap<String, (WanPolicy, usize)>,
+    diagnostics: &mut Diagnostics,
+) {
+    for (name, (policy, doc)) in policies {
+        let Some(fallback) = &policy.fallback else {
+            continue;
+        };
+        if fallback == name || !policies.contains_key(fallback) {
+            let mut diagnostic = Diagnostic::error(
+                Code::WanpolicyUnknownFallback,
+                Some(sources.at(*doc, "/spec/fallback")),
+                format!("WAN policy `{name}` falls back to `{fallback}`, which is not another declared WAN policy"),
+            );
+            if let Some(s) = did_you_mean(
+                fallback,
+                policies.keys().map(String::as_str).filter(|p| p != name),
+            ) {
+                diagnostic = diagnostic.hint(format!("did you mean `{s}`?"));
+            }
+            diagnostics.push(diagnostic);
         }
     }
 }

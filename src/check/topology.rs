@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::check::documents::{Declarations, Located};
 use crate::check::names::{is_address, is_dns1123_label, is_dns1123_subdomain, label_hint};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan};
+use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 use crate::source::{Place, Sources};
 
 /// The namespace mcwan owns in every cluster.
@@ -194,6 +194,14 @@ pub fn check(
         gateway_class_name,
         mcs_version,
         sdwan,
+        tracing: Tracing {
+            sampling_percent: spec
+                .tracing
+                .sampling_percent
+                .clone()
+                .unwrap_or_else(|| 1.into()),
+            provider: spec.tracing.provider.clone(),
+        },
         clusters,
     };
     Some(Topology {

@@ -90,6 +90,13 @@ impl Sdwan {
     }
 }
 
+/// Tracing on the east-west ingress gateways.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    pub sampling_percent: serde_json::Number,
+    pub provider: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClusterSet {
     pub name: String,
@@ -97,6 +104,7 @@ pub struct ClusterSet {
     pub gateway_class_name: String,
     pub mcs_version: McsVersion,
     pub sdwan: Sdwan,
+    pub tracing: Tracing,
     /// In declaration order, which is also the precedence order for conflicts and failover.
     pub clusters: Vec<Cluster>,
 }

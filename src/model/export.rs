@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::{Millis, Resilience};
+
 /// The L7 protocol the gateways speak to the service, from the port's `appProtocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AppProtocol {
@@ -40,6 +42,37 @@ impl ServicePort {
     }
 }
 
+/// Per-export resilience settings from annotations; they beat the policy's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub timeout: Option<Millis>,
+    pub attempts: Option<u32>,
+    pub per_try_timeout: Option<Millis>,
+}
+
+impl Overrides {
+    /// The policy's resilience with these overrides applied. When retries change but the
+    /// timeout is not given, the timeout still covers every try.
+    #[must_use]
+    pub fn apply(&self, policy: &Resilience) -> Resilience {
+        let mut out = policy.clone();
+        if let Some(per_try) = self.per_try_timeout {
+            out.per_try_timeout = per_try;
+        }
+        if let Some(attempts) = self.attempts {
+            out.attempts = attempts;
+        }
+        out.timeout = self.timeout.unwrap_or(
+            if self.per_try_timeout.is_some() || self.attempts.is_some() {
+                Millis(out.per_try_timeout.0 * u64::from(out.attempts + 1))
+            } else {
+                policy.timeout
+            },
+        );
+        out
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceType {
     ClusterSetIP,
@@ -66,6 +99,7 @@ pub struct Export {
     pub policies: Vec<String>,
     pub port: ServicePort,
     pub service_type: ServiceType,
+    pub overrides: Overrides,
     /// The ServiceExport's own labels and annotations, kept on the emitted copy.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,

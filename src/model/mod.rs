@@ -3,12 +3,14 @@
 
 mod cluster_set;
 mod export;
+mod resilience;
 mod wan_policy;
 
 use std::collections::BTreeMap;
 
-pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan};
-pub use export::{AppProtocol, Export, ServicePort, ServiceType};
+pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
+pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
+pub use resilience::{Millis, Resilience, DEFAULT_RETRY_ON};
 pub use wan_policy::{Sla, WanPolicy};
 
 /// The whole validated clusterset: what `plan` compiles.

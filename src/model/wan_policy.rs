@@ -2,6 +2,8 @@
 
 use serde_json::Number;
 
+use super::Resilience;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sla {
     pub jitter_ms: Number,
@@ -17,4 +19,8 @@ pub struct WanPolicy {
     /// Unique across policies: the SD-WAN classifies traffic by it.
     pub port: u16,
     pub sla: Sla,
+    /// The policy whose tunnel carries this policy's traffic when all of its own
+    /// endpoints are ejected; `None` keeps the traffic in its tunnel whatever happens.
+    pub fallback: Option<String>,
+    pub resilience: Resilience,
 }

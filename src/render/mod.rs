@@ -38,6 +38,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "destinationrule.yaml.j2",
     "virtualservice.yaml.j2",
     "kustomization.yaml.j2",
+    "telemetry.yaml.j2",
     "sdwan/classes.yaml.j2",
     "sdwan/cisco-app-route-policy.txt.j2",
 ];
@@ -184,6 +185,11 @@ impl Renderer {
         let mut files = Vec::new();
         let mut object = |template: &str, context: Value| -> Result<(), Error> {
             let value = self.render_value(template, &context)?;
+            istio_rules(&value).map_err(|problem| {
+                Error::Internal(format!(
+                    "template `{template}` breaks an Istio rule: {problem}"
+                ))
+            })?;
             fabric::verify(model, c, &value).map_err(|problem| {
                 Error::Internal(format!(
                     "template `{template}` disagrees with the SD-WAN classification: {problem}"
@@ -214,11 +220,13 @@ impl Renderer {
             });
             object("wanpolicy.yaml.j2", context)?;
         }
+        let tracing = &model.clusterset.tracing;
         exports(
             cluster_plan,
             &mut object,
             model.clusterset.mcs_version.api_version(),
             &model.clusterset.gateway_class_name,
+            &json!({"sampling_percent": tracing.sampling_percent, "provider": tracing.provider}),
         )?;
         for import in &cluster_plan.imports {
             import_objects(
@@ -290,6 +298,7 @@ fn exports(
     object: &mut impl FnMut(&str, Value) -> Result<(), Error>,
     mcs_api_version: &str,
     gateway_class_name: &str,
+    tracing: &Value,
 ) -> Result<(), Error> {
     let cluster = plan.name.as_str();
     if let Some(gateway) = &plan.gateway {
@@ -299,6 +308,13 @@ fn exports(
                 "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway": gateway,
                 "gateway_class_name": gateway_class_name, "options_name": GATEWAY_OPTIONS_NAME,
                 "labels": labels(cluster, &[]),
+            }),
+        )?;
+        object(
+            "telemetry.yaml.j2",
+            json!({
+                "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway_name": GATEWAY_NAME,
+                "cluster": cluster, "tracing": tracing, "labels": labels(cluster, &[]),
             }),
         )?;
         if gateway.pin_node_ports {
@@ -392,6 +408,44 @@ fn file_for(cluster: &str, template: &str, value: &Value) -> Result<OutputFile, 
     }
     let path = format!("{cluster}/{directory}/{kind}-{name}.yaml");
     serialize(value, path)
+}
+
+/// Rules istiod enforces on a DestinationRule's locality settings beyond its schema, checked
+/// here so that a violation fails the render instead of the sync: failover names regions
+/// (no `/`), never from a region to itself, and is never combined with `distribute`.
+fn istio_rules(object: &Value) -> Result<(), String> {
+    if object["kind"] != "DestinationRule" {
+        return Ok(());
+    }
+    let spec = &object["spec"];
+    let policies = std::iter::once(&spec["trafficPolicy"]).chain(
+        spec["subsets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| &s["trafficPolicy"]),
+    );
+    for policy in policies {
+        let locality = &policy["loadBalancer"]["localityLbSetting"];
+        let failover = locality["failover"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        if !failover.is_empty() && locality.get("distribute").is_some() {
+            return Err("`distribute` and `failover` are both set".into());
+        }
+        for entry in failover {
+            let (from, to) = (
+                entry["from"].as_str().unwrap_or_default(),
+                entry["to"].as_str().unwrap_or_default(),
+            );
+            if from == to || from.contains('/') || to.contains('/') {
+                return Err(format!(
+                    "failover from `{from}` to `{to}` is not between two different regions"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes a value into a text (non-YAML) template: only numbers and plain tokens (DNS
