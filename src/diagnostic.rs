@@ -95,6 +95,13 @@ codes! {
     SdwanTunnelNoColor => "sdwan-tunnel-no-color",
     SdwanSlaRounded => "sdwan-sla-rounded",
     ImportOptOutUnknown => "import-opt-out-unknown",
+    WanrouteNoExport => "wanroute-no-export",
+    WanrouteUnknownPolicy => "wanroute-unknown-policy",
+    WanrouteInvalidRegex => "wanroute-invalid-regex",
+    WanroutePathInvalid => "wanroute-path-invalid",
+    WanrouteShadowedRule => "wanroute-shadowed-rule",
+    WanrouteDeniesAll => "wanroute-denies-all",
+    WanrouteAnnotationIgnored => "wanroute-annotation-ignored",
 }
 
 /// One problem found in the declarations.

@@ -7,7 +7,12 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::{Export, Exposure, Model, Overrides, Resilience, ServiceType, WanPolicy};
+use serde_json::{json, Value};
+
+use crate::model::{
+    Action, Export, Exposure, HttpMatch, MatchKind, Model, NamedMatch, Overrides, Resilience,
+    ServiceType, StringMatch, WanPolicy, WanRoute,
+};
 
 /// One service as the whole clusterset sees it: every exporter, merged.
 #[derive(Debug)]
@@ -22,6 +27,8 @@ pub struct GlobalService {
     pub policies: Vec<String>,
     /// Per-export resilience annotations, which all exporters agree on too.
     pub overrides: Overrides,
+    /// The L7 rules, which all exporters agree on too.
+    pub route: Option<WanRoute>,
 }
 
 /// Endpoint tiers: a fallback endpoint takes traffic only when no primary one is healthy.
@@ -85,6 +92,8 @@ pub struct ExportPlan {
 pub struct IngressRoute {
     pub name: String,
     pub policy: String,
+    /// Gateway API `HTTPRouteMatch`es, in groups of at most 64 (one HTTPRoute rule each).
+    pub match_groups: Vec<Vec<Value>>,
     /// The clusterset host the route answers for.
     pub host: String,
     /// The local Service host the request is rewritten to.
@@ -135,14 +144,17 @@ pub struct Failover {
 #[derive(Debug, Serialize)]
 pub struct EgressRoute {
     pub name: String,
-    pub policy: String,
+    /// Istio `HTTPMatchRequest`s (any may match); `None` matches every request.
+    pub matches: Option<Vec<Value>>,
+    /// The policy whose subset the requests go to; `None` denies them (403).
+    pub policy: Option<String>,
     /// The destination port, set only when the import has exactly one port.
     pub port: Option<u16>,
-    pub timeout: String,
-    pub attempts: u32,
-    pub per_try_timeout: String,
+    pub timeout: Option<String>,
+    pub attempts: Option<u32>,
+    pub per_try_timeout: Option<String>,
     /// Envoy retry conditions, comma-separated as Istio takes them.
-    pub retry_on: String,
+    pub retry_on: Option<String>,
 }
 
 /// One DestinationRule subset: the endpoints of one WAN policy and how to treat them.
@@ -203,6 +215,7 @@ impl<'m> Plan<'m> {
                     service_type: export.service_type,
                     policies: export.policies.clone(),
                     overrides: export.overrides,
+                    route: export.route.clone(),
                 }),
             }
         }
@@ -256,6 +269,11 @@ impl<'m> Plan<'m> {
                     .map(|policy| IngressRoute {
                         name: format!("mcw-{}-{policy}", export.name),
                         policy: policy.clone(),
+                        match_groups: self
+                            .ingress_matches(export, policy)
+                            .chunks(64)
+                            .map(<[Value]>::to_vec)
+                            .collect(),
                         host: self.host(&export.namespace, &export.name),
                         local_host: local_host(&export.namespace, &export.name),
                         backend_port: export.port.port,
@@ -360,22 +378,44 @@ impl<'m> Plan<'m> {
                 fallback: self.policy(policy).fallback.clone(),
             })
             .collect();
-        let routes = service
-            .policies
-            .iter()
-            .map(|policy| {
-                let resilience = service.overrides.apply(&self.policy(policy).resilience);
-                EgressRoute {
-                    name: policy.clone(),
-                    policy: policy.clone(),
-                    port: single_port,
-                    timeout: resilience.timeout.to_string(),
-                    attempts: resilience.attempts,
-                    per_try_timeout: resilience.per_try_timeout.to_string(),
-                    retry_on: resilience.retry_on.join(","),
-                }
-            })
-            .collect();
+        let egress = |name: String, matches: Option<Vec<Value>>, action: &Action| {
+            let resilience = action
+                .policy()
+                .map(|p| service.overrides.apply(&self.policy(p).resilience));
+            EgressRoute {
+                name,
+                matches,
+                policy: action.policy().map(str::to_owned),
+                port: single_port,
+                timeout: resilience.as_ref().map(|r| r.timeout.to_string()),
+                attempts: resilience.as_ref().map(|r| r.attempts),
+                per_try_timeout: resilience.as_ref().map(|r| r.per_try_timeout.to_string()),
+                retry_on: resilience.as_ref().map(|r| r.retry_on.join(",")),
+            }
+        };
+        let routes = match &service.route {
+            Some(route) => route
+                .rules
+                .iter()
+                .map(|rule| {
+                    egress(
+                        rule.name.clone(),
+                        Some(rule.matches.iter().flat_map(istio_matches).collect()),
+                        &rule.action,
+                    )
+                })
+                .chain(std::iter::once(egress(
+                    "default".to_string(),
+                    None,
+                    &route.default,
+                )))
+                .collect(),
+            None => service
+                .policies
+                .iter()
+                .map(|p| egress(p.clone(), None, &Action::Policy(p.clone())))
+                .collect(),
+        };
         ImportPlan {
             namespace: service.namespace.clone(),
             name: service.name.clone(),
@@ -389,6 +429,32 @@ impl<'m> Plan<'m> {
             defaults: TrafficPolicy::of(&self.policy(&service.policies[0]).resilience),
             routes,
         }
+    }
+
+    /// The requests the export accepts on `listener`: the matches of the rules whose policy
+    /// is the listener's, or falls back to it; everything when the default (or the export's
+    /// one policy, without a WANRoute) uses it.
+    fn ingress_matches(&self, export: &Export, listener: &str) -> Vec<Value> {
+        let served = |action: &Action| {
+            action.policy().is_some_and(|p| {
+                p == listener || self.policy(p).fallback.as_deref() == Some(listener)
+            })
+        };
+        let everything = || vec![json!({"path": {"type": "PathPrefix", "value": "/"}})];
+        let Some(route) = &export.route else {
+            return everything();
+        };
+        if served(&route.default) {
+            return everything();
+        }
+        let mut matches: Vec<Value> = route
+            .rules
+            .iter()
+            .filter(|r| served(&r.action))
+            .flat_map(|r| r.matches.iter().map(gateway_match))
+            .collect();
+        matches.dedup();
+        matches
     }
 
     /// The listeners an export must answer on: its policies and their fallbacks, whose
@@ -415,6 +481,79 @@ impl<'m> Plan<'m> {
     pub fn host(&self, namespace: &str, name: &str) -> String {
         format!("{name}.{namespace}.svc.{}", self.model.clusterset.domain)
     }
+}
+
+/// A match as a Gateway API `HTTPRouteMatch`.
+fn gateway_match(m: &HttpMatch) -> Value {
+    let named = |list: &[NamedMatch]| -> Vec<Value> {
+        list.iter().map(|n| json!({"type": n.matcher.kind.as_str(), "name": n.name, "value": n.matcher.value})).collect()
+    };
+    let mut out = json!({"path": {"type": m.path.kind.as_str(), "value": m.path.value}});
+    if let Some(method) = &m.method {
+        out["method"] = json!(method);
+    }
+    if !m.headers.is_empty() {
+        out["headers"] = json!(named(&m.headers));
+    }
+    if !m.query_params.is_empty() {
+        out["queryParams"] = json!(named(&m.query_params));
+    }
+    out
+}
+
+/// A match as Istio `HTTPMatchRequest`s with the same meaning. A Gateway API path prefix
+/// matches whole segments (`/pay` is not a prefix of `/payment`), Istio's `prefix` does
+/// not; so `PathPrefix /pay` becomes two requests: `exact /pay` or `prefix /pay/`.
+fn istio_matches(m: &HttpMatch) -> Vec<Value> {
+    let string = |s: &StringMatch| match s.kind {
+        MatchKind::Exact => json!({"exact": s.value}),
+        MatchKind::PathPrefix => json!({"prefix": s.value}),
+        MatchKind::RegularExpression => json!({"regex": s.value}),
+    };
+    let mut base = serde_json::Map::new();
+    if let Some(method) = &m.method {
+        base.insert("method".into(), json!({"exact": method}));
+    }
+    if !m.headers.is_empty() {
+        base.insert(
+            "headers".into(),
+            m.headers
+                .iter()
+                .map(|h| (h.name.clone(), string(&h.matcher)))
+                .collect(),
+        );
+    }
+    if !m.query_params.is_empty() {
+        base.insert(
+            "queryParams".into(),
+            m.query_params
+                .iter()
+                .map(|q| (q.name.clone(), string(&q.matcher)))
+                .collect(),
+        );
+    }
+    let uris = match m.path.kind {
+        MatchKind::PathPrefix => {
+            let prefix = m.path.value.trim_end_matches('/');
+            if prefix.is_empty() {
+                vec![json!({"prefix": "/"})]
+            } else {
+                vec![
+                    json!({"exact": prefix}),
+                    json!({"prefix": format!("{prefix}/")}),
+                ]
+            }
+        }
+        _ => vec![string(&m.path)],
+    };
+    uris.into_iter()
+        .map(|uri| {
+            let mut request = serde_json::Map::new();
+            request.insert("uri".into(), uri);
+            request.extend(base.clone());
+            Value::Object(request)
+        })
+        .collect()
 }
 
 fn local_host(namespace: &str, name: &str) -> String {

@@ -24,6 +24,7 @@ pub const INPUT: &[(&str, &str)] = schemas!["input":
     "serviceexport.json",
     "service.json",
     "namespace.json",
+    "wanroute.json",
 ];
 
 /// The output schemas, by file name under `schemas/output/`: the upstream APIs' fields,

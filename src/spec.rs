@@ -174,3 +174,57 @@ pub struct ServiceExport {
 pub struct Namespace {
     pub metadata: Meta,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WanRoute {
+    pub metadata: Meta,
+    pub spec: WanRouteSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WanRouteSpec {
+    pub rules: Vec<WanRouteRule>,
+    pub default: Option<RouteAction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WanRouteRule {
+    pub name: Option<String>,
+    pub matches: Vec<HttpMatch>,
+    #[serde(flatten)]
+    pub action: RouteAction,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteAction {
+    pub wan_policy: Option<String>,
+    pub deny: Option<bool>,
+}
+
+/// A Gateway API `HTTPRouteMatch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpMatch {
+    pub path: Option<PathMatch>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<ValueMatch>,
+    #[serde(default)]
+    pub query_params: Vec<ValueMatch>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PathMatch {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ValueMatch {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: String,
+    pub value: String,
+}

@@ -7,6 +7,31 @@ use crate::diagnostic::did_you_mean;
 use crate::model::Model;
 use crate::plan::Plan;
 
+fn describe_match(m: &crate::model::HttpMatch) -> String {
+    let mut parts = Vec::new();
+    if let Some(method) = &m.method {
+        parts.push(method.clone());
+    }
+    parts.push(format!("{} {}", m.path.kind.as_str(), m.path.value));
+    for h in &m.headers {
+        parts.push(format!(
+            "header {} {} {}",
+            h.name,
+            h.matcher.kind.as_str(),
+            h.matcher.value
+        ));
+    }
+    for q in &m.query_params {
+        parts.push(format!(
+            "query {} {} {}",
+            q.name,
+            q.matcher.kind.as_str(),
+            q.matcher.value
+        ));
+    }
+    parts.join(" ")
+}
+
 /// Describes one service, or says why it cannot (with the closest exported service).
 ///
 /// # Errors
@@ -55,6 +80,32 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
             p.sla.latency_ms,
             p.sla.jitter_ms,
             p.sla.loss_percent
+        );
+    }
+    if let Some(route) = &global.route {
+        out.push_str("\nWANRoute rules (first match wins)\n");
+        let describe = |action: &crate::model::Action| match action.policy() {
+            Some(p) => format!(
+                "{p} (tunnel {}, port {})",
+                model.policies[p].tunnel, model.policies[p].port
+            ),
+            None => "denied (403)".to_string(),
+        };
+        for rule in &route.rules {
+            let matches: Vec<String> = rule.matches.iter().map(describe_match).collect();
+            let _ = writeln!(
+                out,
+                "  {:<12} {} -> {}",
+                rule.name,
+                matches.join(" | "),
+                describe(&rule.action)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<12} anything else -> {}",
+            "default",
+            describe(&route.default)
         );
     }
     out.push_str("\nexported by\n");

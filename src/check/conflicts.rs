@@ -66,6 +66,9 @@ pub fn check(
                     winner.policies.join(",")
                 ));
             }
+            if export.route != winner.route {
+                disagreements.push("WANRoute rules".to_string());
+            }
             if export.overrides != winner.overrides {
                 disagreements
                     .push("resilience annotations (timeout, retries, per-try-timeout)".to_string());
@@ -90,6 +93,7 @@ pub fn check(
                 export.service_type = winner.service_type;
                 export.policies.clone_from(&winner.policies);
                 export.overrides = winner.overrides;
+                export.route.clone_from(&winner.route);
             } else {
                 diagnostics.push(
                     Diagnostic::error(

@@ -32,6 +32,7 @@ pub struct Declarations {
     pub services: Vec<(String, Located<spec::Service>)>,
     pub exports: Vec<(String, Located<spec::ServiceExport>)>,
     pub namespaces: Vec<(String, Located<spec::Namespace>)>,
+    pub routes: Vec<(String, Located<spec::WanRoute>)>,
     /// `(kind, name)` of objects that were declared but are invalid. Later passes do not
     /// report references to them as missing: the object's own diagnostics say enough.
     pub broken: BTreeSet<(String, String)>,
@@ -145,6 +146,11 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
             ),
             "ServiceExport" => push_in(
                 &mut declarations.exports,
+                &cluster,
+                parse(sources, doc, diagnostics),
+            ),
+            "WANRoute" => push_in(
+                &mut declarations.routes,
                 &cluster,
                 parse(sources, doc, diagnostics),
             ),

@@ -158,6 +158,7 @@ pub fn check(
                 port,
                 service_type,
                 overrides,
+                route: None,
                 labels: meta.labels.clone(),
                 annotations: meta.annotations.clone(),
             },

@@ -7,6 +7,7 @@ pub mod documents;
 mod exports;
 pub mod names;
 mod policies;
+mod routes;
 pub mod topology;
 
 use serde_json::Value;
@@ -43,6 +44,14 @@ pub fn check(
         &declarations,
         &mut topology,
         &policies,
+        diagnostics,
+    );
+    routes::check(
+        sources,
+        &declarations,
+        &topology,
+        &policies,
+        &mut exports,
         diagnostics,
     );
     exports.sort_by(|(a, _), (b, _)| {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Millis, Resilience};
+use super::{Millis, Resilience, WanRoute};
 
 /// The L7 protocol the gateways speak to the service, from the port's `appProtocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,6 +100,8 @@ pub struct Export {
     pub port: ServicePort,
     pub service_type: ServiceType,
     pub overrides: Overrides,
+    /// L7 rules that refine the export; without them, every request takes its one policy.
+    pub route: Option<WanRoute>,
     /// The ServiceExport's own labels and annotations, kept on the emitted copy.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,

@@ -5,6 +5,7 @@ mod cluster_set;
 mod export;
 mod resilience;
 mod wan_policy;
+mod wan_route;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing}
 pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
 pub use resilience::{Millis, Resilience, DEFAULT_RETRY_ON};
 pub use wan_policy::{Sla, WanPolicy};
+pub use wan_route::{Action, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute};
 
 /// The whole validated clusterset: what `plan` compiles.
 #[derive(Debug, Clone)]
