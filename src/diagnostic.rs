@@ -102,6 +102,9 @@ codes! {
     WanrouteShadowedRule => "wanroute-shadowed-rule",
     WanrouteDeniesAll => "wanroute-denies-all",
     WanrouteAnnotationIgnored => "wanroute-annotation-ignored",
+    VirtualserviceUnknownImport => "virtualservice-unknown-import",
+    VirtualserviceUnknownSubset => "virtualservice-unknown-subset",
+    PassthroughHostCollision => "passthrough-host-collision",
 }
 
 /// One problem found in the declarations.

@@ -166,7 +166,7 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { kind } => {
-            let schemas = Schemas::compile(schema::INPUT);
+            let schemas = Schemas::input();
             let selected: Vec<_> = schemas
                 .sources()
                 .filter(|(k, _)| {
@@ -262,12 +262,7 @@ fn checked(
     let options = check::Options {
         resolve_conflicts: input.resolve_conflicts,
     };
-    let model = check::check(
-        &sources,
-        &Schemas::compile(schema::INPUT),
-        options,
-        &mut diagnostics,
-    );
+    let model = check::check(&sources, &Schemas::input(), options, &mut diagnostics);
     print_diagnostics(input.format, &sources, &diagnostics.into_sorted())?;
     Ok(model.map(|model| (sources, model)))
 }

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::model::{
-    Action, Export, Exposure, HttpMatch, MatchKind, Model, NamedMatch, Overrides, Resilience,
-    ServiceType, StringMatch, WanPolicy, WanRoute,
+    Action, Export, Exposure, HttpMatch, MatchKind, Model, NamedMatch, Overrides, PassThrough,
+    Resilience, ServiceType, StringMatch, WanPolicy, WanRoute,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -60,6 +60,20 @@ pub struct ClusterPlan {
     pub gateway: Option<GatewayPlan>,
     pub exports: Vec<ExportPlan>,
     pub imports: Vec<ImportPlan>,
+    /// User-written Istio objects, copied unchanged.
+    pub passthrough: Vec<Value>,
+    /// Clusterset hosts that user VirtualServices claim, which need a ServiceEntry.
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+/// A host that exists only as a user VirtualService's name for other, imported hosts.
+#[derive(Debug, Serialize)]
+pub struct VirtualHost {
+    pub namespace: String,
+    pub name: String,
+    pub host: String,
+    /// The ports of the imported hosts the VirtualService sends to.
+    pub ports: Vec<ImportPort>,
 }
 
 #[derive(Debug, Serialize)]
@@ -287,12 +301,57 @@ impl<'m> Plan<'m> {
             .filter(|s| cluster.imports(&s.namespace, &s.name))
             .map(|service| self.import(c, service))
             .collect();
+        let passthrough: Vec<&PassThrough> = self
+            .model
+            .passthrough
+            .iter()
+            .filter(|p| p.cluster == c)
+            .collect();
         ClusterPlan {
             name: cluster.name.clone(),
             gateway,
             exports,
             imports,
+            virtual_hosts: self.virtual_hosts(&passthrough),
+            passthrough: passthrough.iter().map(|p| p.object.clone()).collect(),
         }
+    }
+
+    /// One ServiceEntry per (namespace, host) that user VirtualServices claim without any
+    /// cluster exporting it, on the ports of the imported hosts they send to.
+    fn virtual_hosts(&self, passthrough: &[&PassThrough]) -> Vec<VirtualHost> {
+        let mut hosts: BTreeMap<(String, String), Vec<ImportPort>> = BTreeMap::new();
+        for object in passthrough {
+            let namespace = object.object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default();
+            for host in &object.virtual_hosts {
+                let ports = hosts
+                    .entry((namespace.to_string(), host.clone()))
+                    .or_default();
+                for service in self.services.iter().filter(|s| {
+                    object
+                        .destinations
+                        .contains(&self.host(&s.namespace, &s.name))
+                }) {
+                    ports.extend(service.ports.iter().cloned());
+                }
+            }
+        }
+        hosts
+            .into_iter()
+            .map(|((namespace, host), mut ports)| {
+                ports.sort_by_key(|p| p.port);
+                ports.dedup_by_key(|p| p.port);
+                let labels: Vec<&str> = host.split('.').take(2).collect();
+                VirtualHost {
+                    name: format!("mcw-vhost-{}", labels.join("-")),
+                    namespace,
+                    host,
+                    ports,
+                }
+            })
+            .collect()
     }
 
     fn import(&self, c: usize, service: &GlobalService) -> ImportPlan {

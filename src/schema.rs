@@ -47,6 +47,15 @@ pub const OUTPUT: &[(&str, &str)] = schemas!["output":
     "sdwan-classification.json",
 ];
 
+/// Istio kinds a cluster directory may hold, copied to the output unchanged.
+pub const PASS_THROUGH: &[&str] = &["virtualservice.json", "destinationrule.json"];
+/// The versions of `networking.istio.io` Istio serves those kinds at.
+pub const PASS_THROUGH_VERSIONS: &[&str] = &[
+    "networking.istio.io/v1",
+    "networking.istio.io/v1beta1",
+    "networking.istio.io/v1alpha3",
+];
+
 /// What is wrong with one value, before it is placed in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
@@ -91,10 +100,17 @@ impl Schemas {
     /// below, never by input.
     #[must_use]
     pub fn compile(files: &[(&str, &str)]) -> Self {
-        let mut by_kind: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
-        for (name, text) in files {
+        let parsed = files.iter().map(|(name, text)| {
             let source: Value =
                 serde_json::from_str(text).unwrap_or_else(|e| panic!("schema {name}: {e}"));
+            ((*name).to_string(), source)
+        });
+        Self::compile_values(parsed)
+    }
+
+    fn compile_values(files: impl IntoIterator<Item = (String, Value)>) -> Self {
+        let mut by_kind: BTreeMap<String, Vec<Compiled>> = BTreeMap::new();
+        for (name, source) in files {
             let validator =
                 jsonschema::validator_for(&source).unwrap_or_else(|e| panic!("schema {name}: {e}"));
             let properties = &source["properties"];
@@ -117,6 +133,31 @@ impl Schemas {
             });
         }
         Schemas { by_kind }
+    }
+
+    /// Compiles every input schema: mcwan's kinds, and the Istio kinds users may write in a
+    /// cluster directory to pass through, at every version Istio serves them.
+    ///
+    /// # Panics
+    /// When an embedded schema does not compile (a bug in mcwan, caught by unit tests).
+    #[must_use]
+    pub fn input() -> Self {
+        let parse = |(name, text): &(&str, &str)| -> (String, Value) {
+            (
+                (*name).to_string(),
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("schema {name}: {e}")),
+            )
+        };
+        let mut files: Vec<(String, Value)> = INPUT.iter().map(parse).collect();
+        for (name, mut schema) in OUTPUT
+            .iter()
+            .filter(|(n, _)| PASS_THROUGH.contains(n))
+            .map(parse)
+        {
+            schema["properties"]["apiVersion"] = serde_json::json!({"enum": PASS_THROUGH_VERSIONS});
+            files.push((name, schema));
+        }
+        Self::compile_values(files)
     }
 
     /// Compiles every schema a rendered object may be checked against.
@@ -218,7 +259,7 @@ mod tests {
 
     #[test]
     fn embedded_schemas_compile() {
-        let input = Schemas::compile(INPUT);
+        let input = Schemas::input();
         assert!(matches!(
             input.lookup("mcw.l7mp.io/v1alpha1", "WANPolicy"),
             Lookup::Found(..)
@@ -236,7 +277,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_get_a_suggestion() {
-        let schemas = Schemas::compile(INPUT);
+        let schemas = Schemas::input();
         let Lookup::Found(validator, schema) = schemas.lookup("mcw.l7mp.io/v1alpha1", "WANPolicy")
         else {
             panic!()

@@ -631,7 +631,7 @@ fn classification_flows_match_the_rendered_service_entries() {
                     .next()
                     .unwrap()
             );
-            for endpoint in entry["spec"]["endpoints"].as_array().unwrap() {
+            for endpoint in entry["spec"]["endpoints"].as_array().into_iter().flatten() {
                 let target = endpoint["labels"]["mcw.l7mp.io/cluster"].as_str().unwrap();
                 if target == cluster {
                     continue;
@@ -1307,5 +1307,102 @@ fn observability_headers_and_tracing() {
             .join("golden/failover/cluster-2/mcw-system/telemetry-mcw-ingress.yaml")
             .exists(),
         "cluster-2 has no gateway"
+    );
+}
+
+/// The seed's L7 story: each tunnel's HTTPRoute carries exactly its rules' matches, and the
+/// sender's VirtualService tries the rules in order, then denies.
+#[test]
+fn wanroute_compiles_to_per_tunnel_routes_and_an_ordered_virtualservice() {
+    let high = golden_object(
+        "l7-payment",
+        "cluster-1/secure/httproute-mcw-payment-sd-wan-priority-high.yaml",
+    );
+    assert_eq!(
+        high["spec"]["parentRefs"][0]["sectionName"],
+        "sd-wan-priority-high"
+    );
+    assert_eq!(
+        high["spec"]["rules"][0]["matches"],
+        serde_json::json!([{"path": {"type": "PathPrefix", "value": "/payment"}, "method": "GET"}])
+    );
+    let low = golden_object(
+        "l7-payment",
+        "cluster-1/secure/httproute-mcw-payment-sd-wan-priority-low.yaml",
+    );
+    assert_eq!(
+        low["spec"]["rules"][0]["matches"],
+        serde_json::json!([{"path": {"type": "PathPrefix", "value": "/stats"}}])
+    );
+    let service = golden_object(
+        "l7-payment",
+        "cluster-2/secure/virtualservice-mcw-payment.yaml",
+    );
+    let routes = service["spec"]["http"].as_array().unwrap();
+    let names: Vec<&str> = routes.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["payments", "stats", "default"]);
+    assert_eq!(
+        routes[0]["match"][0],
+        serde_json::json!({"uri": {"exact": "/payment"}, "method": {"exact": "GET"}})
+    );
+    assert_eq!(
+        routes[0]["match"][1]["uri"],
+        serde_json::json!({"prefix": "/payment/"}),
+        "a path prefix matches whole segments"
+    );
+    assert_eq!(
+        routes[0]["route"][0]["destination"]["subset"],
+        "sd-wan-priority-high"
+    );
+    assert_eq!(
+        routes[1]["route"][0]["destination"]["subset"],
+        "sd-wan-priority-low"
+    );
+    assert_eq!(routes[2]["directResponse"]["status"], 403);
+    assert!(routes[2].get("match").is_none());
+    let entry = golden_object(
+        "l7-payment",
+        "cluster-2/secure/serviceentry-mcw-payment.yaml",
+    );
+    let ports: Vec<&serde_json::Value> = entry["spec"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["ports"]["http"])
+        .collect();
+    assert_eq!(
+        ports,
+        [&serde_json::json!(31111), &serde_json::json!(31112)],
+        "one endpoint per policy the WANRoute uses"
+    );
+}
+
+/// User VirtualServices pass through unchanged (but for serialization), and a clusterset
+/// host only they define gets a ServiceEntry so that clients can address it.
+#[test]
+fn passthrough_objects_are_copied_and_their_hosts_registered() {
+    let input = yaml_documents(
+        &fs::read(root().join("examples/canary/clusters/client/canary.yaml")).unwrap(),
+    )
+    .remove(0);
+    let output = golden_object("canary", "client/secure/virtualservice-payment-canary.yaml");
+    assert_eq!(input, output);
+    let host = golden_object(
+        "canary",
+        "client/secure/serviceentry-mcw-vhost-payment-secure.yaml",
+    );
+    assert_eq!(
+        host["spec"]["hosts"][0],
+        "payment.secure.svc.clusterset.local"
+    );
+    assert_eq!(host["spec"]["resolution"], "NONE");
+    assert!(host["spec"].get("endpoints").is_none());
+    let workaround = golden_object(
+        "l7-workaround",
+        "cluster-2/secure/virtualservice-payment.yaml",
+    );
+    assert_eq!(
+        workaround["spec"]["http"][0]["route"][0]["destination"]["host"],
+        "payment-high-prio.secure.svc.clusterset.local"
     );
 }

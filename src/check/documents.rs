@@ -33,6 +33,8 @@ pub struct Declarations {
     pub exports: Vec<(String, Located<spec::ServiceExport>)>,
     pub namespaces: Vec<(String, Located<spec::Namespace>)>,
     pub routes: Vec<(String, Located<spec::WanRoute>)>,
+    /// Istio VirtualServices and DestinationRules to copy to their cluster unchanged.
+    pub passthrough: Vec<(String, Located<Value>)>,
     /// `(kind, name)` of objects that were declared but are invalid. Later passes do not
     /// report references to them as missing: the object's own diagnostics say enough.
     pub broken: BTreeSet<(String, String)>,
@@ -81,7 +83,7 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
                 diagnostic = match suggestion {
                     Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
                     None => diagnostic.hint(
-                        "mcwan reads ClusterSet, WANPolicy, Service, ServiceExport and Namespace",
+                        "mcwan reads ClusterSet, WANPolicy, WANRoute, Service, ServiceExport, Namespace, and Istio VirtualService and DestinationRule",
                     ),
                 };
                 diagnostics.push(diagnostic);
@@ -149,6 +151,13 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
                 &cluster,
                 parse(sources, doc, diagnostics),
             ),
+            "VirtualService" | "DestinationRule" => {
+                let object = Located {
+                    value: document.value.clone(),
+                    doc,
+                };
+                declarations.passthrough.push((cluster, object));
+            }
             "WANRoute" => push_in(
                 &mut declarations.routes,
                 &cluster,

@@ -6,6 +6,7 @@ mod conflicts;
 pub mod documents;
 mod exports;
 pub mod names;
+mod passthrough;
 mod policies;
 mod routes;
 pub mod topology;
@@ -58,6 +59,7 @@ pub fn check(
         (&a.namespace, &a.name, a.cluster).cmp(&(&b.namespace, &b.name, b.cluster))
     });
     opt_outs(sources, &topology, &exports, diagnostics);
+    let passthrough = passthrough::check(sources, &declarations, &topology, &exports, diagnostics);
     conflicts::check(
         sources,
         &topology.clusterset,
@@ -75,6 +77,7 @@ pub fn check(
             .map(|(name, (policy, _))| (name, policy))
             .collect(),
         exports: exports.into_iter().map(|(export, _)| export).collect(),
+        passthrough,
         input_digest: digest(sources),
     })
 }

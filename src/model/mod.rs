@@ -15,6 +15,18 @@ pub use resilience::{Millis, Resilience, DEFAULT_RETRY_ON};
 pub use wan_policy::{Sla, WanPolicy};
 pub use wan_route::{Action, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute};
 
+/// An Istio object a user wrote in a cluster directory, copied to that cluster unchanged.
+#[derive(Debug, Clone)]
+pub struct PassThrough {
+    pub cluster: usize,
+    pub object: serde_json::Value,
+    /// Clusterset hosts a VirtualService claims that no cluster exports: mcwan gives each a
+    /// ServiceEntry, so clients can address it (the seed's client-side L7 workaround).
+    pub virtual_hosts: Vec<String>,
+    /// The imported clusterset hosts it sends to.
+    pub destinations: Vec<String>,
+}
+
 /// The whole validated clusterset: what `plan` compiles.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -23,6 +35,8 @@ pub struct Model {
     pub policies: BTreeMap<String, WanPolicy>,
     /// Every export, sorted by (namespace, name, cluster order).
     pub exports: Vec<Export>,
+    /// User-written Istio objects, by cluster order.
+    pub passthrough: Vec<PassThrough>,
     /// A digest of the declarations' content, independent of file names and order.
     pub input_digest: String,
 }

@@ -39,6 +39,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "virtualservice.yaml.j2",
     "kustomization.yaml.j2",
     "telemetry.yaml.j2",
+    "virtualhost.yaml.j2",
     "sdwan/classes.yaml.j2",
     "sdwan/cisco-app-route-policy.txt.j2",
 ];
@@ -235,6 +236,17 @@ impl Renderer {
                 model.clusterset.mcs_version.api_version(),
                 &mut object,
             )?;
+        }
+
+        for vhost in &cluster_plan.virtual_hosts {
+            object(
+                "virtualhost.yaml.j2",
+                json!({"vhost": vhost, "labels": labels(cluster, &[])}),
+            )?;
+        }
+        // User objects were validated against their schema on input; they pass unchanged.
+        for passthrough in &cluster_plan.passthrough {
+            files.push(file_for(cluster, "(pass-through)", passthrough)?);
         }
 
         let prefix = format!("{cluster}/");

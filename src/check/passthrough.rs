@@ -1,0 +1,236 @@
+//! Pass 8: Istio VirtualServices and DestinationRules written in a cluster directory. They
+//! are copied to the cluster's output unchanged, so check here what Istio would not: every
+//! clusterset host they send to is imported into that cluster, every subset they name
+//! exists, and none claims a host mcwan generates objects for in the same namespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::check::documents::Declarations;
+use crate::check::topology::{check_namespace, Topology};
+use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::model::{Export, PassThrough};
+use crate::source::Sources;
+
+/// Names mcwan generates start with this; users may not take them.
+pub const GENERATED_PREFIX: &str = "mcw-";
+
+pub fn check(
+    sources: &Sources,
+    declarations: &Declarations,
+    topology: &Topology,
+    exports: &[(Export, usize)],
+    diagnostics: &mut Diagnostics,
+) -> Vec<PassThrough> {
+    let clusterset = &topology.clusterset;
+    let suffix = format!(".svc.{}", clusterset.domain);
+    // Every (cluster, host) import, with the subsets mcwan generates for it.
+    let mut imported: BTreeMap<(usize, String), (String, BTreeSet<String>)> = BTreeMap::new();
+    for (export, _) in exports {
+        for (c, cluster) in clusterset.clusters.iter().enumerate() {
+            if cluster.imports(&export.namespace, &export.name) {
+                let host = format!("{}.{}{suffix}", export.name, export.namespace);
+                let entry = imported
+                    .entry((c, host))
+                    .or_insert_with(|| (export.namespace.clone(), BTreeSet::new()));
+                entry.1.extend(export.policies.iter().cloned());
+            }
+        }
+    }
+    let mut user_subsets: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+    for (cluster, object) in &declarations.passthrough {
+        if object.value["kind"] == "DestinationRule" {
+            if let (Some(&c), Some(host)) = (
+                topology.by_name.get(cluster),
+                object.value["spec"]["host"].as_str(),
+            ) {
+                let names = object.value["spec"]["subsets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["name"].as_str());
+                user_subsets
+                    .entry((c, host.to_string()))
+                    .or_default()
+                    .extend(names.map(str::to_owned));
+            }
+        }
+    }
+
+    let mut seen: BTreeMap<(usize, String, String, String), usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (cluster_name, object) in &declarations.passthrough {
+        let Some(&c) = topology.by_name.get(cluster_name) else {
+            continue;
+        };
+        let value = &object.value;
+        let at = |pointer: &str| Some(sources.at(object.doc, pointer));
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let name = value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = value["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !check_namespace(&namespace, at("/metadata/namespace"), diagnostics) {
+            continue;
+        }
+        if name.starts_with(GENERATED_PREFIX) || !crate::check::names::is_dns1123_subdomain(&name) {
+            diagnostics.push(
+                Diagnostic::error(Code::InvalidName, at("/metadata/name"), format!("{kind} name `{name}` is not a DNS-1123 name outside the `{GENERATED_PREFIX}` prefix"))
+                    .hint(format!("names starting with `{GENERATED_PREFIX}` are mcwan's; rename the object")),
+            );
+            continue;
+        }
+        if let Some(first) = seen.insert(
+            (c, kind.clone(), namespace.clone(), name.clone()),
+            object.doc,
+        ) {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::ObjectDuplicate,
+                    at("/metadata/name"),
+                    format!(
+                        "{kind} `{namespace}/{name}` is declared twice in cluster `{cluster_name}`"
+                    ),
+                )
+                .also(
+                    Some(sources.at(first, "/metadata/name")),
+                    "first declared here",
+                ),
+            );
+            continue;
+        }
+        let problems_before = diagnostics.has_errors();
+        let known_hosts: Vec<&str> = imported
+            .keys()
+            .filter(|(x, _)| *x == c)
+            .map(|(_, h)| h.as_str())
+            .collect();
+        let mut destinations = BTreeSet::new();
+        for (pointer, host, subset) in destinations_of(value) {
+            if !host.ends_with(&suffix) {
+                continue;
+            }
+            let Some((_, generated)) = imported.get(&(c, host.clone())) else {
+                let mut diagnostic = Diagnostic::error(
+                    Code::VirtualserviceUnknownImport,
+                    at(&pointer),
+                    format!("{kind} `{namespace}/{name}` sends to `{host}`, which cluster `{cluster_name}` does not import"),
+                );
+                diagnostic = match did_you_mean(&host, known_hosts.iter().copied()) {
+                    Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
+                    None => diagnostic.hint(
+                        "export the service from some cluster, and give this cluster its namespace",
+                    ),
+                };
+                diagnostics.push(diagnostic);
+                continue;
+            };
+            destinations.insert(host.clone());
+            if let Some(subset) = subset {
+                let user = user_subsets.get(&(c, host.clone()));
+                if !generated.contains(&subset) && !user.is_some_and(|u| u.contains(&subset)) {
+                    let mut known: Vec<&str> = generated.iter().map(String::as_str).collect();
+                    known.extend(user.into_iter().flatten().map(String::as_str));
+                    diagnostics.push(
+                        Diagnostic::error(
+                            Code::VirtualserviceUnknownSubset,
+                            at(&format!("{}/subset", pointer.trim_end_matches("/host"))),
+                            format!("{kind} `{namespace}/{name}` routes to subset `{subset}` of `{host}`, which no DestinationRule defines"),
+                        )
+                        .hint(format!("subsets of `{host}`: {}", known.join(", "))),
+                    );
+                }
+            }
+        }
+        let claimed: Vec<(String, String)> = match kind.as_str() {
+            "VirtualService" => value["spec"]["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(i, h)| Some((format!("/spec/hosts/{i}"), h.as_str()?.to_string())))
+                .collect(),
+            _ => value["spec"]["host"]
+                .as_str()
+                .map(|h| ("/spec/host".to_string(), h.to_string()))
+                .into_iter()
+                .collect(),
+        };
+        let mut virtual_hosts = Vec::new();
+        for (pointer, host) in claimed {
+            match imported.get(&(c, host.clone())) {
+                Some((import_namespace, _)) if *import_namespace == namespace => diagnostics.push(
+                    Diagnostic::error(
+                        Code::PassthroughHostCollision,
+                        at(&pointer),
+                        format!("{kind} `{namespace}/{name}` claims `{host}`, for which mcwan generates a {kind} in the same namespace"),
+                    )
+                    .hint("Istio merges such objects unpredictably; route to the imported host from another host, or refine the export with a WANRoute"),
+                ),
+                None if kind == "VirtualService" && host.ends_with(&suffix) => virtual_hosts.push(host),
+                _ => {}
+            }
+        }
+        if diagnostics.has_errors() && !problems_before {
+            continue;
+        }
+        out.push(PassThrough {
+            cluster: c,
+            object: value.clone(),
+            virtual_hosts,
+            destinations: destinations.into_iter().collect(),
+        });
+    }
+    out
+}
+
+/// Every `(pointer, host, subset)` a VirtualService routes or mirrors to, or the host of a
+/// DestinationRule.
+fn destinations_of(value: &Value) -> Vec<(String, String, Option<String>)> {
+    let mut out = Vec::new();
+    let spec = &value["spec"];
+    if value["kind"] == "DestinationRule" {
+        if let Some(host) = spec["host"].as_str() {
+            out.push(("/spec/host".to_string(), host.to_string(), None));
+        }
+        return out;
+    }
+    let mut destination = |pointer: String, d: &Value| {
+        if let Some(host) = d["host"].as_str() {
+            out.push((
+                format!("{pointer}/host"),
+                host.to_string(),
+                d["subset"].as_str().map(str::to_owned),
+            ));
+        }
+    };
+    for protocol in ["http", "tcp", "tls"] {
+        for (i, route) in spec[protocol].as_array().into_iter().flatten().enumerate() {
+            let base = format!("/spec/{protocol}/{i}");
+            for (j, target) in route["route"].as_array().into_iter().flatten().enumerate() {
+                destination(
+                    format!("{base}/route/{j}/destination"),
+                    &target["destination"],
+                );
+            }
+            destination(format!("{base}/mirror"), &route["mirror"]);
+            for (j, mirror) in route["mirrors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                destination(
+                    format!("{base}/mirrors/{j}/destination"),
+                    &mirror["destination"],
+                );
+            }
+        }
+    }
+    out
+}
