@@ -95,6 +95,29 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Write a synthetic declarations repository, for benchmarks and tests.
+    Generate {
+        /// Where to write it; must not exist or be empty.
+        #[arg(short, long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        clusters: usize,
+        #[arg(long, default_value_t = 100)]
+        services: usize,
+        #[arg(long, default_value_t = 2)]
+        policies: usize,
+        /// Clusters exporting each service.
+        #[arg(long, default_value_t = 1)]
+        exporters: usize,
+        /// Namespaces the services are spread over.
+        #[arg(long, default_value_t = 10)]
+        namespaces: usize,
+        /// Share of the namespaces each cluster has (0 to 1); exporters have theirs.
+        #[arg(long, default_value_t = 1.0)]
+        namespace_fraction: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -139,4 +162,7 @@ pub struct Input {
     /// Largest input file read, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_file_bytes: u64,
+    /// Deepest nesting of YAML mappings and sequences (at most 128).
+    #[arg(long, value_name = "LEVELS", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub max_depth: u16,
 }

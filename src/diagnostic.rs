@@ -58,6 +58,9 @@ macro_rules! codes {
 codes! {
     FileUnreadable => "file-unreadable",
     YamlSyntax => "yaml-syntax",
+    YamlLimit => "yaml-limit",
+    FileEmpty => "file-empty",
+    FileSymlink => "file-symlink",
     DocumentNotObject => "document-not-object",
     UnknownKind => "unknown-kind",
     DeprecatedMcsGroup => "deprecated-mcs-group",
@@ -170,6 +173,16 @@ pub struct Diagnostics {
 impl Diagnostics {
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.items.push(diagnostic);
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
     }
 
     #[must_use]

@@ -10,6 +10,7 @@ pub mod edit;
 pub mod emit;
 pub mod error;
 pub mod fabric;
+pub mod generate;
 pub mod load;
 pub mod model;
 pub mod plan;
@@ -158,6 +159,38 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None),
         Command::Import { target } => run_verb(edit::Verb::Import, &target, None),
         Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None),
+        Command::Generate {
+            out,
+            clusters,
+            services,
+            policies,
+            exporters,
+            namespaces,
+            namespace_fraction,
+            seed,
+        } => {
+            if std::fs::read_dir(&out).is_ok_and(|mut entries| entries.next().is_some()) {
+                return Err(Error::Usage(format!(
+                    "`{}` exists and is not empty",
+                    out.display()
+                )));
+            }
+            let shape = generate::Shape {
+                clusters,
+                services,
+                policies,
+                exporters,
+                namespaces,
+                namespace_fraction,
+                seed,
+            };
+            let writes: Vec<(String, Option<String>)> = generate::repository(shape)
+                .into_iter()
+                .map(|(path, text)| (path, Some(text)))
+                .collect();
+            emit::apply_edits(&out, &writes)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

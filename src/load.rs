@@ -15,21 +15,21 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::error::Error;
 use crate::source::{pointer_segment, Document, Place, SourceFile, Sources, Spans};
 
-/// Bounds that keep hostile input from exhausting memory or time.
+/// Bounds that keep hostile input from exhausting memory or time. Each is a flag.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest input file read, in bytes.
+    /// Largest input file read, in bytes (`--max-file-bytes`).
     pub max_file_bytes: u64,
-    /// Deepest nesting whose field positions are recorded. Deeper input still loads, but
-    /// its diagnostics point at the nearest recorded ancestor.
-    pub max_indexed_depth: usize,
+    /// Deepest nesting of mappings and sequences (`--max-depth`). yaml_serde refuses more
+    /// than 128 levels whatever this says.
+    pub max_depth: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_file_bytes: 8 * 1024 * 1024,
-            max_indexed_depth: 64,
+            max_depth: 64,
         }
     }
 }
@@ -49,6 +49,8 @@ pub enum Content {
     TooLarge(u64),
     /// Not UTF-8: the valid prefix.
     NotUtf8(String),
+    /// A symbolic link, which mcwan never follows: it could lead outside the repository.
+    Symlink,
 }
 
 /// Reads every declaration file under `dir`: `clusterset.yaml`, `policies/**` and
@@ -79,10 +81,12 @@ pub fn read(dir: &Path, limits: Limits) -> Result<Vec<InputFile>, Error> {
     let mut files = Vec::new();
     for relative in input_files(dir)? {
         let absolute = dir.join(&relative);
-        let size = std::fs::metadata(&absolute)
-            .map_err(|source| Error::io(&absolute, source))?
-            .len();
-        let content = if size > limits.max_file_bytes {
+        let metadata =
+            std::fs::symlink_metadata(&absolute).map_err(|source| Error::io(&absolute, source))?;
+        let size = metadata.len();
+        let content = if !metadata.is_file() {
+            Content::Symlink
+        } else if size > limits.max_file_bytes {
             Content::TooLarge(size)
         } else {
             let bytes = std::fs::read(&absolute).map_err(|source| Error::io(&absolute, source))?;
@@ -148,6 +152,17 @@ pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics)
                     .hint("YAML input must be UTF-8 encoded"),
                 );
             }
+            Content::Symlink => {
+                sources.files.push(SourceFile::new(relative, String::new()));
+                diagnostics.push(
+                    Diagnostic::warning(
+                        Code::FileSymlink,
+                        Some(sources.file_start(file_index)),
+                        "symbolic link not followed",
+                    )
+                    .hint("a link could lead outside the repository; commit the file itself"),
+                );
+            }
             Content::Text(text) => {
                 sources.files.push(SourceFile::new(relative, text.clone()));
                 parse_documents(&mut sources, file_index, &place, limits, diagnostics);
@@ -175,7 +190,7 @@ pub fn place_of(relative: &str) -> Option<Place> {
 fn input_files(dir: &Path) -> Result<Vec<String>, Error> {
     let mut files = Vec::new();
     for name in ["clusterset.yaml", "clusterset.yml"] {
-        if dir.join(name).is_file() {
+        if std::fs::symlink_metadata(dir.join(name)).is_ok() {
             files.push(name.to_string());
         }
     }
@@ -189,7 +204,7 @@ fn input_files(dir: &Path) -> Result<Vec<String>, Error> {
                 let path = error.path().unwrap_or(&root).to_path_buf();
                 Error::io(&path, error.into())
             })?;
-            if !entry.file_type().is_file() {
+            if entry.file_type().is_dir() {
                 continue;
             }
             let relative = slash_path(entry.path().strip_prefix(dir).unwrap_or(entry.path()));
@@ -226,17 +241,30 @@ fn parse_documents(
     diagnostics: &mut Diagnostics,
 ) {
     let file = &sources.files[file_index];
-    let mut indexer = SpanIndexer::new(limits.max_indexed_depth);
+    let mut indexer = SpanIndexer::new(limits.max_depth);
     // A scan error here is reported below by yaml_serde, which parsed the same text.
     let _ = Parser::new_from_str(&file.text).load(&mut indexer, true);
     let mut spans = indexer.documents.into_iter();
     let mut parsed = Vec::new();
+    let before = diagnostics.len();
     for document in yaml_serde::Deserializer::from_str(&file.text) {
         let IndexedDocument {
             start,
             spans: span,
             duplicates,
+            depth,
         } = spans.next().unwrap_or_default();
+        if depth > limits.max_depth {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::YamlLimit,
+                    Some(file.location(start.0, start.1)),
+                    format!("document nests {depth} levels deep, more than the limit of {}", limits.max_depth),
+                )
+                .hint("Kubernetes objects need a few levels; raise the limit with `--max-depth` if this is real"),
+            );
+            continue;
+        }
         for (line, col, key) in &duplicates {
             diagnostics.push(
                 Diagnostic::error(
@@ -262,6 +290,18 @@ fn parse_documents(
             Err(error) => {
                 let (line, col) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
                 let message = error.to_string();
+                if message.contains("limit exceeded") {
+                    // yaml_serde's own bounds: alias expansion ("billion laughs") and recursion.
+                    diagnostics.push(
+                        Diagnostic::error(
+                            Code::YamlLimit,
+                            Some(file.location(line, col)),
+                            format!("document is too large once its aliases are expanded, or too deep ({})", message.split(" at line ").next().unwrap_or(&message)),
+                        )
+                        .hint("Kubernetes manifests rarely need YAML aliases; write the values out"),
+                    );
+                    break;
+                }
                 let message = message
                     .split(" at line ")
                     .next()
@@ -276,6 +316,16 @@ fn parse_documents(
                 break;
             }
         }
+    }
+    if parsed.is_empty() && diagnostics.len() == before {
+        diagnostics.push(
+            Diagnostic::warning(
+                Code::FileEmpty,
+                Some(file.location(1, 1)),
+                "file holds no YAML document",
+            )
+            .hint("delete the file, or declare an object in it"),
+        );
     }
     sources.documents.extend(parsed);
 }
@@ -310,6 +360,8 @@ struct IndexedDocument {
     spans: Spans,
     /// Keys that appear twice in one mapping, with their second position.
     duplicates: Vec<(usize, usize, String)>,
+    /// The deepest nesting of mappings and sequences.
+    depth: usize,
 }
 
 impl SpanIndexer {
@@ -388,6 +440,7 @@ impl MarkedEventReceiver for SpanIndexer {
                 self.node(mark, None);
             }
             Event::MappingStart(..) => {
+                self.current.depth = self.current.depth.max(self.stack.len() + 1);
                 // A mapping used as a key gets an unreachable pointer; such keys are invalid input anyway.
                 let pointer = self.node(mark, None).unwrap_or_else(|| "\u{0}".to_string());
                 self.stack.push(Frame::Mapping {
@@ -398,6 +451,7 @@ impl MarkedEventReceiver for SpanIndexer {
                 });
             }
             Event::SequenceStart(..) => {
+                self.current.depth = self.current.depth.max(self.stack.len() + 1);
                 let pointer = self.node(mark, None).unwrap_or_else(|| "\u{0}".to_string());
                 self.stack.push(Frame::Sequence { pointer, next: 0 });
             }

@@ -239,6 +239,10 @@ fn apply_case(case: &Case, dir: &Path) {
                 fs::write(&path, text).unwrap();
             }
             "remove" => fs::remove_file(&path).unwrap(),
+            "symlink" => {
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(body.trim(), &path).unwrap();
+            }
             other => panic!("{}: unknown section `{other}`", case.path.display()),
         }
     }
@@ -1395,7 +1399,7 @@ fn passthrough_objects_are_copied_and_their_hosts_registered() {
         host["spec"]["hosts"][0],
         "payment.secure.svc.clusterset.local"
     );
-    assert_eq!(host["spec"]["resolution"], "NONE");
+    assert_eq!(host["spec"]["resolution"], "DNS");
     assert!(host["spec"].get("endpoints").is_none());
     let workaround = golden_object(
         "l7-workaround",

@@ -130,15 +130,26 @@ pub fn check(
             diagnostics.push(diagnostic);
             continue;
         };
-        let policy = export_policy(
-            sources,
-            declarations,
-            export,
-            topology,
-            policies,
-            cluster_name,
-            diagnostics,
-        );
+        // A WANRoute decides the policies of the export it refines; then the export needs
+        // neither the annotation nor a clusterset default.
+        let refined = declarations.routes.iter().any(|(c, r)| {
+            c == cluster_name
+                && r.value.metadata.name == *name
+                && r.value.metadata.namespace.as_deref().unwrap_or("default") == namespace
+        });
+        let policy = if refined && !meta.annotations.contains_key(POLICY_ANNOTATION) {
+            Some(String::new())
+        } else {
+            export_policy(
+                sources,
+                declarations,
+                export,
+                topology,
+                policies,
+                cluster_name,
+                diagnostics,
+            )
+        };
         let port = export_port(sources, export, service, diagnostics);
         let overrides = overrides(sources, export, diagnostics);
         let (Some(policy), Some(port)) = (policy, port) else {
@@ -154,7 +165,12 @@ pub fn check(
                 cluster: *cluster,
                 namespace: namespace.clone(),
                 name: name.clone(),
-                policies: vec![policy],
+                // Empty until the WANRoute pass fills it in, for a refined export.
+                policies: if policy.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![policy]
+                },
                 port,
                 service_type,
                 overrides,

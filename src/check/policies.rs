@@ -216,9 +216,12 @@ fn resilience(
     );
     if let Some(attempts) = declared.retries.attempts {
         out.attempts = attempts;
-        if declared.timeout.is_none() {
-            out.timeout = Millis(out.per_try_timeout.0 * u64::from(attempts + 1));
-        }
+    }
+    // As for the annotations: changed retries keep a timeout that covers every try.
+    let retries_changed =
+        declared.retries.attempts.is_some() || declared.retries.per_try_timeout.is_some();
+    if declared.timeout.is_none() && retries_changed {
+        out.timeout = Millis(out.per_try_timeout.0 * u64::from(out.attempts + 1));
     }
     if let Some(retry_on) = &declared.retries.retry_on {
         out.retry_on.clone_from(retry_on);

@@ -155,6 +155,7 @@ fn route(
     if !ok || (diagnostics.has_errors() && !errors_before) {
         return None;
     }
+    let mut shadowed = Vec::new();
     for (j, rule) in rules.iter().enumerate() {
         let covering = rules[..j].iter().position(|earlier| {
             rule.matches
@@ -162,6 +163,7 @@ fn route(
                 .all(|m| earlier.matches.iter().any(|e| m.covered_by(e)))
         });
         if let Some(i) = covering {
+            shadowed.push(j);
             diagnostics.push(
                 Diagnostic::warning(
                     Code::WanrouteShadowedRule,
@@ -173,6 +175,13 @@ fn route(
             );
         }
     }
+    // A rule that can never match is left out, so that no listener accepts its requests.
+    let rules = rules
+        .into_iter()
+        .enumerate()
+        .filter(|(j, _)| !shadowed.contains(j))
+        .map(|(_, r)| r)
+        .collect();
     Some(WanRoute { rules, default })
 }
 
