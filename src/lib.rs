@@ -337,6 +337,31 @@ fn validate(input: &Input) -> Result<Option<Model>, Error> {
     Ok(checked(&load::read(&input.dir, limits)?, input, limits)?.map(|(_, model)| model))
 }
 
+/// Runs the whole pipeline on in-memory files, keeping nothing but the number of files a
+/// render would write (0 for invalid input). For the fuzzer: any panic here is a bug.
+///
+/// # Errors
+/// When rendering fails, which for valid input is a bug too.
+pub fn compile(
+    files: &[load::InputFile],
+    limits: load::Limits,
+    diagnostics: &mut Diagnostics,
+) -> Result<usize, Error> {
+    static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
+    static RENDERER: std::sync::OnceLock<Result<Renderer, String>> = std::sync::OnceLock::new();
+    let sources = load::parse(files, limits, diagnostics);
+    let schemas = SCHEMAS.get_or_init(Schemas::input);
+    let Some(model) = check::check(&sources, schemas, check::Options::default(), diagnostics)
+    else {
+        return Ok(0);
+    };
+    let renderer = RENDERER
+        .get_or_init(|| Renderer::new(&[]).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::Internal(e.clone()))?;
+    Ok(produce(&model, renderer, &|_: &[OutputFile]| Ok(()))?.len())
+}
+
 /// Renders every cluster in parallel into a staging directory, then swaps it in for OUT.
 ///
 /// # Errors

@@ -1410,3 +1410,302 @@ fn passthrough_objects_are_copied_and_their_hosts_registered() {
         "payment-high-prio.secure.svc.clusterset.local"
     );
 }
+
+// Reliability: hostile input, the filesystem, crashes, concurrency, determinism, network.
+
+#[test]
+fn hostile_sizes_and_depths_are_bounded() {
+    let (_temp, input, _) = scratch("payment");
+    let huge = input.join("clusters/cluster-1/huge.yaml");
+    let mut text =
+        String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: secure, labels: {x: \"");
+    text.push_str(&"a".repeat(50 * 1024 * 1024));
+    text.push_str("\"}}\n");
+    fs::write(&huge, text).unwrap();
+    fs::write(
+        input.join("clusters/cluster-1/deep.yaml"),
+        format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000)),
+    )
+    .unwrap();
+    let output = mcwan(&["validate", path_str(&input), "--format", "github"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "file=clusters/cluster-1/huge.yaml,line=1,col=1,title=file-unreadable::file is 524288"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("file=clusters/cluster-1/deep.yaml,line=1")
+            && text.contains("title=yaml-limit"),
+        "{text}"
+    );
+    // The limits are flags.
+    let raised = mcwan(&[
+        "validate",
+        path_str(&input),
+        "--format",
+        "github",
+        "--max-file-bytes",
+        "60000000",
+    ]);
+    assert!(
+        !stdout(&raised).contains("huge.yaml"),
+        "{}",
+        stdout(&raised)
+    );
+    assert_eq!(
+        mcwan(&["validate", path_str(&input), "--max-depth", "500"])
+            .status
+            .code(),
+        Some(2),
+        "more than 128 is refused"
+    );
+}
+
+#[test]
+fn out_must_be_a_real_directory() {
+    let (temp, input, out) = scratch("payment");
+    fs::write(&out, "a file").unwrap();
+    let output = render(&input, &out);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("it is not a directory"),
+        "{}",
+        stderr(&output)
+    );
+    fs::remove_file(&out).unwrap();
+    let real = temp.path().join("real");
+    assert!(render(&input, &real).status.success());
+    std::os::unix::fs::symlink(&real, &out).unwrap();
+    let output = render(&input, &out);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("symbolic link"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Whatever the input, a render writes only inside OUT (and its lock file beside it).
+#[test]
+fn nothing_is_written_outside_out() {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    let case = parse_case(&root().join("tests/invalid/invalid-name.case"));
+    apply_case(&case, &input);
+    let before = read_tree(temp.path());
+    let out = temp.path().join("area/out");
+    assert_eq!(render(&input, &out).status.code(), Some(1));
+    assert!(render(&root().join("examples/l7-payment"), &out)
+        .status
+        .success());
+    for path in read_tree(temp.path()).keys() {
+        let inside = path.starts_with("area/out/") || path == "area/.out.mcwan-lock";
+        assert!(
+            inside || before.contains_key(path),
+            "written outside OUT: {path}"
+        );
+    }
+}
+
+fn generate(dir: &Path, clusters: &str, services: &str) {
+    let output = mcwan(&[
+        "generate",
+        "-o",
+        path_str(dir),
+        "--clusters",
+        clusters,
+        "--services",
+        services,
+        "--exporters",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// SIGKILL at 20 moments of a large render: OUT is always the previous complete render or
+/// the new complete one, never a mix, and the next render cleans up after the killed one.
+#[test]
+fn a_killed_render_leaves_a_complete_output() {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    generate(&input, "8", "200");
+    let out = temp.path().join("out");
+    let started = std::time::Instant::now();
+    assert!(render(&input, &out).status.success());
+    let duration = started.elapsed();
+    let first = read_tree(&out);
+    let policies = input.join("policies/policies.yaml");
+    fs::write(
+        &policies,
+        fs::read_to_string(&policies)
+            .unwrap()
+            .replace("port: 31000", "port: 31900"),
+    )
+    .unwrap();
+    let second_out = temp.path().join("second");
+    assert!(render(&input, &second_out).status.success());
+    let second = read_tree(&second_out);
+    assert_ne!(first, second);
+    for moment in 0..20u32 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+            .args(["render", path_str(&input), "-o", path_str(&out)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(duration * moment / 20);
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = read_tree(&out);
+        assert!(
+            now == first || now == second,
+            "moment {moment}: OUT is neither the old nor the new render"
+        );
+    }
+    assert!(render(&input, &out).status.success());
+    assert_eq!(read_tree(&out), second);
+    let leftovers: Vec<_> = fs::read_dir(temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Two renders into one OUT at once: the lock serializes them, so OUT ends as one complete
+/// render, never a mix of two.
+#[test]
+fn concurrent_renders_never_mix() {
+    let temp = tempfile::tempdir().unwrap();
+    let (a, b) = (temp.path().join("a"), temp.path().join("b"));
+    generate(&a, "6", "200");
+    generate(&b, "6", "200");
+    let policies = b.join("policies/policies.yaml");
+    fs::write(
+        &policies,
+        fs::read_to_string(&policies)
+            .unwrap()
+            .replace("port: 31000", "port: 31900"),
+    )
+    .unwrap();
+    let (expect_a, expect_b) = (temp.path().join("expect-a"), temp.path().join("expect-b"));
+    assert!(render(&a, &expect_a).status.success() && render(&b, &expect_b).status.success());
+    let (tree_a, tree_b) = (read_tree(&expect_a), read_tree(&expect_b));
+    let out = temp.path().join("out");
+    for _ in 0..3 {
+        let spawn = |input: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_mcwan"))
+                .args(["render", path_str(input), "-o", path_str(&out)])
+                .spawn()
+                .unwrap()
+        };
+        let (mut one, mut two) = (spawn(&a), spawn(&b));
+        assert!(one.wait().unwrap().success() && two.wait().unwrap().success());
+        let now = read_tree(&out);
+        assert!(now == tree_a || now == tree_b, "OUT mixes two renders");
+    }
+}
+
+/// Rewrites a YAML document with its mapping keys in another order (as JSON, which is YAML).
+fn shuffle_keys(value: &serde_json::Value, rng: &mut Shuffle) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            rng.shuffle(&mut entries);
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), shuffle_keys(v, rng)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(|v| shuffle_keys(v, rng)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// 20 permutations of every example (file names, files, document order, key order), and
+/// other locales and time zones: the same bytes every time.
+#[test]
+fn output_does_not_depend_on_key_order_locale_or_time_zone() {
+    let mut rng = Shuffle(0x2545_f491_4f6c_dd1d);
+    for name in example_names() {
+        let golden = read_tree(&root().join("golden").join(&name));
+        for round in 0..20 {
+            let temp = tempfile::tempdir().unwrap();
+            let permuted = temp.path().join("permuted");
+            permute(&root().join("examples").join(&name), &permuted, &mut rng);
+            let input = temp.path().join("repo");
+            for (path, bytes) in read_tree(&permuted) {
+                let documents = yaml_documents(&bytes);
+                let text: Vec<String> = documents
+                    .iter()
+                    .map(|d| serde_json::to_string(&shuffle_keys(d, &mut rng)).unwrap())
+                    .collect();
+                let target = input.join(&path);
+                fs::create_dir_all(target.parent().unwrap()).unwrap();
+                fs::write(target, text.join("\n---\n") + "\n").unwrap();
+            }
+            let out = temp.path().join("out");
+            let (locale, zone) = [
+                ("C", "UTC"),
+                ("tr_TR.UTF-8", "Pacific/Chatham"),
+                ("de_DE.UTF-8", "America/St_Johns"),
+            ][round % 3];
+            let output = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+                .args(["render", path_str(&input), "-o", path_str(&out)])
+                .env("LC_ALL", locale)
+                .env("LANG", locale)
+                .env("TZ", zone)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{name} round {round}: {}",
+                stderr(&output)
+            );
+            assert_same_tree(
+                &golden,
+                &read_tree(&out),
+                &format!("{name} with shuffled keys, round {round}"),
+            );
+        }
+    }
+}
+
+/// mcwan never needs the network: in a network namespace with no interfaces, every command
+/// behaves exactly as outside it.
+#[test]
+fn renders_without_any_network() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    let example = root().join("examples/l7-payment");
+    let isolated = |flag: &str| {
+        Command::new("unshare")
+            .args([
+                flag,
+                env!("CARGO_BIN_EXE_mcwan"),
+                "render",
+                path_str(&example),
+                "-o",
+                path_str(&out),
+            ])
+            .output()
+            .expect("unshare (util-linux) must be installed")
+    };
+    let mut output = isolated("--net");
+    if !output.status.success() && stderr(&output).contains("unshare failed") {
+        output = isolated("-rn");
+    }
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_same_tree(
+        &read_tree(&root().join("golden/l7-payment")),
+        &read_tree(&out),
+        "render without network",
+    );
+}

@@ -116,6 +116,13 @@ pub fn check(
                 continue;
             }
             let Some((_, generated)) = imported.get(&(c, host.clone())) else {
+                let service = host.split('.').next().unwrap_or_default();
+                if declarations.is_broken("Service", service)
+                    || declarations.is_broken("ServiceExport", service)
+                {
+                    // The export's own diagnostics explain why it is missing.
+                    continue;
+                }
                 let mut diagnostic = Diagnostic::error(
                     Code::VirtualserviceUnknownImport,
                     at(&pointer),

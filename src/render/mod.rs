@@ -244,9 +244,14 @@ impl Renderer {
                 json!({"vhost": vhost, "labels": labels(cluster, &[])}),
             )?;
         }
-        // User objects were validated against their schema on input; they pass unchanged.
+        // User objects were validated against their schema on input; they pass unchanged
+        // but for a canonical key order, so that how they were written never shows.
         for passthrough in &cluster_plan.passthrough {
-            files.push(file_for(cluster, "(pass-through)", passthrough)?);
+            files.push(file_for(
+                cluster,
+                "(pass-through)",
+                &canonical_order(passthrough),
+            )?);
         }
 
         let prefix = format!("{cluster}/");
@@ -420,6 +425,29 @@ fn file_for(cluster: &str, template: &str, value: &Value) -> Result<OutputFile, 
     }
     let path = format!("{cluster}/{directory}/{kind}-{name}.yaml");
     serialize(value, path)
+}
+
+/// `apiVersion`, `kind`, `metadata`, `spec` first, every other key sorted, at every level.
+fn canonical_order(value: &Value) -> Value {
+    const FIRST: [&str; 4] = ["apiVersion", "kind", "metadata", "spec"];
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by_key(|k| {
+                (
+                    FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()),
+                    k.as_str(),
+                )
+            });
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical_order(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical_order).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Rules istiod enforces on a DestinationRule's locality settings beyond its schema, checked
