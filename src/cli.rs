@@ -29,6 +29,9 @@ pub enum Command {
         /// Override built-in templates with the `.j2` files of this directory.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// One kustomization per cluster, or one per namespace directory.
+        #[arg(long, value_enum, default_value = "cluster")]
+        layout: crate::render::Layout,
     },
     /// Fail if OUT differs from what render would write; print a unified diff.
     ///
@@ -42,6 +45,9 @@ pub enum Command {
         /// Override built-in templates with the `.j2` files of this directory.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// One kustomization per cluster, or one per namespace directory.
+        #[arg(long, value_enum, default_value = "cluster")]
+        layout: crate::render::Layout,
     },
     /// Show per object what render would add, change or remove in OUT, then the diff.
     ///
@@ -55,6 +61,9 @@ pub enum Command {
         /// Override built-in templates with the `.j2` files of this directory.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// One kustomization per cluster, or one per namespace directory.
+        #[arg(long, value_enum, default_value = "cluster")]
+        layout: crate::render::Layout,
     },
     /// Show who exports and imports a service, over which WAN policy, tunnel and gateways.
     Status {

@@ -72,9 +72,10 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             input,
             out,
             templates,
+            layout,
         } => {
             check_output_location(&input.dir, &out)?;
-            let renderer = renderer(templates.as_deref())?;
+            let renderer = renderer(templates.as_deref())?.with_layout(layout);
             let Some(model) = validate(&input)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
@@ -85,8 +86,9 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             input,
             out,
             templates,
+            layout,
         } => {
-            let renderer = renderer(templates.as_deref())?;
+            let renderer = renderer(templates.as_deref())?.with_layout(layout);
             let Some(model) = validate(&input)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
@@ -110,8 +112,9 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             input,
             out,
             templates,
+            layout,
         } => {
-            let renderer = renderer(templates.as_deref())?;
+            let renderer = renderer(templates.as_deref())?.with_layout(layout);
             let Some(model) = validate(&input)? else {
                 return Ok(ExitCode::from(EXIT_FATAL));
             };

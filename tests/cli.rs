@@ -1709,3 +1709,67 @@ fn renders_without_any_network() {
         "render without network",
     );
 }
+
+fn kustomize_objects(dir: &Path) -> usize {
+    let output = Command::new("kubectl")
+        .args(["kustomize", path_str(dir)])
+        .output()
+        .expect("kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        stderr(&output)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split("\n---\n")
+        .filter(|d| d.contains("kind:"))
+        .count()
+}
+
+/// The namespace layout: every namespace directory is a kustomization of its own, and the
+/// cluster's still builds the same objects as the default layout.
+#[test]
+fn namespace_layout_builds_per_namespace_and_per_cluster() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    let example = root().join("examples/l7-payment");
+    let output = mcwan(&[
+        "render",
+        path_str(&example),
+        "-o",
+        path_str(&out),
+        "--layout",
+        "namespace",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for cluster in ["cluster-1", "cluster-2"] {
+        let whole = kustomize_objects(&out.join(cluster));
+        assert_eq!(
+            whole,
+            kustomize_objects(&root().join("golden/l7-payment").join(cluster)),
+            "{cluster}"
+        );
+        let mut parts = 0;
+        for entry in fs::read_dir(out.join(cluster)).unwrap() {
+            let dir = entry.unwrap().path();
+            if dir.is_dir() {
+                parts += kustomize_objects(&dir);
+            }
+        }
+        assert_eq!(
+            parts, whole,
+            "{cluster}: namespace kustomizations do not add up"
+        );
+    }
+    let check = mcwan(&[
+        "check",
+        path_str(&example),
+        "-o",
+        path_str(&out),
+        "--layout",
+        "namespace",
+    ]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}

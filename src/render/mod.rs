@@ -61,10 +61,22 @@ pub struct OutputFile {
     pub bytes: Vec<u8>,
 }
 
+/// How each cluster directory is split into kustomizations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Layout {
+    /// One `kustomization.yaml` per cluster listing every file.
+    #[default]
+    Cluster,
+    /// One `kustomization.yaml` per namespace directory, which Argo CD or Flux can apply as
+    /// separate units; the cluster's lists the directories, so it still builds whole.
+    Namespace,
+}
+
 /// Compiled templates and output schemas, shared by every cluster's render.
 pub struct Renderer {
     env: Environment<'static>,
     schemas: Schemas,
+    layout: Layout,
 }
 
 impl Renderer {
@@ -124,7 +136,15 @@ impl Renderer {
         Ok(Renderer {
             env,
             schemas: Schemas::output(),
+            layout: Layout::default(),
         })
+    }
+
+    /// The same renderer with another directory layout.
+    #[must_use]
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Renders the fabric's files, one per template under `sdwan/`: YAML ones are parsed
@@ -255,11 +275,30 @@ impl Renderer {
         }
 
         let prefix = format!("{cluster}/");
-        let mut resources: Vec<&str> = files
+        let mut resources: Vec<String> = files
             .iter()
-            .map(|f| f.path.strip_prefix(&prefix).unwrap_or(&f.path))
+            .map(|f| f.path.strip_prefix(&prefix).unwrap_or(&f.path).to_string())
             .collect();
         resources.sort_unstable();
+        if self.layout == Layout::Namespace {
+            let mut by_directory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for resource in &resources {
+                let (directory, file) = resource.split_once('/').unwrap_or(("", resource));
+                by_directory
+                    .entry(directory.to_string())
+                    .or_default()
+                    .push(file.to_string());
+            }
+            for (directory, listed) in &by_directory {
+                let path = format!("{cluster}/{directory}/kustomization.yaml");
+                files.push(self.render_file(
+                    "kustomization.yaml.j2",
+                    &json!({"resources": listed}),
+                    path,
+                )?);
+            }
+            resources = by_directory.into_keys().collect();
+        }
         let kustomization = self.render_file(
             "kustomization.yaml.j2",
             &json!({"resources": resources}),
