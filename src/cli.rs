@@ -23,15 +23,8 @@ pub enum Command {
     Render {
         #[command(flatten)]
         input: Input,
-        /// The output directory; one subdirectory per cluster.
-        #[arg(short, long, value_name = "OUT")]
-        out: PathBuf,
-        /// Override built-in templates with the `.j2` files of this directory.
-        #[arg(long, value_name = "DIR")]
-        templates: Option<PathBuf>,
-        /// One kustomization per cluster, or one per namespace directory.
-        #[arg(long, value_enum, default_value = "cluster")]
-        layout: crate::render::Layout,
+        #[command(flatten)]
+        output: Output,
     },
     /// Fail if OUT differs from what render would write; print a unified diff.
     ///
@@ -39,15 +32,8 @@ pub enum Command {
     Check {
         #[command(flatten)]
         input: Input,
-        /// The rendered directory to compare.
-        #[arg(short, long, value_name = "OUT")]
-        out: PathBuf,
-        /// Override built-in templates with the `.j2` files of this directory.
-        #[arg(long, value_name = "DIR")]
-        templates: Option<PathBuf>,
-        /// One kustomization per cluster, or one per namespace directory.
-        #[arg(long, value_enum, default_value = "cluster")]
-        layout: crate::render::Layout,
+        #[command(flatten)]
+        output: Output,
     },
     /// Show per object what render would add, change or remove in OUT, then the diff.
     ///
@@ -55,15 +41,8 @@ pub enum Command {
     Diff {
         #[command(flatten)]
         input: Input,
-        /// The rendered directory to compare.
-        #[arg(short, long, value_name = "OUT")]
-        out: PathBuf,
-        /// Override built-in templates with the `.j2` files of this directory.
-        #[arg(long, value_name = "DIR")]
-        templates: Option<PathBuf>,
-        /// One kustomization per cluster, or one per namespace directory.
-        #[arg(long, value_enum, default_value = "cluster")]
-        layout: crate::render::Layout,
+        #[command(flatten)]
+        output: Output,
     },
     /// Show who exports and imports a service, over which WAN policy, tunnel and gateways.
     Status {
@@ -142,6 +121,20 @@ pub enum Command {
         /// ClusterSet, WANPolicy, ServiceExport, Service or Namespace.
         kind: Option<String>,
     },
+}
+
+/// Where and how `render` writes, and what `check` and `diff` compare against.
+#[derive(Debug, Args)]
+pub struct Output {
+    /// The output directory, one subdirectory per cluster.
+    #[arg(short, long, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Override built-in templates with the `.j2` files of this directory.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// One kustomization per cluster, or one per namespace directory.
+    #[arg(long, value_enum, default_value = "cluster")]
+    pub layout: crate::render::Layout,
 }
 
 /// What an imperative verb acts on.

@@ -68,30 +68,19 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Validate { input } => {
             Ok(validate(&input)?.map_or(ExitCode::from(EXIT_INVALID), |_| ExitCode::SUCCESS))
         }
-        Command::Render {
-            input,
-            out,
-            templates,
-            layout,
-        } => {
-            check_output_location(&input.dir, &out)?;
-            let renderer = renderer(templates.as_deref())?.with_layout(layout);
-            let Some(model) = validate(&input)? else {
+        Command::Render { input, output } => {
+            check_output_location(&input.dir, &output.out)?;
+            let Some((model, renderer)) = prepare(&input, &output)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
-            render(&model, &renderer, &out)?;
+            render(&model, &renderer, &output.out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check {
-            input,
-            out,
-            templates,
-            layout,
-        } => {
-            let renderer = renderer(templates.as_deref())?.with_layout(layout);
-            let Some(model) = validate(&input)? else {
+        Command::Check { input, output } => {
+            let Some((model, renderer)) = prepare(&input, &output)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
+            let out = output.out;
             let changes = compare(&model, &renderer, &out)?;
             if changes.is_empty() {
                 return Ok(ExitCode::SUCCESS);
@@ -108,17 +97,11 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             );
             Ok(ExitCode::from(EXIT_INVALID))
         }
-        Command::Diff {
-            input,
-            out,
-            templates,
-            layout,
-        } => {
-            let renderer = renderer(templates.as_deref())?.with_layout(layout);
-            let Some(model) = validate(&input)? else {
+        Command::Diff { input, output } => {
+            let Some((model, renderer)) = prepare(&input, &output)? else {
                 return Ok(ExitCode::from(EXIT_FATAL));
             };
-            let changes = compare(&model, &renderer, &out)?;
+            let changes = compare(&model, &renderer, &output.out)?;
             if changes.is_empty() {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -316,12 +299,15 @@ fn print_diagnostics(
     }
 }
 
-fn renderer(templates: Option<&Path>) -> Result<Renderer, Error> {
-    let overrides = match templates {
+/// The renderer an output asks for and the checked model; `None` if the input is invalid.
+/// Template overrides are compiled first, so a broken override fails before any input is read.
+fn prepare(input: &Input, output: &cli::Output) -> Result<Option<(Model, Renderer)>, Error> {
+    let overrides = match &output.templates {
         Some(dir) => load::template_overrides(dir)?,
         None => Vec::new(),
     };
-    Renderer::new(&overrides)
+    let renderer = Renderer::new(&overrides)?.with_layout(output.layout);
+    Ok(validate(input)?.map(|model| (model, renderer)))
 }
 
 /// The fabric classification without rendering, for `graph` and `status`.
