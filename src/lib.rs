@@ -570,3 +570,22 @@ fn print_stdout(text: &str) -> Result<(), Error> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target's base repository must render, or fuzzing only exercises rejections.
+    #[test]
+    fn compile_renders_the_fuzz_base() {
+        let files = load::read(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/l7-payment")),
+            load::Limits::default(),
+        )
+        .unwrap();
+        let mut diagnostics = Diagnostics::default();
+        let written = compile(&files, load::Limits::default(), &mut diagnostics).unwrap();
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.into_sorted());
+        assert!(written > 30, "{written} files");
+    }
+}
