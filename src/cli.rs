@@ -88,23 +88,8 @@ pub enum Command {
         /// Where to write it; must not exist or be empty.
         #[arg(short, long, value_name = "DIR")]
         out: PathBuf,
-        #[arg(long, default_value_t = 10)]
-        clusters: usize,
-        #[arg(long, default_value_t = 100)]
-        services: usize,
-        #[arg(long, default_value_t = 2)]
-        policies: usize,
-        /// Clusters exporting each service.
-        #[arg(long, default_value_t = 1)]
-        exporters: usize,
-        /// Namespaces the services are spread over.
-        #[arg(long, default_value_t = 10)]
-        namespaces: usize,
-        /// Share of the namespaces each cluster has (0 to 1); exporters have theirs.
-        #[arg(long, default_value_t = 1.0)]
-        namespace_fraction: f64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        shape: crate::generate::Shape,
     },
     /// Print a shell completion script.
     Completions {

@@ -4,18 +4,25 @@
 
 use std::fmt::Write;
 
-/// The shape of the clusterset to generate.
-#[derive(Debug, Clone, Copy)]
+/// The shape of the clusterset to generate; the `generate` command's arguments.
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Shape {
+    #[arg(long, default_value_t = 10)]
     pub clusters: usize,
+    #[arg(long, default_value_t = 100)]
     pub services: usize,
+    #[arg(long, default_value_t = 2)]
     pub policies: usize,
     /// Clusters exporting each service.
+    #[arg(long, default_value_t = 1)]
     pub exporters: usize,
     /// Namespaces the services are spread over.
+    #[arg(long, default_value_t = 10)]
     pub namespaces: usize,
-    /// Share of namespaces each cluster has, from 0 to 1; exporters always have theirs.
+    /// Share of the namespaces each cluster has (0 to 1); exporters always have theirs.
+    #[arg(long, default_value_t = 1.0)]
     pub namespace_fraction: f64,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

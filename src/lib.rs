@@ -145,31 +145,13 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None),
         Command::Import { target } => run_verb(edit::Verb::Import, &target, None),
         Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None),
-        Command::Generate {
-            out,
-            clusters,
-            services,
-            policies,
-            exporters,
-            namespaces,
-            namespace_fraction,
-            seed,
-        } => {
+        Command::Generate { out, shape } => {
             if std::fs::read_dir(&out).is_ok_and(|mut entries| entries.next().is_some()) {
                 return Err(Error::Usage(format!(
                     "`{}` exists and is not empty",
                     out.display()
                 )));
             }
-            let shape = generate::Shape {
-                clusters,
-                services,
-                policies,
-                exporters,
-                namespaces,
-                namespace_fraction,
-                seed,
-            };
             let writes: Vec<(String, Option<String>)> = generate::repository(shape)
                 .into_iter()
                 .map(|(path, text)| (path, Some(text)))
