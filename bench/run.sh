@@ -1,46 +1,109 @@
 #!/usr/bin/env bash
 # Benchmarks mcwan against the I/O floor (cp -r of the same tree) and against what Argo CD
 # and Flux run on the output anyway (kubectl kustomize over every cluster directory).
-# Every figure of one size comes from the same run, so compare them as ratios.
+# Every figure of one size comes from the same run: compare them as ratios.
 #
-# Usage: bench/run.sh [SIZE ...]      SIZE is CLUSTERSxSERVICES, default: 10x100 20x250 40x500
-#        KUSTOMIZE=0 bench/run.sh ... skips kustomize (it is slow on large trees).
+# Usage: bench/run.sh [SIZE ...]   SIZE is CLUSTERSxSERVICES; default 10x100 50x1000 100x1000
+#
+# Environment:
+#   ROUNDS=3      fresh renders and copies per size, interleaved; the minimum of each counts
+#                 (the disk and CPU of a shared machine are noisy).
+#   SAMPLE=2      cluster directories kustomize builds per size; its time is scaled to every
+#                 cluster (all clusters are the same size). SAMPLE=0 skips kustomize.
+#   LAYOUTS=1     also times kustomize per cluster for both layouts on the first size.
+#
+# The generated clustersets have 2 exporters per service, 2 policies and 20 namespaces,
+# every namespace in every cluster: every cluster imports every service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/release/mcwan
-sizes=("${@:-10x100 20x250 40x500}")
+bin=$PWD/target/release/mcwan
+rounds=${ROUNDS:-3}
+sample=${SAMPLE:-2}
+read -r -a sizes <<< "${*:-10x100 50x1000 100x1000}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-measure() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2>&1; tail -n 1 "$work/time"; }
 
-printf '| size | objects | MB | render s | RSS MiB | objects/s | MB/s | cp -r s | kustomize s | check s | render/cp | render/kustomize |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
-for size in ${sizes[@]}; do
+# Prints "seconds peak-RSS-KiB" of one command, its output discarded.
+measure() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2>&1; tail -n 1 "$work/time"; }
+min() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
+max() { python3 -c "import sys; print(max(int(x) for x in sys.argv[1:]))" "$@"; }
+# Seconds kustomize takes to build each directory given, in sequence.
+kustomize_all() {
+  local start
+  start=$(date +%s.%N)
+  for dir in "$@"; do kubectl kustomize "$dir" > /dev/null; done
+  python3 -c "print(round($(date +%s.%N) - $start, 2))"
+}
+
+echo "# $(date -u +%F) $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, ROUNDS=$rounds SAMPLE=$sample"
+echo
+echo '| size | objects | MB | render s | RSS MiB | objects/s | MB/s | cp -r s | kustomize s | check s | render/cp | render/kustomize | check/render |'
+echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+for size in "${sizes[@]}"; do
   clusters=${size%x*}; services=${size#*x}
-  input="$work/in-$size"; out="$work/out-$size"
-  "$bin" generate -o "$input" --clusters "$clusters" --services "$services" --exporters 2 --namespaces 20
-  read -r render_s rss_kb < <(measure "$bin" render "$input" -o "$out")
+  input="$work/in"; out="$work/out"
+  rm -rf "$input"
+  "$bin" generate -o "$input" --clusters "$clusters" --services "$services" \
+    --exporters 2 --policies 2 --namespaces 20
+  renders=(); rss=(); copies=()
+  for _ in $(seq "$rounds"); do
+    rm -rf "$out" "$work/copy"; sync
+    read -r seconds kib < <(measure "$bin" render "$input" -o "$out")
+    renders+=("$seconds"); rss+=("$kib")
+    sync
+    read -r seconds _ < <(measure cp -r "$out" "$work/copy")
+    copies+=("$seconds")
+  done
+  rm -rf "$work/copy"
+  checks=()
+  for _ in $(seq "$rounds"); do
+    read -r seconds _ < <(measure "$bin" check "$input" -o "$out")
+    checks+=("$seconds")
+  done
   objects=$(find "$out" -name '*.yaml' ! -name kustomization.yaml | wc -l)
   bytes=$(du -sb "$out" | cut -f1)
-  cp_best=""
-  for _ in 1 2 3; do
-    rm -rf "$work/copy"
-    read -r cp_s _ < <(measure cp -r "$out" "$work/copy")
-    cp_best=$(python3 -c "print(min(float('$cp_s'), float('${cp_best:-1e9}')))")
-  done
-  kustomize_s="-"
-  if [ "${KUSTOMIZE:-1}" = 1 ]; then
-    start=$(date +%s.%N)
-    for dir in "$out"/*/; do [ -f "$dir/kustomization.yaml" ] && kubectl kustomize "$dir" > /dev/null; done
-    kustomize_s=$(python3 -c "print(round($(date +%s.%N) - $start, 2))")
+  kustomize="-"
+  if [ "$sample" -gt 0 ]; then
+    mapfile -t dirs < <(find "$out" -mindepth 2 -maxdepth 2 -name kustomization.yaml -printf '%h\n' | sort | head -n "$sample")
+    kustomize=$(python3 -c "print(round($(kustomize_all "${dirs[@]}") * $clusters / ${#dirs[@]}, 1))")
   fi
-  read -r check_s _ < <(measure "$bin" check "$input" -o "$out")
-  python3 - "$size" "$objects" "$bytes" "$render_s" "$rss_kb" "$cp_best" "$kustomize_s" "$check_s" <<'PY'
+  python3 - "$size" "$objects" "$bytes" "$(min "${renders[@]}")" "$(max "${rss[@]}")" \
+    "$(min "${copies[@]}")" "$kustomize" "$(min "${checks[@]}")" <<'PY'
 import sys
 size, objects, nbytes, render, rss, cp, kust, check = sys.argv[1:]
 objects, nbytes, render, rss, cp, check = int(objects), int(nbytes), float(render), int(rss), float(cp), float(check)
+render = max(render, 0.01)
 ratio_k = "-" if kust == "-" else f"{render / float(kust):.4f}"
-print(f"| {size} | {objects} | {nbytes/1e6:.1f} | {render:.2f} | {rss//1024} | {objects/render:.0f} | {nbytes/1e6/render:.1f} | {cp:.2f} | {kust} | {check:.2f} | {render/max(cp, 0.01):.2f} | {ratio_k} |")
+print(f"| {size} | {objects} | {nbytes/1e6:.1f} | {render:.2f} | {rss//1024} | {objects/render:.0f} "
+      f"| {nbytes/1e6/render:.1f} | {cp:.2f} | {kust} | {check:.2f} | {render/max(cp, 0.01):.2f} "
+      f"| {ratio_k} | {check/render:.2f} |")
 PY
 done
+
+if [ "${LAYOUTS:-1}" = 1 ]; then
+  size=${sizes[0]}
+  clusters=${size%x*}; services=${size#*x}
+  "$bin" generate -o "$work/layout-in" --clusters "$clusters" --services "$services" \
+    --exporters 2 --policies 2 --namespaces 20
+  echo
+  echo "Consumers' cost at $size: kustomize on one cluster, per layout"
+  echo
+  echo '| layout | kustomizations | largest (objects) | kustomize s, all of them | slowest one s |'
+  echo '|---|---|---|---|---|'
+  for layout in cluster namespace; do
+    rm -rf "$work/layout"
+    "$bin" render "$work/layout-in" -o "$work/layout" --layout "$layout" > /dev/null
+    cluster=$(find "$work/layout" -mindepth 1 -maxdepth 1 -type d ! -name sdwan | sort | head -n 1)
+    if [ "$layout" = cluster ]; then units=("$cluster"); else mapfile -t units < <(find "$cluster" -mindepth 1 -maxdepth 1 -type d | sort); fi
+    total=0; slowest=0; largest=0
+    for unit in "${units[@]}"; do
+      seconds=$(kustomize_all "$unit")
+      count=$(find "$unit" -name '*.yaml' ! -name kustomization.yaml | wc -l)
+      total=$(python3 -c "print(round($total + $seconds, 2))")
+      slowest=$(python3 -c "print(max($slowest, $seconds))")
+      largest=$(( count > largest ? count : largest ))
+    done
+    echo "| $layout | ${#units[@]} | $largest | $total | $slowest |"
+  done
+fi

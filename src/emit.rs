@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -154,22 +153,24 @@ impl Staging {
     /// # Errors
     /// On I/O errors, or a path that would leave OUT (a bug upstream of emit).
     pub fn write(&self, files: &[OutputFile]) -> Result<(), Error> {
+        // Files come grouped by directory: create each directory once, not once a file.
+        let mut created: Option<&Path> = None;
         for file in files {
-            let target = self.directory.join(checked_relative(&file.path)?);
-            if let Some(dir) = target.parent() {
-                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let relative = checked_relative(&file.path)?;
+            let target = self.directory.join(relative);
+            let dir = relative.parent().filter(|d| Some(*d) != created);
+            if let Some(dir) = dir {
+                let dir = self.directory.join(dir);
+                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                created = relative.parent();
             }
-            let mut handle =
-                std::io::BufWriter::new(File::create(&target).map_err(|e| Error::io(&target, e))?);
-            handle
-                .write_all(&file.bytes)
-                .and_then(|()| handle.flush())
-                .map_err(|e| Error::io(&target, e))?;
-            self.written
-                .lock()
-                .map_err(|_| Error::Internal("a render thread panicked".into()))?
-                .insert(file.path.clone());
+            // Each file's bytes are whole in memory: one write, no buffer to copy them into.
+            fs::write(&target, &file.bytes).map_err(|e| Error::io(&target, e))?;
         }
+        self.written
+            .lock()
+            .map_err(|_| Error::Internal("a render thread panicked".into()))?
+            .extend(files.iter().map(|f| f.path.clone()));
         Ok(())
     }
 

@@ -204,8 +204,8 @@ impl Renderer {
     ) -> Result<Vec<OutputFile>, Error> {
         let cluster = cluster_plan.name.as_str();
         let mut files = Vec::new();
-        let mut object = |template: &str, context: Value| -> Result<(), Error> {
-            let value = self.render_value(template, &context)?;
+        let mut object = |template: &str, context: &Value| -> Result<(), Error> {
+            let value = self.render_value(template, context)?;
             istio_rules(&value).map_err(|problem| {
                 Error::Internal(format!(
                     "template `{template}` breaks an Istio rule: {problem}"
@@ -222,14 +222,14 @@ impl Renderer {
 
         object(
             "namespace.yaml.j2",
-            json!({"namespace": RESERVED_NAMESPACE, "labels": labels(cluster, &[])}),
+            &json!({"namespace": RESERVED_NAMESPACE, "labels": labels(cluster, &[])}),
         )?;
         let wan_policy_input: Value =
             serde_json::from_str(include_str!("../../schemas/input/wanpolicy.json"))
                 .map_err(|e| Error::Internal(e.to_string()))?;
         object(
             "wanpolicy-crd.yaml.j2",
-            json!({"schema": crd::wan_policy_schema(&wan_policy_input), "labels": labels(cluster, &[])}),
+            &json!({"schema": crd::wan_policy_schema(&wan_policy_input), "labels": labels(cluster, &[])}),
         )?;
         for policy in model.policies.values() {
             let context = json!({
@@ -239,7 +239,7 @@ impl Renderer {
                 },
                 "labels": labels(cluster, &[("mcw.l7mp.io/wan-policy", &policy.name)]),
             });
-            object("wanpolicy.yaml.j2", context)?;
+            object("wanpolicy.yaml.j2", &context)?;
         }
         let tracing = &model.clusterset.tracing;
         exports(
@@ -261,7 +261,7 @@ impl Renderer {
         for vhost in &cluster_plan.virtual_hosts {
             object(
                 "virtualhost.yaml.j2",
-                json!({"vhost": vhost, "labels": labels(cluster, &[])}),
+                &json!({"vhost": vhost, "labels": labels(cluster, &[])}),
             )?;
         }
         // User objects were validated against their schema on input; they pass unchanged
@@ -351,7 +351,7 @@ impl Renderer {
 
 fn exports(
     plan: &ClusterPlan,
-    object: &mut impl FnMut(&str, Value) -> Result<(), Error>,
+    object: &mut impl FnMut(&str, &Value) -> Result<(), Error>,
     mcs_api_version: &str,
     gateway_class_name: &str,
     tracing: &Value,
@@ -360,7 +360,7 @@ fn exports(
     if let Some(gateway) = &plan.gateway {
         object(
             "gateway.yaml.j2",
-            json!({
+            &json!({
                 "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway": gateway,
                 "gateway_class_name": gateway_class_name, "options_name": GATEWAY_OPTIONS_NAME,
                 "labels": labels(cluster, &[]),
@@ -368,7 +368,7 @@ fn exports(
         )?;
         object(
             "telemetry.yaml.j2",
-            json!({
+            &json!({
                 "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway_name": GATEWAY_NAME,
                 "cluster": cluster, "tracing": tracing, "labels": labels(cluster, &[]),
             }),
@@ -381,7 +381,7 @@ fn exports(
                 .collect();
             object(
                 "gateway-options.yaml.j2",
-                json!({
+                &json!({
                     "name": GATEWAY_OPTIONS_NAME, "namespace": RESERVED_NAMESPACE,
                     "service_patch": {"spec": {"ports": ports}}, "labels": labels(cluster, &[]),
                 }),
@@ -392,12 +392,12 @@ fn exports(
         let service = [("mcw.l7mp.io/service", export.name.as_str())];
         object(
             "serviceexport.yaml.j2",
-            json!({"export": export, "mcs_api_version": mcs_api_version, "labels": user_labels(cluster, &export.labels, &service)}),
+            &json!({"export": export, "mcs_api_version": mcs_api_version, "labels": user_labels(cluster, &export.labels, &service)}),
         )?;
         for route in &export.routes {
             object(
                 "httproute.yaml.j2",
-                json!({
+                &json!({
                     "route": route, "namespace": export.namespace, "service": export.name, "cluster": cluster,
                     "gateway_name": GATEWAY_NAME, "gateway_namespace": RESERVED_NAMESPACE,
                     "labels": labels(cluster, &[service[0], ("mcw.l7mp.io/wan-policy", &route.policy)]),
@@ -412,7 +412,7 @@ fn import_objects(
     cluster: &str,
     import: &ImportPlan,
     mcs_api_version: &str,
-    object: &mut impl FnMut(&str, Value) -> Result<(), Error>,
+    object: &mut impl FnMut(&str, &Value) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let labels = labels(cluster, &[("mcw.l7mp.io/service", &import.name)]);
     let name = format!("mcw-{}", import.name);
@@ -440,7 +440,7 @@ fn import_objects(
         "destinationrule.yaml.j2",
         "virtualservice.yaml.j2",
     ] {
-        object(template, context.clone())?;
+        object(template, &context)?;
     }
     Ok(())
 }
