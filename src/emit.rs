@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +85,6 @@ pub struct Staging {
     out: PathBuf,
     directory: PathBuf,
     previously_owned: Option<BTreeSet<String>>,
-    written: Mutex<BTreeSet<String>>,
     committed: bool,
     _lock: File,
 }
@@ -142,7 +140,6 @@ impl Staging {
             out: out.to_path_buf(),
             directory: staging,
             previously_owned,
-            written: Mutex::new(BTreeSet::new()),
             committed: false,
             _lock: lock,
         })
@@ -167,35 +164,16 @@ impl Staging {
             // Each file's bytes are whole in memory: one write, no buffer to copy them into.
             fs::write(&target, &file.bytes).map_err(|e| Error::io(&target, e))?;
         }
-        self.written
-            .lock()
-            .map_err(|_| Error::Internal("a render thread panicked".into()))?
-            .extend(files.iter().map(|f| f.path.clone()));
         Ok(())
     }
 
-    /// The paths written so far, sorted.
-    ///
-    /// # Errors
-    /// When a writer thread panicked.
-    pub fn written(&self) -> Result<Vec<String>, Error> {
-        Ok(self
-            .written
-            .lock()
-            .map_err(|_| Error::Internal("a render thread panicked".into()))?
-            .iter()
-            .cloned()
-            .collect())
-    }
-
     /// Carries over the files in OUT that mcwan does not own and swaps the staging
-    /// directory in for OUT.
+    /// directory in for OUT. `written` is every path written, sorted.
     ///
     /// # Errors
     /// When a file mcwan does not own would be overwritten, or on I/O errors.
-    pub fn commit(mut self) -> Result<(), Error> {
+    pub fn commit(mut self, written: &[String]) -> Result<(), Error> {
         if let Some(owned) = &self.previously_owned {
-            let written = self.written()?;
             for relative in files_under(&self.out)? {
                 if owned.contains(&relative) || relative == PROVENANCE {
                     continue;

@@ -339,10 +339,10 @@ pub fn compile(
 /// When a template fails, or on I/O errors; OUT is then left as it was.
 pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Error> {
     let staging = Staging::begin(out)?;
-    produce(model, renderer, &|files: &[OutputFile]| {
+    let written = produce(model, renderer, &|files: &[OutputFile]| {
         staging.write(files)
     })?;
-    staging.commit()
+    staging.commit(&written)
 }
 
 /// What render would change in OUT, sorted by path.

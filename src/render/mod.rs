@@ -4,6 +4,7 @@
 //! re-serialized, so the bytes are canonical. Pure: never touches the filesystem.
 
 mod crd;
+mod yaml;
 
 use std::collections::BTreeMap;
 
@@ -328,7 +329,7 @@ impl Renderer {
             .get_template(template)
             .and_then(|t| t.render(minijinja::value::Serde(context)))
             .map_err(|e| failed(format!("{e:#}")))?;
-        let value: Value = yaml_serde::from_str(&text)
+        let value: Value = yaml::from_str(&text)
             .map_err(|e| failed(format!("rendered invalid YAML: {e}\n{text}")))?;
         let api_version = value["apiVersion"].as_str().unwrap_or_default();
         let kind = value["kind"].as_str().unwrap_or_default();
@@ -548,7 +549,7 @@ fn write_token(
 }
 
 fn serialize(value: &Value, path: String) -> Result<OutputFile, Error> {
-    let text = yaml_serde::to_string(value).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
+    let text = yaml::to_string(value).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
     Ok(OutputFile {
         path,
         bytes: text.into_bytes(),
