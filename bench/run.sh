@@ -10,7 +10,7 @@
 #                 (the disk and CPU of a shared machine are noisy).
 #   SAMPLE=2      cluster directories kustomize builds per size; its time is scaled to every
 #                 cluster (all clusters are the same size). SAMPLE=0 skips kustomize.
-#   LAYOUTS=1     also times kustomize per cluster for both layouts on the first size.
+#   LAYOUTS=1     also times kustomize on one cluster of the last size, for both layouts.
 #
 # The generated clustersets have 2 exporters per service, 2 policies and 20 namespaces,
 # every namespace in every cluster: every cluster imports every service.
@@ -82,7 +82,7 @@ PY
 done
 
 if [ "${LAYOUTS:-1}" = 1 ]; then
-  size=${sizes[0]}
+  size=${sizes[-1]}
   clusters=${size%x*}; services=${size#*x}
   "$bin" generate -o "$work/layout-in" --clusters "$clusters" --services "$services" \
     --exporters 2 --policies 2 --namespaces 20

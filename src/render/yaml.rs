@@ -4,8 +4,8 @@
 //! and re-serialized. Going through `yaml_serde` both ways costs most of a render, so this
 //! module reads and writes the common shape itself: block mappings and sequences whose
 //! scalars are plain tokens (names, hosts, `true`, whole numbers) or JSON (what templates
-//! print). Anything else (quoting styles, block scalars, anchors, tags, floats, duplicate
-//! keys, long keys) goes through `yaml_serde` whole, so the result never depends on which
+//! print). Anything else (quoting styles, block scalars, anchors, tags, duplicate keys,
+//! long keys; and, when writing, floats) goes through `yaml_serde` whole, so the result never depends on which
 //! path produced it. Debug builds (tests, fuzzing) run both paths and assert they agree.
 
 use serde::de;
@@ -241,8 +241,8 @@ fn json<T: de::DeserializeOwned>(text: &str) -> Option<(T, &str)> {
     Some((value, &text[stream.byte_offset()..]))
 }
 
-/// JSON as YAML reads it: no floating-point numbers (YAML writes them differently) and no
-/// duplicate keys (YAML refuses them). Either fails, and the document goes to `yaml_serde`.
+/// JSON as YAML reads it: no duplicate keys (YAML refuses them); a duplicate fails, and the
+/// document goes to `yaml_serde`.
 struct Strict(Value);
 
 impl<'de> de::Deserialize<'de> for Strict {
@@ -256,7 +256,7 @@ struct StrictVisitor;
 impl<'de> de::Visitor<'de> for StrictVisitor {
     type Value = Value;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("JSON without floats or duplicate keys")
+        f.write_str("JSON without duplicate keys")
     }
     fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
         Ok(Value::Bool(v))
@@ -266,6 +266,11 @@ impl<'de> de::Visitor<'de> for StrictVisitor {
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
         Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("not a finite number"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_string()))
