@@ -7,7 +7,11 @@
 #
 # Environment:
 #   ROUNDS=3      fresh renders and copies per size, interleaved; the minimum of each counts
-#                 (the disk and CPU of a shared machine are noisy).
+#                 (the disk and CPU of a shared machine are noisy). Every round writes new
+#                 directories and nothing is deleted until the end: ext4 slows the creation of
+#                 files for minutes after many were deleted (it skips recently freed inodes),
+#                 which would penalize whichever command ran next. Needs free disk for
+#                 2 x ROUNDS trees of every size (100x5000 is about 9 GB a tree).
 #   SAMPLE=2      cluster directories kustomize builds per size; its time is scaled to every
 #                 cluster (all clusters are the same size). SAMPLE=0 skips kustomize.
 #   LAYOUTS=1     also times kustomize on one cluster of the last size, for both layouts.
@@ -42,20 +46,18 @@ echo '| size | objects | MB | render s | RSS MiB | objects/s | MB/s | cp -r s | 
 echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 for size in "${sizes[@]}"; do
   clusters=${size%x*}; services=${size#*x}
-  input="$work/in"; out="$work/out"
-  rm -rf "$input"
+  input="$work/$size/in"; out="$work/$size/out-1"
   "$bin" generate -o "$input" --clusters "$clusters" --services "$services" \
     --exporters 2 --policies 2 --namespaces 20
   renders=(); rss=(); copies=()
-  for _ in $(seq "$rounds"); do
-    rm -rf "$out" "$work/copy"; sync
-    read -r seconds kib < <(measure "$bin" render "$input" -o "$out")
+  for round in $(seq "$rounds"); do
+    sync
+    read -r seconds kib < <(measure "$bin" render "$input" -o "$work/$size/out-$round")
     renders+=("$seconds"); rss+=("$kib")
     sync
-    read -r seconds _ < <(measure cp -r "$out" "$work/copy")
+    read -r seconds _ < <(measure cp -r "$work/$size/out-$round" "$work/$size/copy-$round")
     copies+=("$seconds")
   done
-  rm -rf "$work/copy"
   checks=()
   for _ in $(seq "$rounds"); do
     read -r seconds _ < <(measure "$bin" check "$input" -o "$out")
@@ -83,18 +85,14 @@ done
 
 if [ "${LAYOUTS:-1}" = 1 ]; then
   size=${sizes[-1]}
-  clusters=${size%x*}; services=${size#*x}
-  "$bin" generate -o "$work/layout-in" --clusters "$clusters" --services "$services" \
-    --exporters 2 --policies 2 --namespaces 20
   echo
   echo "Consumers' cost at $size: kustomize on one cluster, per layout"
   echo
   echo '| layout | kustomizations | largest (objects) | kustomize s, all of them | slowest one s |'
   echo '|---|---|---|---|---|'
   for layout in cluster namespace; do
-    rm -rf "$work/layout"
-    "$bin" render "$work/layout-in" -o "$work/layout" --layout "$layout" > /dev/null
-    cluster=$(find "$work/layout" -mindepth 1 -maxdepth 1 -type d ! -name sdwan | sort | head -n 1)
+    "$bin" render "$work/$size/in" -o "$work/layout-$layout" --layout "$layout" > /dev/null
+    cluster=$(find "$work/layout-$layout" -mindepth 1 -maxdepth 1 -type d ! -name sdwan | sort | head -n 1)
     if [ "$layout" = cluster ]; then units=("$cluster"); else mapfile -t units < <(find "$cluster" -mindepth 1 -maxdepth 1 -type d | sort); fi
     total=0; slowest=0; largest=0
     for unit in "${units[@]}"; do
