@@ -482,6 +482,8 @@ mod tests {
             same_as_yaml_serde(&json!({ word: "value" }));
         }
         same_as_yaml_serde(&json!({"float": 0.5, "whole": 2.0}));
+        // Long scalars without spaces are never folded, plain or quoted.
+        same_as_yaml_serde(&json!({"plain": "a.b-".repeat(60), "quoted": "%x".repeat(100)}));
         same_as_yaml_serde(&json!({ "k".repeat(129): 1, "k".repeat(128): 2 }));
     }
 
