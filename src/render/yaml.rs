@@ -1,4 +1,5 @@
-//! Canonical YAML for rendered objects, both ways, at the speed of the common case.
+//! Part of stage 4, render: canonical YAML for rendered objects, both ways, at the speed of
+//! the common case. Pure: never touches the filesystem.
 //!
 //! Templates print every value as JSON inside block YAML, and every object is parsed back
 //! and re-serialized. Going through `yaml_serde` both ways costs most of a render, so this
