@@ -13,20 +13,14 @@ fn describe_match(m: &crate::model::HttpMatch) -> String {
         parts.push(method.clone());
     }
     parts.push(format!("{} {}", m.path.kind.as_str(), m.path.value));
-    for h in &m.headers {
+    let headers = m.headers.iter().map(|h| ("header", h));
+    for (what, named) in headers.chain(m.query_params.iter().map(|q| ("query", q))) {
+        let matcher = &named.matcher;
         parts.push(format!(
-            "header {} {} {}",
-            h.name,
-            h.matcher.kind.as_str(),
-            h.matcher.value
-        ));
-    }
-    for q in &m.query_params {
-        parts.push(format!(
-            "query {} {} {}",
-            q.name,
-            q.matcher.kind.as_str(),
-            q.matcher.value
+            "{what} {} {} {}",
+            named.name,
+            matcher.kind.as_str(),
+            matcher.value
         ));
     }
     parts.join(" ")

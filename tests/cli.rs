@@ -473,21 +473,18 @@ fn render_refuses_output_inside_the_declarations() {
 /// comes out as the same string, in the same single object.
 #[test]
 fn annotation_values_cannot_inject_yaml() {
-    let temp = tempfile::tempdir().unwrap();
-    let input = temp.path().join("repo");
-    write_tree(&input, &read_tree(&root().join("examples/payment")));
+    let (_temp, input, out) = scratch("payment");
     let hostile =
         "x\"\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: pwned}\n# {{ 7*7 }} {% raw %}";
     let path = input.join("clusters/cluster-1/payment.yaml");
-    let text = fs::read_to_string(&path).unwrap().replace(
+    replace_in(
+        &path,
         "mcw.l7mp.io/mc-wan-policy: sd-wan-priority-high",
         &format!(
             "mcw.l7mp.io/mc-wan-policy: sd-wan-priority-high\n    note: {}",
             serde_json::to_string(hostile).unwrap()
         ),
     );
-    fs::write(&path, text).unwrap();
-    let out = temp.path().join("out");
     let output = render(&input, &out);
     assert!(
         output.status.success(),
@@ -530,18 +527,8 @@ fn yaml_documents(bytes: &[u8]) -> Vec<serde_json::Value> {
 /// classification together, in one render.
 #[test]
 fn a_policy_port_change_moves_gateways_and_fabric_together() {
-    let temp = tempfile::tempdir().unwrap();
-    let input = temp.path().join("repo");
-    write_tree(&input, &read_tree(&root().join("examples/payment")));
-    let policy = input.join("policies/sd-wan-priority-high.yaml");
-    fs::write(
-        &policy,
-        fs::read_to_string(&policy)
-            .unwrap()
-            .replace("port: 31111", "port: 31115"),
-    )
-    .unwrap();
-    let out = temp.path().join("out");
+    let (_temp, input, out) = scratch("payment");
+    set_port(&input, "port: 31111", "port: 31115");
     assert!(render(&input, &out).status.success());
     let tree = read_tree(&out);
     let text = |path: &str| String::from_utf8(tree[path].clone()).unwrap();
@@ -773,13 +760,15 @@ fn scratch(example: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (temp, input, out)
 }
 
+/// Replaces `from` by `to` in the file at `path`, which must contain it.
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    fs::write(path, text.replace(from, to)).unwrap();
+}
+
 fn set_port(input: &Path, from: &str, to: &str) {
-    let policy = input.join("policies/sd-wan-priority-high.yaml");
-    fs::write(
-        &policy,
-        fs::read_to_string(&policy).unwrap().replace(from, to),
-    )
-    .unwrap();
+    replace_in(&input.join("policies/sd-wan-priority-high.yaml"), from, to);
 }
 
 /// The CI gate: `check` passes on a fresh render; after a WAN policy edit it fails and
@@ -839,13 +828,7 @@ fn check_catches_hand_edits_and_deletions_but_not_foreign_files() {
         "a file mcwan does not own is none of its business"
     );
     let gateway = out.join("cluster-1/mcw-system/gateway-mcw-ingress.yaml");
-    fs::write(
-        &gateway,
-        fs::read_to_string(&gateway)
-            .unwrap()
-            .replace("protocol: HTTP", "protocol: HTTPS"),
-    )
-    .unwrap();
+    replace_in(&gateway, "protocol: HTTP", "protocol: HTTPS");
     fs::remove_file(out.join("cluster-2/secure/serviceimport-payment.yaml")).unwrap();
     let output = check();
     assert_eq!(output.status.code(), Some(1));
@@ -1210,13 +1193,7 @@ fn resilience_precedence_annotation_policy_default() {
     assert_eq!(all["retries"]["retryRemoteLocalities"], true);
     for cluster in ["cluster-1", "cluster-3"] {
         let path = input.join(format!("clusters/{cluster}/payment.yaml"));
-        fs::write(
-            &path,
-            fs::read_to_string(&path)
-                .unwrap()
-                .replace("    mcw.l7mp.io/timeout: 3s\n", ""),
-        )
-        .unwrap();
+        replace_in(&path, "    mcw.l7mp.io/timeout: 3s\n", "");
     }
     let policy_wins = route(&input);
     assert_eq!(
@@ -1224,13 +1201,11 @@ fn resilience_precedence_annotation_policy_default() {
         (&"5120ms".into(), &3.into())
     );
     let path = input.join("policies/business.yaml");
-    fs::write(
+    replace_in(
         &path,
-        fs::read_to_string(&path)
-            .unwrap()
-            .replace("  resilience:\n    retries:\n      attempts: 3\n", ""),
-    )
-    .unwrap();
+        "  resilience:\n    retries:\n      attempts: 3\n",
+        "",
+    );
     let derived = route(&input);
     assert_eq!(
         (&derived["timeout"], &derived["retries"]["attempts"]),
@@ -1513,13 +1488,7 @@ fn a_killed_render_leaves_a_complete_output() {
     let duration = started.elapsed();
     let first = read_tree(&out);
     let policies = input.join("policies/policies.yaml");
-    fs::write(
-        &policies,
-        fs::read_to_string(&policies)
-            .unwrap()
-            .replace("port: 31000", "port: 31900"),
-    )
-    .unwrap();
+    replace_in(&policies, "port: 31000", "port: 31900");
     let second_out = temp.path().join("second");
     assert!(render(&input, &second_out).status.success());
     let second = read_tree(&second_out);
@@ -1559,13 +1528,7 @@ fn concurrent_renders_never_mix() {
     generate(&a, "6", "200");
     generate(&b, "6", "200");
     let policies = b.join("policies/policies.yaml");
-    fs::write(
-        &policies,
-        fs::read_to_string(&policies)
-            .unwrap()
-            .replace("port: 31000", "port: 31900"),
-    )
-    .unwrap();
+    replace_in(&policies, "port: 31000", "port: 31900");
     let (expect_a, expect_b) = (temp.path().join("expect-a"), temp.path().join("expect-b"));
     assert!(render(&a, &expect_a).status.success() && render(&b, &expect_b).status.success());
     let (tree_a, tree_b) = (read_tree(&expect_a), read_tree(&expect_b));
