@@ -1,7 +1,8 @@
 //! Stage 5: write the rendered tree. One of the two stages that touch the filesystem (the
 //! other is `load`). OUT is replaced as a whole: files are staged in a sibling directory
 //! and swapped in with one atomic rename, so a failed or killed render leaves the previous
-//! OUT exactly as it was. Files in OUT that mcwan does not own are carried over untouched.
+//! OUT exactly as it was. mcwan owns the top-level entries of OUT it writes (each cluster's
+//! directory, `sdwan/`, its files); other entries are carried over untouched.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -15,14 +16,36 @@ use crate::render::OutputFile;
 /// The file in OUT that records what mcwan wrote there.
 pub const PROVENANCE: &str = "mcwan-provenance.json";
 
-/// What `PROVENANCE` holds. `files` are the paths mcwan owns, itself excluded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What `PROVENANCE` holds. `owns` are the top-level entries of OUT mcwan wrote, itself
+/// excluded: files, and directories whose every file is mcwan's. Listing entries rather
+/// than files keeps the record, and what reads it, the size of the clusterset's topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Provenance {
     pub generator: String,
     pub version: String,
     pub input_digest: String,
-    pub files: Vec<String>,
+    pub owns: BTreeSet<String>,
+}
+
+/// A provenance as read back: earlier versions listed every file in `files`, whose
+/// top-level entries are what they owned.
+#[derive(Deserialize)]
+struct Recorded {
+    generator: String,
+    #[serde(default)]
+    owns: BTreeSet<String>,
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+impl Recorded {
+    fn owned(self) -> BTreeSet<String> {
+        let legacy = self.files.iter().filter_map(|f| f.split('/').next());
+        let mut owned = self.owns;
+        owned.extend(legacy.map(str::to_string));
+        owned
+    }
 }
 
 impl Provenance {
@@ -40,6 +63,7 @@ impl Provenance {
 /// A previous render, read-only, for `check` and `diff`.
 pub struct Existing {
     root: PathBuf,
+    /// The top-level entries of OUT the previous render owned, provenance included.
     owned: BTreeSet<String>,
 }
 
@@ -49,7 +73,7 @@ impl Existing {
     /// # Errors
     /// When OUT exists but mcwan did not create it, or on I/O errors.
     pub fn open(out: &Path) -> Result<Self, Error> {
-        let mut owned = owned_files(out)?.unwrap_or_default();
+        let mut owned = owned_entries(out)?.unwrap_or_default();
         if out.join(PROVENANCE).is_file() {
             owned.insert(PROVENANCE.to_string());
         }
@@ -59,10 +83,18 @@ impl Existing {
         })
     }
 
-    /// The files the previous render wrote, provenance included.
+    /// The top-level entries the previous render wrote, provenance included.
     #[must_use]
     pub fn owned(&self) -> &BTreeSet<String> {
         &self.owned
+    }
+
+    /// Every file of OUT at or below `relative`, as sorted OUT-relative paths.
+    ///
+    /// # Errors
+    /// On I/O errors.
+    pub fn files_below(&self, relative: &str) -> Result<Vec<String>, Error> {
+        files_below(&self.root, checked_relative(relative)?)
     }
 
     /// The bytes of `relative` in OUT, if it exists.
@@ -120,7 +152,7 @@ impl Staging {
             .map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
 
-        let previously_owned = owned_files(out)?;
+        let previously_owned = owned_entries(out)?;
         let prefix = format!(".{name}.mcwan-staging-");
         for entry in fs::read_dir(&parent)
             .map_err(|e| Error::io(&parent, e))?
@@ -167,28 +199,39 @@ impl Staging {
         Ok(())
     }
 
-    /// Carries over the files in OUT that mcwan does not own and swaps the staging
-    /// directory in for OUT. `written` is every path written, sorted.
+    /// Carries over the entries of OUT that mcwan does not own and swaps the staging
+    /// directory in for OUT. `owns` are the top-level entries written.
     ///
     /// # Errors
-    /// When a file mcwan does not own would be overwritten, or on I/O errors.
-    pub fn commit(mut self, written: &[String]) -> Result<(), Error> {
+    /// When an entry mcwan does not own would be overwritten, or on I/O errors.
+    pub fn commit(mut self, owns: &BTreeSet<String>) -> Result<(), Error> {
         if let Some(owned) = &self.previously_owned {
-            for relative in files_under(&self.out)? {
-                if owned.contains(&relative) || relative == PROVENANCE {
+            let mut entries: Vec<String> = fs::read_dir(&self.out)
+                .map_err(|e| Error::io(&self.out, e))?
+                .map(|entry| {
+                    entry
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .map_err(|e| Error::io(&self.out, e))
+                })
+                .collect::<Result<_, _>>()?;
+            entries.sort();
+            for name in entries {
+                if owned.contains(&name) || name == PROVENANCE {
                     continue;
                 }
-                if written.binary_search(&relative).is_ok() {
+                if owns.contains(&name) {
                     return Err(Error::OutputNotOwned {
-                        path: self.out.join(&relative),
-                        reason: "mcwan would overwrite this file, which it did not write".into(),
+                        path: self.out.join(&name),
+                        reason: "mcwan would overwrite this, which it did not write".into(),
                     });
                 }
-                let (from, to) = (self.out.join(&relative), self.directory.join(&relative));
-                if let Some(dir) = to.parent() {
-                    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                for relative in files_below(&self.out, Path::new(&name))? {
+                    let (from, to) = (self.out.join(&relative), self.directory.join(&relative));
+                    if let Some(dir) = to.parent() {
+                        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                    }
+                    fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
                 }
-                fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
             }
         }
         swap(&self.directory, &self.out)?;
@@ -253,9 +296,9 @@ fn swap(staging: &Path, out: &Path) -> Result<(), Error> {
     fs::rename(&old, staging).map_err(|e| Error::io(staging, e))
 }
 
-/// The files mcwan owns in `out`: `None` if there is no OUT yet or it is empty. An OUT
-/// that exists without provenance is someone else's, and mcwan refuses it.
-fn owned_files(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
+/// The top-level entries mcwan owns in `out`: `None` if there is no OUT yet. An OUT that
+/// exists, is not empty and has no provenance is someone else's, and mcwan refuses it.
+fn owned_entries(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
     let metadata = match fs::symlink_metadata(out) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -275,8 +318,12 @@ fn owned_files(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
     }
     let provenance_path = out.join(PROVENANCE);
     match fs::read(&provenance_path) {
-        Ok(bytes) => match serde_json::from_slice::<Provenance>(&bytes) {
-            Ok(provenance) => Ok(Some(provenance.files.into_iter().collect())),
+        Ok(bytes) => match serde_json::from_slice::<Recorded>(&bytes) {
+            Ok(recorded) if recorded.generator == "mcwan" => Ok(Some(recorded.owned())),
+            Ok(recorded) => refuse(&format!(
+                "its `{PROVENANCE}` names `{}` as its generator",
+                recorded.generator
+            )),
             Err(e) => refuse(&format!("its `{PROVENANCE}` is not mcwan's ({e})")),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -296,16 +343,18 @@ fn owned_files(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
     }
 }
 
-/// Every file below `dir`, as `/`-separated relative paths, sorted.
-fn files_under(dir: &Path) -> Result<Vec<String>, Error> {
+/// Every file at or below `root/relative`, as `/`-separated paths relative to `root`,
+/// sorted; none if it does not exist. Symbolic links are listed, never followed.
+fn files_below(root: &Path, relative: &Path) -> Result<Vec<String>, Error> {
+    let start = root.join(relative);
+    if fs::symlink_metadata(&start).is_err() {
+        return Ok(Vec::new());
+    }
     let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| Error::io(dir, e.into()))?;
+    for entry in walkdir::WalkDir::new(&start).follow_links(false) {
+        let entry = entry.map_err(|e| Error::io(&start, e.into()))?;
         if !entry.file_type().is_dir() {
-            let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+            let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
             let parts: Vec<_> = relative
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -313,6 +362,7 @@ fn files_under(dir: &Path) -> Result<Vec<String>, Error> {
             files.push(parts.join("/"));
         }
     }
+    files.sort();
     Ok(files)
 }
 
@@ -350,5 +400,14 @@ mod tests {
             assert!(checked_relative(bad).is_err(), "{bad} was accepted");
         }
         assert!(checked_relative("cluster-1/secure/x.yaml").is_ok());
+    }
+
+    #[test]
+    fn a_provenance_that_lists_files_owns_their_top_level_entries() {
+        let legacy = r#"{"generator": "mcwan", "version": "0.1.0", "inputDigest": "sha256:0",
+            "files": ["SUMMARY.md", "cluster-1/a/x.yaml", "cluster-1/y.yaml", "sdwan/classes.yaml"]}"#;
+        let recorded: Recorded = serde_json::from_str(legacy).unwrap();
+        let owned: Vec<_> = recorded.owned().into_iter().collect();
+        assert_eq!(owned, ["SUMMARY.md", "cluster-1", "sdwan"]);
     }
 }

@@ -11,43 +11,68 @@ use serde_json::Value;
 use crate::model::{Model, Sla};
 use crate::plan::ClusterPlan;
 
-/// One service's traffic from an importing cluster to an exporting cluster's gateway.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Flow {
-    pub policy: String,
-    /// Cluster indices, in ClusterSet order.
+/// The flows one site sends across the SD-WAN: for every remote endpoint its cluster
+/// imports, one flow to the exporter's gateway. An exporter's own endpoints are local and
+/// never cross the fabric. Built per cluster, so memory never holds the whole clusterset's.
+#[derive(Debug)]
+pub struct SiteFlows {
+    /// The source cluster's index, in ClusterSet order.
     pub from: usize,
-    pub to: usize,
-    /// `namespace/name`.
-    pub service: String,
+    /// (policy, destination cluster index) → the services (`namespace/name`) using it.
+    pub groups: BTreeMap<(String, usize), BTreeSet<String>>,
 }
 
-/// The flows cluster `c` sends across the SD-WAN: one per remote endpoint it imports.
-/// An exporter's own endpoints are local and never cross the fabric.
-#[must_use]
-pub fn flows(model: &Model, c: usize, plan: &ClusterPlan) -> Vec<Flow> {
-    let index: BTreeMap<&str, usize> = model
-        .clusterset
-        .clusters
-        .iter()
-        .enumerate()
-        .map(|(i, cl)| (cl.name.as_str(), i))
-        .collect();
-    let mut flows = Vec::new();
-    for import in &plan.imports {
-        for endpoint in import.endpoints.iter().filter(|e| !e.local) {
-            flows.push(Flow {
-                policy: endpoint.policy.clone(),
-                from: c,
-                to: index[endpoint.cluster.as_str()],
-                service: format!("{}/{}", import.namespace, import.name),
-            });
+impl SiteFlows {
+    #[must_use]
+    pub fn of(model: &Model, c: usize, plan: &ClusterPlan) -> Self {
+        let index: BTreeMap<&str, usize> = model
+            .clusterset
+            .clusters
+            .iter()
+            .enumerate()
+            .map(|(i, cl)| (cl.name.as_str(), i))
+            .collect();
+        let mut groups: BTreeMap<(String, usize), BTreeSet<String>> = BTreeMap::new();
+        for import in &plan.imports {
+            for endpoint in import.endpoints.iter().filter(|e| !e.local) {
+                groups
+                    .entry((endpoint.policy.clone(), index[endpoint.cluster.as_str()]))
+                    .or_default()
+                    .insert(format!("{}/{}", import.namespace, import.name));
+            }
         }
+        SiteFlows { from: c, groups }
     }
-    flows
+
+    /// The flows as the site's files show them: by policy, then destination in ClusterSet
+    /// order.
+    #[must_use]
+    pub fn views(&self, model: &Model) -> Vec<FlowView> {
+        let clusters = &model.clusterset.clusters;
+        let source = &clusters[self.from];
+        self.groups
+            .iter()
+            .map(|((policy, to), services)| {
+                let class = &model.policies[policy];
+                let destination = &clusters[*to];
+                FlowView {
+                    policy: policy.clone(),
+                    tunnel: class.tunnel.clone(),
+                    source_cluster: source.name.clone(),
+                    source_site: source.sdwan_site,
+                    destination_cluster: destination.name.clone(),
+                    destination_site: destination.sdwan_site,
+                    destination_address: destination.address.clone(),
+                    destination_port: class.port,
+                    services: services.iter().cloned().collect(),
+                }
+            })
+            .collect()
+    }
 }
 
-/// What `sdwan/` templates receive: the vendor-neutral classification.
+/// What `sdwan/` templates receive as `fabric`: the classes and sites, a function of the
+/// model alone. Each site's flows are rendered separately, with that site's cluster.
 #[derive(Debug, Serialize)]
 pub struct Classification {
     pub clusterset: String,
@@ -80,7 +105,6 @@ pub struct Class {
     /// The SLA as whole numbers in the ranges vendors accept (latency and jitter 1–1000 ms,
     /// loss 1–100 %), rounded up; `check` warns when this differs from `sla`.
     pub whole_sla: WholeSla,
-    pub flows: Vec<FlowView>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -153,6 +177,8 @@ impl From<&Sla> for SlaView {
 
 #[derive(Debug, Serialize)]
 pub struct FlowView {
+    pub policy: String,
+    pub tunnel: String,
     pub source_cluster: String,
     pub source_site: u64,
     pub destination_cluster: String,
@@ -162,18 +188,9 @@ pub struct FlowView {
     pub services: Vec<String>,
 }
 
-/// Groups flows by (policy, source, destination), in ClusterSet order. Every policy is
-/// listed, with no flows if no import uses it.
+/// Every class (WAN policy, by name) and every site (cluster, in ClusterSet order).
 #[must_use]
-pub fn classify(model: &Model, flows: impl IntoIterator<Item = Flow>) -> Classification {
-    let clusters = &model.clusterset.clusters;
-    let mut grouped: BTreeMap<(String, usize, usize), BTreeSet<String>> = BTreeMap::new();
-    for flow in flows {
-        grouped
-            .entry((flow.policy, flow.from, flow.to))
-            .or_default()
-            .insert(flow.service);
-    }
+pub fn classify(model: &Model) -> Classification {
     let classes = model
         .policies
         .values()
@@ -186,24 +203,14 @@ pub fn classify(model: &Model, flows: impl IntoIterator<Item = Flow>) -> Classif
             sla: SlaView::from(&policy.sla),
             whole_sla: WholeSla::of(&policy.sla),
             fallback: policy.fallback.clone(),
-            flows: grouped
-                .range((policy.name.clone(), 0, 0)..=(policy.name.clone(), usize::MAX, usize::MAX))
-                .map(|((_, from, to), services)| FlowView {
-                    source_cluster: clusters[*from].name.clone(),
-                    source_site: clusters[*from].sdwan_site,
-                    destination_cluster: clusters[*to].name.clone(),
-                    destination_site: clusters[*to].sdwan_site,
-                    destination_address: clusters[*to].address.clone(),
-                    destination_port: policy.port,
-                    services: services.iter().cloned().collect(),
-                })
-                .collect(),
         })
         .collect();
     Classification {
         clusterset: model.clusterset.name.clone(),
         vpns: model.clusterset.sdwan.vpns.clone(),
-        sites: clusters
+        sites: model
+            .clusterset
+            .clusters
             .iter()
             .map(|c| Site {
                 cluster: c.name.clone(),

@@ -23,6 +23,7 @@ pub mod status;
 pub mod summary;
 pub mod value_diff;
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,8 +35,9 @@ use clap::Parser;
 use crate::cli::{Cli, Command, Input};
 use crate::diagnostic::Diagnostics;
 use crate::diff::{Change, ChangeKind};
-use crate::emit::{Existing, Provenance, Staging};
+use crate::emit::{Existing, Provenance, Staging, PROVENANCE};
 use crate::error::Error;
+use crate::fabric::SiteFlows;
 use crate::model::Model;
 use crate::plan::Plan;
 use crate::render::OutputFile;
@@ -132,11 +134,13 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
             let plan = Plan::new(&model);
-            let classification = classify_all(&model, &plan);
+            let edges = (0..model.clusterset.clusters.len())
+                .flat_map(|c| summary::edges(&model, &SiteFlows::of(&model, c, &plan.cluster(c))))
+                .collect();
             let text = if dot {
-                summary::dot(&plan, &classification)
+                summary::dot(&plan, &edges)
             } else {
-                summary::mermaid(&plan, &classification)
+                summary::mermaid(&plan, &edges)
             };
             print_stdout(text.trim_end())?;
             Ok(ExitCode::SUCCESS)
@@ -292,13 +296,6 @@ fn prepare(input: &Input, output: &cli::Output) -> Result<Option<(Model, Rendere
     Ok(validate(input)?.map(|model| (model, renderer)))
 }
 
-/// The fabric classification without rendering, for `graph` and `status`.
-fn classify_all(model: &Model, plan: &Plan) -> fabric::Classification {
-    let flows = (0..model.clusterset.clusters.len())
-        .flat_map(|c| fabric::flows(model, c, &plan.cluster(c)));
-    fabric::classify(model, flows.collect::<Vec<_>>())
-}
-
 /// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
 fn validate(input: &Input) -> Result<Option<Model>, Error> {
     let limits = load::Limits {
@@ -330,7 +327,7 @@ pub fn compile(
         .get_or_init(|| Renderer::new(&[]).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| Error::Internal(e.clone()))?;
-    Ok(produce(&model, renderer, &|_: &[OutputFile]| Ok(()))?.len())
+    Ok(produce(&model, renderer, &|_, _: &[OutputFile]| Ok(()))?.files)
 }
 
 /// Renders every cluster in parallel into a staging directory, then swaps it in for OUT.
@@ -339,10 +336,10 @@ pub fn compile(
 /// When a template fails, or on I/O errors; OUT is then left as it was.
 pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Error> {
     let staging = Staging::begin(out)?;
-    let written = produce(model, renderer, &|files: &[OutputFile]| {
+    let produced = produce(model, renderer, &|_, files: &[OutputFile]| {
         staging.write(files)
     })?;
-    staging.commit(&written)
+    staging.commit(&produced.owns())
 }
 
 /// What render would change in OUT, sorted by path.
@@ -352,94 +349,139 @@ pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Erro
 pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Change>, Error> {
     let existing = Existing::open(out)?;
     let changes = Mutex::new(Vec::new());
-    let written = produce(model, renderer, &|files: &[OutputFile]| {
+    let produced = produce(model, renderer, &|whole, files: &[OutputFile]| {
         let mut found = Vec::new();
         for file in files {
-            match existing.read(&file.path)? {
-                Some(old) if old == file.bytes => {}
-                Some(old) => found.push(Change {
-                    path: file.path.clone(),
-                    kind: ChangeKind::Changed,
-                    old,
-                    new: file.bytes.clone(),
-                }),
-                None => found.push(Change {
-                    path: file.path.clone(),
-                    kind: ChangeKind::Added,
-                    old: Vec::new(),
-                    new: file.bytes.clone(),
-                }),
-            }
+            let (kind, old) = match existing.read(&file.path)? {
+                Some(old) if old == file.bytes => continue,
+                Some(old) => (ChangeKind::Changed, old),
+                None => (ChangeKind::Added, Vec::new()),
+            };
+            found.push(Change {
+                path: file.path.clone(),
+                kind,
+                old,
+                new: file.bytes.clone(),
+            });
+        }
+        if let Some(directory) = whole.filter(|d| existing.owned().contains(*d)) {
+            let written: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            let stale = existing.files_below(directory)?;
+            found.extend(removed(&existing, stale, |path| written.contains(path))?);
         }
         changes.lock().map_err(|_| poisoned())?.extend(found);
         Ok(())
     })?;
     let mut changes = changes.into_inner().map_err(|_| poisoned())?;
-    for stale in existing
-        .owned()
-        .iter()
-        .filter(|path| written.binary_search(path).is_err())
-    {
-        if let Some(old) = existing.read(stale)? {
-            changes.push(Change {
-                path: stale.clone(),
-                kind: ChangeKind::Removed,
-                old,
-                new: Vec::new(),
-            });
+    for entry in existing.owned() {
+        if !produced.whole.contains(entry) {
+            let stale = existing.files_below(entry)?;
+            changes.extend(removed(&existing, stale, |path| {
+                produced.loose.contains(path)
+            })?);
         }
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(changes)
 }
 
+/// The files among `paths` that were not `written`, as removals.
+fn removed(
+    existing: &Existing,
+    paths: Vec<String>,
+    written: impl Fn(&str) -> bool,
+) -> Result<Vec<Change>, Error> {
+    let mut changes = Vec::new();
+    for path in paths.into_iter().filter(|p| !written(p)) {
+        if let Some(old) = existing.read(&path)? {
+            changes.push(Change {
+                path,
+                kind: ChangeKind::Removed,
+                old,
+                new: Vec::new(),
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// Where `produce` hands its files: with the directory they make up entirely, if they do
+/// (a cluster's), so that a sink can tell the stale files there at once.
+type Sink<'a> = dyn Fn(Option<&str>, &[OutputFile]) -> Result<(), Error> + Sync + 'a;
+
+/// What `produce` wrote, without a list of every file: that would grow with the whole
+/// clusterset.
+struct Produced {
+    /// The directories handed over whole, one per cluster.
+    whole: BTreeSet<String>,
+    /// Every other path: the fabric's and sites' files, the summary, the provenance.
+    loose: BTreeSet<String>,
+    files: usize,
+}
+
+impl Produced {
+    /// The top-level entries of OUT written, provenance excepted.
+    fn owns(&self) -> BTreeSet<String> {
+        let loose = self.loose.iter().filter_map(|p| p.split('/').next());
+        let mut owns = self.whole.clone();
+        owns.extend(loose.filter(|e| *e != PROVENANCE).map(str::to_string));
+        owns
+    }
+}
+
 /// The one pipeline behind `render`, `check` and `diff`: plans and renders every cluster in
 /// parallel, handing each cluster's files to `sink` as soon as they exist, then the fabric,
-/// the summary and the provenance. Returns every path produced, sorted.
-fn produce(
-    model: &Model,
-    renderer: &Renderer,
-    sink: &(dyn Fn(&[OutputFile]) -> Result<(), Error> + Sync),
-) -> Result<Vec<String>, Error> {
+/// the summary and the provenance.
+fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, Error> {
     let plan = Plan::new(model);
-    let flows = Mutex::new(Vec::new());
-    let paths = Mutex::new(Vec::new());
-    let emit = |files: &[OutputFile]| -> Result<(), Error> {
-        sink(files)?;
-        paths
-            .lock()
-            .map_err(|_| poisoned())?
-            .extend(files.iter().map(|f| f.path.clone()));
+    let classification = fabric::classify(model);
+    let totals = Mutex::new(summary::Totals::default());
+    let produced = Mutex::new(Produced {
+        whole: BTreeSet::new(),
+        loose: BTreeSet::new(),
+        files: 0,
+    });
+    let emit = |whole: Option<&str>, files: &[OutputFile]| -> Result<(), Error> {
+        sink(whole, files)?;
+        let mut produced = produced.lock().map_err(|_| poisoned())?;
+        produced.files += files.len();
+        match whole {
+            Some(directory) => {
+                produced.whole.insert(directory.to_string());
+            }
+            None => produced.loose.extend(files.iter().map(|f| f.path.clone())),
+        }
         Ok(())
     };
     for_each_cluster(model.clusterset.clusters.len(), |c| {
         let cluster_plan = plan.cluster(c);
-        emit(&renderer.cluster(model, c, &cluster_plan)?)?;
-        let found = fabric::flows(model, c, &cluster_plan);
-        flows.lock().map_err(|_| poisoned())?.extend(found);
+        let files = renderer.cluster(model, c, &cluster_plan)?;
+        emit(Some(&cluster_plan.name), &files)?;
+        let site = SiteFlows::of(model, c, &cluster_plan);
+        emit(None, &renderer.site(model, &classification, &site)?)?;
+        totals.lock().map_err(|_| poisoned())?.add(model, &site);
         Ok(())
     })?;
-    let classification = fabric::classify(model, flows.into_inner().map_err(|_| poisoned())?);
-    emit(&renderer.fabric(&classification)?)?;
+    emit(None, &renderer.fabric(&classification)?)?;
     let version = env!("CARGO_PKG_VERSION");
-    let summary = summary::markdown(&plan, &classification, version);
-    emit(&[OutputFile {
-        path: SUMMARY.to_string(),
-        bytes: summary.into_bytes(),
-    }])?;
-    let mut paths = paths.into_inner().map_err(|_| poisoned())?;
-    paths.sort();
+    let totals = totals.into_inner().map_err(|_| poisoned())?;
+    let summary = summary::markdown(&plan, &classification, &totals, version);
+    emit(
+        None,
+        &[OutputFile {
+            path: SUMMARY.to_string(),
+            bytes: summary.into_bytes(),
+        }],
+    )?;
+    let owns = produced.lock().map_err(|_| poisoned())?.owns();
     let provenance = Provenance {
         generator: "mcwan".into(),
         version: version.into(),
         input_digest: model.input_digest.clone(),
-        files: paths.clone(),
+        owns,
     };
-    let provenance = provenance.file();
-    sink(std::slice::from_ref(&provenance))?;
-    paths.push(provenance.path);
-    paths.sort();
-    Ok(paths)
+    emit(None, &[provenance.file()])?;
+    produced.into_inner().map_err(|_| poisoned())
 }
 
 fn poisoned() -> Error {

@@ -45,6 +45,7 @@ pub const OUTPUT: &[(&str, &str)] = schemas!["output":
     "telemetry.json",
     "kustomization.json",
     "sdwan-classification.json",
+    "sdwan-site-flows.json",
 ];
 
 /// Istio kinds a cluster directory may hold, copied to the output unchanged.

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::fabric::Classification;
+use crate::fabric::{Classification, SiteFlows};
+use crate::model::Model;
 use crate::plan::Plan;
 
 /// Mermaid diagrams beyond this many edges are too large for GitHub to draw; SUMMARY.md
@@ -13,31 +14,44 @@ use crate::plan::Plan;
 const MAX_SUMMARY_EDGES: usize = 200;
 
 /// An import edge: importer cluster → (exporter cluster, service), over a tunnel.
-type Edges = BTreeSet<(usize, usize, String, String)>;
+pub type Edges = BTreeSet<(usize, usize, String, String)>;
 
-fn edges(plan: &Plan, classification: &Classification) -> Edges {
-    let index: BTreeMap<&str, usize> = plan
-        .model
-        .clusterset
-        .clusters
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
-    let mut edges = BTreeSet::new();
-    for class in &classification.classes {
-        for flow in &class.flows {
-            for service in &flow.services {
-                edges.insert((
-                    index[flow.source_cluster.as_str()],
-                    index[flow.destination_cluster.as_str()],
-                    service.clone(),
-                    class.tunnel.clone(),
-                ));
-            }
+/// The import edges of one site's flows.
+#[must_use]
+pub fn edges(model: &Model, site: &SiteFlows) -> Edges {
+    let mut edges = Edges::new();
+    for ((policy, to), services) in &site.groups {
+        let tunnel = &model.policies[policy].tunnel;
+        for service in services {
+            edges.insert((site.from, *to, service.clone(), tunnel.clone()));
         }
     }
     edges
+}
+
+/// What `SUMMARY.md` needs of the fabric's flows, gathered one site at a time: the flows
+/// of each class, and the import edges while they are few enough to draw.
+#[derive(Debug, Default)]
+pub struct Totals {
+    flows: BTreeMap<String, usize>,
+    edge_count: usize,
+    edges: Edges,
+}
+
+impl Totals {
+    pub fn add(&mut self, model: &Model, site: &SiteFlows) {
+        for (policy, _) in site.groups.keys() {
+            *self.flows.entry(policy.clone()).or_default() += 1;
+        }
+        // Edges of different sites differ in their importer, so counts add up.
+        let edges = edges(model, site);
+        self.edge_count += edges.len();
+        if self.edge_count <= MAX_SUMMARY_EDGES {
+            self.edges.extend(edges);
+        } else {
+            self.edges.clear();
+        }
+    }
 }
 
 /// The services each cluster exports, as `namespace/name`, in ClusterSet order.
@@ -53,7 +67,7 @@ fn exported(plan: &Plan) -> Vec<Vec<String>> {
 /// exports, and an edge from each importing cluster to each remote service it reaches,
 /// labelled with the tunnel.
 #[must_use]
-pub fn mermaid(plan: &Plan, classification: &Classification) -> String {
+pub fn mermaid(plan: &Plan, edges: &Edges) -> String {
     let clusters = &plan.model.clusterset.clusters;
     let exported = exported(plan);
     let mut out = String::from("flowchart LR\n");
@@ -69,10 +83,10 @@ pub fn mermaid(plan: &Plan, classification: &Classification) -> String {
         }
         out.push_str("  end\n");
     }
-    for (from, to, service, tunnel) in edges(plan, classification) {
-        let s = exported[to]
+    for (from, to, service, tunnel) in edges {
+        let s = exported[*to]
             .iter()
-            .position(|x| *x == service)
+            .position(|x| x == service)
             .unwrap_or_default();
         let _ = writeln!(out, "  c{from} -- \"{tunnel}\" --> c{to}_s{s}");
     }
@@ -81,7 +95,7 @@ pub fn mermaid(plan: &Plan, classification: &Classification) -> String {
 
 /// The same graph in Graphviz DOT.
 #[must_use]
-pub fn dot(plan: &Plan, classification: &Classification) -> String {
+pub fn dot(plan: &Plan, edges: &Edges) -> String {
     let clusters = &plan.model.clusterset.clusters;
     let exported = exported(plan);
     let mut out = String::from("digraph clusterset {\n  rankdir=LR;\n  node [shape=box];\n");
@@ -102,10 +116,10 @@ pub fn dot(plan: &Plan, classification: &Classification) -> String {
         }
         out.push_str("  }\n");
     }
-    for (from, to, service, tunnel) in edges(plan, classification) {
-        let s = exported[to]
+    for (from, to, service, tunnel) in edges {
+        let s = exported[*to]
             .iter()
-            .position(|x| *x == service)
+            .position(|x| x == service)
             .unwrap_or_default();
         let _ = writeln!(out, "  c{from} -> c{to}_s{s} [label=\"{tunnel}\"];");
     }
@@ -116,7 +130,12 @@ pub fn dot(plan: &Plan, classification: &Classification) -> String {
 /// `SUMMARY.md`: tables of clusters, services and tunnels, the Mermaid graph, and where
 /// the output came from.
 #[must_use]
-pub fn markdown(plan: &Plan, classification: &Classification, version: &str) -> String {
+pub fn markdown(
+    plan: &Plan,
+    classification: &Classification,
+    totals: &Totals,
+    version: &str,
+) -> String {
     let model = plan.model;
     let clusters = &model.clusterset.clusters;
     let exported = exported(plan);
@@ -189,14 +208,14 @@ pub fn markdown(plan: &Plan, classification: &Classification, version: &str) -> 
             class.sla.latency_ms,
             class.sla.jitter_ms,
             class.sla.loss_percent,
-            class.flows.len()
+            totals.flows.get(&class.policy).copied().unwrap_or_default()
         );
     }
 
     out.push_str("\n## Graph\n\n");
-    let edge_count = edges(plan, classification).len();
+    let edge_count = totals.edge_count;
     if edge_count <= MAX_SUMMARY_EDGES {
-        let _ = write!(out, "```mermaid\n{}```\n", mermaid(plan, classification));
+        let _ = write!(out, "```mermaid\n{}```\n", mermaid(plan, &totals.edges));
     } else {
         let _ = writeln!(
             out,

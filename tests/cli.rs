@@ -418,23 +418,36 @@ fn render_refuses_a_directory_it_did_not_create() {
     assert_eq!(read_tree(&out).len(), 1);
 }
 
+/// mcwan owns the top-level entries of OUT it writes, whole: stale files in them go, and so
+/// does a file someone added there (which `check` reports first). Other entries stay, and
+/// one mcwan would now write over is refused.
 #[test]
-fn render_prunes_stale_files_it_owns_and_keeps_the_others() {
+fn render_prunes_what_it_owns_and_keeps_the_rest() {
     let temp = tempfile::tempdir().unwrap();
     let out = temp.path().join("out");
     assert!(render(&root().join("examples/payment"), &out)
         .status
         .success());
     fs::write(out.join("README.md"), "notes").unwrap();
-    fs::write(out.join("cluster-1/extra.yaml"), "kept").unwrap();
+    fs::create_dir(out.join("apps")).unwrap();
+    fs::write(out.join("apps/appset.yaml"), "kept").unwrap();
+    fs::write(out.join("cluster-1/extra.yaml"), "not listed anywhere").unwrap();
     // Drop the logging export: its objects become stale.
     let input = temp.path().join("repo");
     write_tree(&input, &read_tree(&root().join("examples/payment")));
     fs::remove_file(input.join("clusters/cluster-2/logging.yaml")).unwrap();
+    let check = mcwan(&["check", path_str(&input), "-o", path_str(&out)]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("--- a/cluster-1/extra.yaml\n+++ /dev/null"),
+        "{}",
+        stdout(&check)
+    );
     assert!(render(&input, &out).status.success());
     let tree = read_tree(&out);
     assert_eq!(tree["README.md"], b"notes");
-    assert_eq!(tree["cluster-1/extra.yaml"], b"kept");
+    assert_eq!(tree["apps/appset.yaml"], b"kept");
+    assert!(!tree.contains_key("cluster-1/extra.yaml"));
     assert!(
         !tree.keys().any(|k| k.contains("logging")),
         "stale logging objects remain"
@@ -443,6 +456,24 @@ fn render_prunes_stale_files_it_owns_and_keeps_the_others() {
         !tree.contains_key("cluster-2/mcw-system/gateway-mcw-ingress.yaml"),
         "cluster-2 exports nothing now"
     );
+    assert_eq!(
+        mcwan(&["check", path_str(&input), "-o", path_str(&out)])
+            .status
+            .code(),
+        Some(0)
+    );
+    // A third cluster would take the place of a directory mcwan did not write.
+    fs::create_dir(out.join("cluster-3")).unwrap();
+    fs::write(out.join("cluster-3/notes.txt"), "mine").unwrap();
+    let before = read_tree(&out);
+    let output = render(&root().join("examples/three-clusters"), &out);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("which it did not write"),
+        "{}",
+        stderr(&output)
+    );
+    assert_same_tree(&before, &read_tree(&out), "OUT after a refused render");
     // Nothing is left beside OUT but the lock file.
     let siblings: Vec<_> = fs::read_dir(temp.path())
         .unwrap()
@@ -551,7 +582,9 @@ fn a_policy_port_change_moves_gateways_and_fabric_together() {
         .find(|c| c["policy"] == "sd-wan-priority-high")
         .unwrap();
     assert_eq!(high["port"], 31115);
-    assert_eq!(high["flows"][0]["destination"]["port"], 31115);
+    let flows = &yaml_documents(&tree["sdwan/sites/cluster-2/flows.yaml"])[0];
+    assert_eq!(flows["flows"][0]["policy"], "sd-wan-priority-high");
+    assert_eq!(flows["flows"][0]["destination"]["port"], 31115);
     let cisco = text("sdwan/cisco-app-route-policy.txt");
     assert!(
         cisco.contains("destination-port 31115") && cisco.contains("source-port 31115"),
@@ -561,7 +594,7 @@ fn a_policy_port_change_moves_gateways_and_fabric_together() {
 
 /// Derives the fabric's flows on its own, from the rendered ServiceEntries (a remote
 /// endpoint is one flow from the importing cluster to the exporter's gateway), and
-/// compares them with `sdwan/classes.yaml`.
+/// compares them with the sites' `flows.yaml`, whose ports must be their classes'.
 #[test]
 fn classification_flows_match_the_rendered_service_entries() {
     for name in example_names() {
@@ -617,16 +650,36 @@ fn classification_flows_match_the_rendered_service_entries() {
                 }
             }
         }
+        let port = |policy: &serde_json::Value| {
+            classes["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["policy"] == *policy)
+                .unwrap()["port"]
+                .clone()
+        };
         let mut listed = std::collections::BTreeSet::new();
-        for class in classes["classes"].as_array().unwrap() {
-            for flow in class["flows"].as_array().unwrap() {
+        for (path, bytes) in &tree {
+            let Some(cluster) = path
+                .strip_prefix("sdwan/sites/")
+                .and_then(|p| p.strip_suffix("/flows.yaml"))
+            else {
+                continue;
+            };
+            let flows = &yaml_documents(bytes)[0];
+            assert_eq!(flows["metadata"]["name"], cluster);
+            assert_eq!(flows["site"].as_u64(), Some(site(cluster)));
+            for flow in flows["flows"].as_array().unwrap() {
+                assert_eq!(flow["source"]["cluster"], cluster);
                 assert_eq!(
-                    flow["destination"]["port"], class["port"],
+                    flow["destination"]["port"],
+                    port(&flow["policy"]),
                     "{name}: flow port is not its class's port"
                 );
                 for service in flow["services"].as_array().unwrap() {
                     listed.insert((
-                        class["policy"].as_str().unwrap().to_string(),
+                        flow["policy"].as_str().unwrap().to_string(),
                         (
                             flow["source"]["cluster"].as_str().unwrap().to_string(),
                             flow["source"]["site"].as_u64().unwrap(),
@@ -645,7 +698,7 @@ fn classification_flows_match_the_rendered_service_entries() {
         assert!(!derived.is_empty(), "{name}: no flow crosses the SD-WAN");
         assert_eq!(
             derived, listed,
-            "{name}: classes.yaml disagrees with the rendered ServiceEntries"
+            "{name}: the sites' flows disagree with the rendered ServiceEntries"
         );
     }
 }
@@ -683,16 +736,22 @@ fn an_override_that_disagrees_with_the_fabric_fails_the_render() {
     assert_same_tree(&before, &read_tree(&out), "OUT after a failed render");
 }
 
-/// Another vendor is a template: an override directory may add `sdwan/*.j2`. Values in
-/// text templates must be plain tokens, so a crafted value cannot change their syntax.
+/// Another vendor is a template: an override directory may add `sdwan/*.j2`, rendered once,
+/// and `sdwan/sites/*.j2`, rendered once per site. Values in text templates must be plain
+/// tokens, so a crafted value cannot change their syntax.
 #[test]
 fn vendor_templates_can_be_added_and_cannot_be_injected() {
     let temp = tempfile::tempdir().unwrap();
     let templates = temp.path().join("templates");
-    fs::create_dir_all(templates.join("sdwan")).unwrap();
+    fs::create_dir_all(templates.join("sdwan/sites")).unwrap();
     fs::write(
         templates.join("sdwan/acme.conf.j2"),
         "{% for class in fabric.classes %}class {{ class.policy }} port {{ class.port }} region {{ fabric.sites[0].region }}\n{% endfor %}",
+    )
+    .unwrap();
+    fs::write(
+        templates.join("sdwan/sites/acme-site.conf.j2"),
+        "site {{ site.site }}\n{% for flow in flows %}permit {{ flow.destination_address }} {{ flow.destination_port }}\n{% endfor %}",
     )
     .unwrap();
     let out = temp.path().join("out");
@@ -722,6 +781,10 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
         fs::read_to_string(out.join("sdwan/acme.conf")).unwrap(),
         "class sd-wan-priority-high port 31111 region eu-west\nclass sd-wan-priority-low port 31112 region eu-west\n"
     );
+    assert_eq!(
+        fs::read_to_string(out.join("sdwan/sites/cluster-2/acme-site.conf")).unwrap(),
+        "site 200\npermit 10.111.1.29 31111\n"
+    );
     let input = temp.path().join("repo");
     write_tree(&input, &read_tree(&root().join("examples/payment")));
     let clusterset = input.join("clusterset.yaml");
@@ -741,6 +804,12 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
         .unwrap()
         .lines()
         .all(|l| !l.contains("evil")));
+
+    // A once-per-render `sdwan/sites` file would take the sites' directory.
+    fs::write(templates.join("sdwan/sites.j2"), "x\n").unwrap();
+    let output = run(&root().join("examples/payment"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unsafe file name `sites`"));
 }
 
 fn stdout(output: &Output) -> String {
@@ -1138,18 +1207,13 @@ fn fallback_is_opt_in_and_reaches_the_fabric() {
             .is_file(),
         "the exporter must accept fallback traffic"
     );
+    let flows = golden_object("failover", "sdwan/sites/cluster-2/flows.yaml");
+    assert!(flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["policy"] == "internet" && f["services"][0] == "secure/payment"));
     let classes = golden_object("failover", "sdwan/classes.yaml");
-    let internet = classes["classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["policy"] == "internet")
-        .unwrap();
-    assert!(internet["flows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f["services"][0] == "secure/payment"));
     let business = classes["classes"]
         .as_array()
         .unwrap()

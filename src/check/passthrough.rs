@@ -25,19 +25,23 @@ pub fn check(
 ) -> Vec<PassThrough> {
     let clusterset = &topology.clusterset;
     let suffix = format!(".svc.{}", clusterset.domain);
-    // Every (cluster, host) import, with the subsets mcwan generates for it.
-    let mut imported: BTreeMap<(usize, String), (String, BTreeSet<String>)> = BTreeMap::new();
+    // Every exported host: its namespace, name, and the subsets mcwan generates for it.
+    let mut exported: BTreeMap<String, (&str, &str, BTreeSet<String>)> = BTreeMap::new();
     for (export, _) in exports {
-        for (c, cluster) in clusterset.clusters.iter().enumerate() {
-            if cluster.imports(&export.namespace, &export.name) {
-                let host = format!("{}.{}{suffix}", export.name, export.namespace);
-                let entry = imported
-                    .entry((c, host))
-                    .or_insert_with(|| (export.namespace.clone(), BTreeSet::new()));
-                entry.1.extend(export.policies.iter().cloned());
-            }
-        }
+        let host = format!("{}.{}{suffix}", export.name, export.namespace);
+        exported
+            .entry(host)
+            .or_insert_with(|| (&export.namespace, &export.name, BTreeSet::new()))
+            .2
+            .extend(export.policies.iter().cloned());
     }
+    // A host cluster `c` imports: its namespace and generated subsets.
+    let imported = |c: usize, host: &str| {
+        exported
+            .get(host)
+            .filter(|(namespace, name, _)| clusterset.clusters[c].imports(namespace, name))
+            .map(|(namespace, _, subsets)| (*namespace, subsets))
+    };
     let mut user_subsets: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
     for (cluster, object) in &declarations.passthrough {
         if object.value["kind"] == "DestinationRule" {
@@ -105,17 +109,12 @@ pub fn check(
             continue;
         }
         let problems_before = diagnostics.has_errors();
-        let known_hosts: Vec<&str> = imported
-            .keys()
-            .filter(|(x, _)| *x == c)
-            .map(|(_, h)| h.as_str())
-            .collect();
         let mut destinations = BTreeSet::new();
         for (pointer, host, subset) in destinations_of(value) {
             if !host.ends_with(&suffix) {
                 continue;
             }
-            let Some((_, generated)) = imported.get(&(c, host.clone())) else {
+            let Some((_, generated)) = imported(c, &host) else {
                 let service = host.split('.').next().unwrap_or_default();
                 if declarations.is_broken("Service", service)
                     || declarations.is_broken("ServiceExport", service)
@@ -128,7 +127,8 @@ pub fn check(
                     at(&pointer),
                     format!("{kind} `{namespace}/{name}` sends to `{host}`, which cluster `{cluster_name}` does not import"),
                 );
-                diagnostic = match did_you_mean(&host, known_hosts.iter().copied()) {
+                let known = exported.keys().filter(|h| imported(c, h).is_some());
+                diagnostic = match did_you_mean(&host, known.map(String::as_str)) {
                     Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
                     None => diagnostic.hint(
                         "export the service from some cluster, and give this cluster its namespace",
@@ -170,8 +170,8 @@ pub fn check(
         };
         let mut virtual_hosts = Vec::new();
         for (pointer, host) in claimed {
-            match imported.get(&(c, host.clone())) {
-                Some((import_namespace, _)) if *import_namespace == namespace => diagnostics.push(
+            match imported(c, &host) {
+                Some((import_namespace, _)) if import_namespace == namespace => diagnostics.push(
                     Diagnostic::error(
                         Code::PassthroughHostCollision,
                         at(&pointer),

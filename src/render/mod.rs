@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::check::topology::{GATEWAY_NAME, RESERVED_NAMESPACE};
 use crate::error::Error;
-use crate::fabric::{self, Classification};
+use crate::fabric::{self, Classification, SiteFlows};
 use crate::model::Model;
 use crate::plan::{ClusterPlan, ImportPlan};
 use crate::schema::{self, Lookup, Schemas};
@@ -43,13 +43,17 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "virtualhost.yaml.j2",
     "sdwan/classes.yaml.j2",
     "sdwan/cisco-app-route-policy.txt.j2",
+    "sdwan/sites/flows.yaml.j2",
 ];
 
 /// The escaping of text templates: values must be plain tokens (see `write_token`).
 const TOKEN: &str = "token";
 
-/// Templates under this prefix render the fabric, once per render, to `<OUT>/sdwan/`.
+/// Templates under this prefix render the fabric, once per render, to `<OUT>/sdwan/`...
 const FABRIC_PREFIX: &str = "sdwan/";
+/// ...except those under this one, which render once per site, to
+/// `<OUT>/sdwan/sites/<cluster>/`.
+const SITE_PREFIX: &str = "sdwan/sites/";
 
 /// The ConfigMap Istio reads Gateway deployment customizations from.
 const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
@@ -148,46 +152,76 @@ impl Renderer {
         self
     }
 
-    /// Renders the fabric's files, one per template under `sdwan/`: YAML ones are parsed
-    /// back and validated like every object; others are plain text.
+    /// Renders the fabric's files, one per template under `sdwan/` but not `sdwan/sites/`.
     ///
     /// # Errors
     /// When a template fails or renders an invalid object.
     pub fn fabric(&self, classification: &Classification) -> Result<Vec<OutputFile>, Error> {
         let context = json!({ "fabric": classification });
+        self.fabric_files(FABRIC_PREFIX, FABRIC_PREFIX, &context)
+    }
+
+    /// Renders one site's files, one per template under `sdwan/sites/`: the flows its
+    /// cluster sends across the fabric, next to the whole classification.
+    ///
+    /// # Errors
+    /// When a template fails or renders an invalid object.
+    pub fn site(
+        &self,
+        model: &Model,
+        classification: &Classification,
+        flows: &SiteFlows,
+    ) -> Result<Vec<OutputFile>, Error> {
+        let site = &classification.sites[flows.from];
+        let context =
+            json!({ "fabric": classification, "site": site, "flows": flows.views(model) });
+        let directory = format!("{SITE_PREFIX}{}/", site.cluster);
+        self.fabric_files(SITE_PREFIX, &directory, &context)
+    }
+
+    /// Renders every template directly under `prefix` to `directory`: YAML ones are parsed
+    /// back and validated like every object; others are plain text.
+    fn fabric_files(
+        &self,
+        prefix: &str,
+        directory: &str,
+        context: &Value,
+    ) -> Result<Vec<OutputFile>, Error> {
         let mut files = Vec::new();
         for (name, template) in self.env.templates() {
             let Some(output) = name
-                .strip_prefix(FABRIC_PREFIX)
+                .strip_prefix(prefix)
                 .and_then(|n| n.strip_suffix(".j2"))
             else {
                 continue;
             };
-            let path = format!("{FABRIC_PREFIX}{output}");
-            if is_path_safe(output) {
-                files.push(if name.ends_with(".yaml.j2") {
-                    self.render_file(name, &context, path)?
-                } else {
-                    let text = template
-                        .render(minijinja::value::Serde(&context))
-                        .map_err(|e| Error::Template {
-                            name: name.to_string(),
-                            message: format!("{e:#}"),
-                        })?;
-                    let mut text = text;
-                    if !text.ends_with('\n') {
-                        text.push('\n');
-                    }
-                    OutputFile {
-                        path,
-                        bytes: text.into_bytes(),
-                    }
-                });
-            } else {
+            if prefix == FABRIC_PREFIX && name.starts_with(SITE_PREFIX) {
+                continue;
+            }
+            // `sdwan/sites.j2` would write a file where the sites' directory goes.
+            if !is_path_safe(output) || format!("{prefix}{output}/") == SITE_PREFIX {
                 return Err(Error::Usage(format!(
                     "template `{name}` would write the unsafe file name `{output}`"
                 )));
             }
+            let path = format!("{directory}{output}");
+            files.push(if name.ends_with(".yaml.j2") {
+                self.render_file(name, context, path)?
+            } else {
+                let mut text = template
+                    .render(minijinja::value::Serde(context))
+                    .map_err(|e| Error::Template {
+                        name: name.to_string(),
+                        message: format!("{e:#}"),
+                    })?;
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                OutputFile {
+                    path,
+                    bytes: text.into_bytes(),
+                }
+            });
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
