@@ -2,7 +2,8 @@
 //! other is `load`). OUT is replaced as a whole: files are staged in a sibling directory
 //! and swapped in with one atomic rename, so a failed or killed render leaves the previous
 //! OUT exactly as it was. mcwan owns the top-level entries of OUT it writes (each cluster's
-//! directory, `sdwan/`, its files); other entries are carried over untouched.
+//! directory, `sdwan/`, `SUMMARY.md` and the provenance); other entries are carried over
+//! untouched.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -28,23 +29,49 @@ pub struct Provenance {
     pub owns: BTreeSet<String>,
 }
 
-/// A provenance as read back: earlier versions listed every file in `files`, whose
-/// top-level entries are what they owned.
+/// A provenance as read back: earlier versions listed every file they wrote in `files`
+/// and owned just those.
 #[derive(Deserialize)]
 struct Recorded {
     generator: String,
-    #[serde(default)]
-    owns: BTreeSet<String>,
-    #[serde(default)]
-    files: Vec<String>,
+    owns: Option<BTreeSet<String>>,
+    files: Option<BTreeSet<String>>,
+}
+
+/// What a previous render owns in OUT.
+struct Owned {
+    /// Top-level entries.
+    entries: BTreeSet<String>,
+    /// For a provenance that lists files: the files, since only those are mcwan's.
+    files: Option<BTreeSet<String>>,
 }
 
 impl Recorded {
-    fn owned(self) -> BTreeSet<String> {
-        let legacy = self.files.iter().filter_map(|f| f.split('/').next());
-        let mut owned = self.owns;
-        owned.extend(legacy.map(str::to_string));
-        owned
+    /// # Errors
+    /// The reason this is not mcwan's provenance.
+    fn owned(self) -> Result<Owned, String> {
+        if self.generator != "mcwan" {
+            return Err(format!("it names `{}` as its generator", self.generator));
+        }
+        let entries: BTreeSet<String> = match (self.owns, &self.files) {
+            (Some(owns), None) => owns,
+            (None, Some(files)) => files
+                .iter()
+                .filter_map(|f| f.split('/').next())
+                .map(str::to_string)
+                .collect(),
+            _ => return Err("it needs either `owns` or `files`".into()),
+        };
+        match entries
+            .iter()
+            .find(|e| e.contains('/') || checked_relative(e).is_err())
+        {
+            Some(bad) => Err(format!("`{bad}` is not an entry of OUT")),
+            None => Ok(Owned {
+                entries,
+                files: self.files,
+            }),
+        }
     }
 }
 
@@ -68,12 +95,14 @@ pub struct Existing {
 }
 
 impl Existing {
-    /// Opens OUT, which may not exist yet.
+    /// Opens OUT, which may not exist yet, for a render that would write the top-level
+    /// entries `owns`.
     ///
     /// # Errors
-    /// When OUT exists but mcwan did not create it, or on I/O errors.
-    pub fn open(out: &Path) -> Result<Self, Error> {
-        let mut owned = owned_entries(out)?.unwrap_or_default();
+    /// When OUT exists but mcwan did not create it, when the render would take what mcwan
+    /// did not write (as `render` would refuse to), or on I/O errors.
+    pub fn open(out: &Path, owns: &BTreeSet<String>) -> Result<Self, Error> {
+        let mut owned = take_over(out, owns)?.unwrap_or_default();
         if out.join(PROVENANCE).is_file() {
             owned.insert(PROVENANCE.to_string());
         }
@@ -123,11 +152,13 @@ pub struct Staging {
 
 impl Staging {
     /// Takes OUT's lock (waiting for another render to finish), checks that mcwan may
-    /// write OUT, clears what killed renders left behind, and creates the staging directory.
+    /// write the top-level entries `owns` in OUT, clears what killed renders left behind,
+    /// and creates the staging directory.
     ///
     /// # Errors
-    /// When OUT is not mcwan's, or on I/O errors.
-    pub fn begin(out: &Path) -> Result<Self, Error> {
+    /// When OUT is not mcwan's, when writing `owns` would take what mcwan did not write,
+    /// or on I/O errors.
+    pub fn begin(out: &Path, owns: &BTreeSet<String>) -> Result<Self, Error> {
         let name = out
             .file_name()
             .and_then(|n| n.to_str())
@@ -152,7 +183,7 @@ impl Staging {
             .map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
 
-        let previously_owned = owned_entries(out)?;
+        let previously_owned = take_over(out, owns)?;
         let prefix = format!(".{name}.mcwan-staging-");
         for entry in fs::read_dir(&parent)
             .map_err(|e| Error::io(&parent, e))?
@@ -200,38 +231,28 @@ impl Staging {
     }
 
     /// Carries over the entries of OUT that mcwan does not own and swaps the staging
-    /// directory in for OUT. `owns` are the top-level entries written.
+    /// directory in for OUT.
     ///
     /// # Errors
     /// When an entry mcwan does not own would be overwritten, or on I/O errors.
-    pub fn commit(mut self, owns: &BTreeSet<String>) -> Result<(), Error> {
+    pub fn commit(mut self) -> Result<(), Error> {
         if let Some(owned) = &self.previously_owned {
-            let mut entries: Vec<String> = fs::read_dir(&self.out)
-                .map_err(|e| Error::io(&self.out, e))?
-                .map(|entry| {
-                    entry
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .map_err(|e| Error::io(&self.out, e))
-                })
-                .collect::<Result<_, _>>()?;
-            entries.sort();
-            for name in entries {
-                if owned.contains(&name) || name == PROVENANCE {
+            for entry in fs::read_dir(&self.out).map_err(|e| Error::io(&self.out, e))? {
+                let name = entry.map_err(|e| Error::io(&self.out, e))?.file_name();
+                let ours = name
+                    .to_str()
+                    .is_some_and(|n| owned.contains(n) || n == PROVENANCE);
+                if ours {
                     continue;
                 }
-                if owns.contains(&name) {
+                let (from, to) = (self.out.join(&name), self.directory.join(&name));
+                if fs::symlink_metadata(&to).is_ok() {
                     return Err(Error::OutputNotOwned {
-                        path: self.out.join(&name),
+                        path: from,
                         reason: "mcwan would overwrite this, which it did not write".into(),
                     });
                 }
-                for relative in files_below(&self.out, Path::new(&name))? {
-                    let (from, to) = (self.out.join(&relative), self.directory.join(&relative));
-                    if let Some(dir) = to.parent() {
-                        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                    }
-                    fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
-                }
+                copy_entry(&from, &to)?;
             }
         }
         swap(&self.directory, &self.out)?;
@@ -296,9 +317,42 @@ fn swap(staging: &Path, out: &Path) -> Result<(), Error> {
     fs::rename(&old, staging).map_err(|e| Error::io(staging, e))
 }
 
-/// The top-level entries mcwan owns in `out`: `None` if there is no OUT yet. An OUT that
-/// exists, is not empty and has no provenance is someone else's, and mcwan refuses it.
-fn owned_entries(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
+/// The top-level entries mcwan owns in `out`, once it is clear that writing `owns` takes
+/// nothing someone else wrote: `None` if there is no OUT yet. An OUT that exists, is not
+/// empty and has no provenance is someone else's, and mcwan refuses it.
+fn take_over(out: &Path, owns: &BTreeSet<String>) -> Result<Option<BTreeSet<String>>, Error> {
+    let Some(owned) = read_owned(out)? else {
+        return Ok(None);
+    };
+    let refuse = |path: PathBuf| Error::OutputNotOwned {
+        path,
+        reason: "mcwan would overwrite this, which it did not write".into(),
+    };
+    for entry in fs::read_dir(out).map_err(|e| Error::io(out, e))? {
+        let name = entry.map_err(|e| Error::io(out, e))?.file_name();
+        if let Some(name) = name.to_str() {
+            if owns.contains(name) && !owned.entries.contains(name) {
+                return Err(refuse(out.join(name)));
+            }
+        }
+    }
+    // mcwan used to own single files: one someone added beside them is not its to replace.
+    if let Some(files) = &owned.files {
+        for entry in owned.entries.iter().filter(|e| owns.contains(*e)) {
+            if let Some(foreign) = files_below(out, Path::new(entry))?
+                .into_iter()
+                .find(|f| !files.contains(f))
+            {
+                return Err(refuse(out.join(foreign)));
+            }
+        }
+    }
+    Ok(Some(owned.entries))
+}
+
+/// What the provenance in `out` says mcwan owns: `None` if there is no OUT yet; nothing
+/// if it is empty.
+fn read_owned(out: &Path) -> Result<Option<Owned>, Error> {
     let metadata = match fs::symlink_metadata(out) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -318,12 +372,11 @@ fn owned_entries(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
     }
     let provenance_path = out.join(PROVENANCE);
     match fs::read(&provenance_path) {
-        Ok(bytes) => match serde_json::from_slice::<Recorded>(&bytes) {
-            Ok(recorded) if recorded.generator == "mcwan" => Ok(Some(recorded.owned())),
-            Ok(recorded) => refuse(&format!(
-                "its `{PROVENANCE}` names `{}` as its generator",
-                recorded.generator
-            )),
+        Ok(bytes) => match serde_json::from_slice::<Recorded>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(Recorded::owned)
+        {
+            Ok(owned) => Ok(Some(owned)),
             Err(e) => refuse(&format!("its `{PROVENANCE}` is not mcwan's ({e})")),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -332,7 +385,10 @@ fn owned_entries(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
                 .next()
                 .is_none()
             {
-                Ok(Some(BTreeSet::new()))
+                Ok(Some(Owned {
+                    entries: BTreeSet::new(),
+                    files: None,
+                }))
             } else {
                 refuse(&format!(
                     "it is not empty and has no `{PROVENANCE}`, so mcwan did not create it"
@@ -344,14 +400,16 @@ fn owned_entries(out: &Path) -> Result<Option<BTreeSet<String>>, Error> {
 }
 
 /// Every file at or below `root/relative`, as `/`-separated paths relative to `root`,
-/// sorted; none if it does not exist. Symbolic links are listed, never followed.
+/// sorted; none if it does not exist. Symbolic links are listed as files, never followed.
 fn files_below(root: &Path, relative: &Path) -> Result<Vec<String>, Error> {
     let start = root.join(relative);
-    if fs::symlink_metadata(&start).is_err() {
-        return Ok(Vec::new());
+    match fs::symlink_metadata(&start) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&start, e)),
+        Ok(_) => {}
     }
     let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(&start).follow_links(false) {
+    for entry in walk(&start) {
         let entry = entry.map_err(|e| Error::io(&start, e.into()))?;
         if !entry.file_type().is_dir() {
             let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
@@ -364,6 +422,37 @@ fn files_below(root: &Path, relative: &Path) -> Result<Vec<String>, Error> {
     }
     files.sort();
     Ok(files)
+}
+
+/// A walk of `start` that never follows a symbolic link, `start` included.
+fn walk(start: &Path) -> walkdir::WalkDir {
+    walkdir::WalkDir::new(start)
+        .follow_links(false)
+        .follow_root_links(false)
+}
+
+/// Copies the file, directory or symbolic link `from` to `to`; links stay links.
+fn copy_entry(from: &Path, to: &Path) -> Result<(), Error> {
+    for entry in walk(from) {
+        let entry = entry.map_err(|e| Error::io(from, e.into()))?;
+        let target = match entry.path().strip_prefix(from) {
+            Ok(inner) if !inner.as_os_str().is_empty() => to.join(inner),
+            _ => to.to_path_buf(),
+        };
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+        } else if file_type.is_symlink() {
+            let link = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&link, &target).map_err(|e| Error::io(&target, e))?;
+            #[cfg(not(unix))]
+            fs::copy(entry.path(), &target).map_err(|e| Error::io(entry.path(), e))?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// A relative path that stays inside OUT: no absolute path, no `..`, no empty segment.
@@ -407,7 +496,25 @@ mod tests {
         let legacy = r#"{"generator": "mcwan", "version": "0.1.0", "inputDigest": "sha256:0",
             "files": ["SUMMARY.md", "cluster-1/a/x.yaml", "cluster-1/y.yaml", "sdwan/classes.yaml"]}"#;
         let recorded: Recorded = serde_json::from_str(legacy).unwrap();
-        let owned: Vec<_> = recorded.owned().into_iter().collect();
-        assert_eq!(owned, ["SUMMARY.md", "cluster-1", "sdwan"]);
+        let owned = recorded.owned().unwrap();
+        assert_eq!(
+            owned.entries.into_iter().collect::<Vec<_>>(),
+            ["SUMMARY.md", "cluster-1", "sdwan"]
+        );
+        assert_eq!(owned.files.unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_provenance_owns_only_plain_entries() {
+        for bad in [
+            r#"{"generator": "mcwan", "owns": ["a/../b"]}"#,
+            r#"{"generator": "mcwan", "owns": [".."]}"#,
+            r#"{"generator": "mcwan"}"#,
+            r#"{"generator": "mcwan", "owns": [], "files": []}"#,
+            r#"{"generator": "other", "owns": ["a"]}"#,
+        ] {
+            let recorded: Recorded = serde_json::from_str(bad).unwrap();
+            assert!(recorded.owned().is_err(), "{bad}");
+        }
     }
 }

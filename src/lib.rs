@@ -32,10 +32,11 @@ use std::sync::Mutex;
 
 use clap::Parser;
 
+use crate::check::topology::FABRIC_DIRECTORY;
 use crate::cli::{Cli, Command, Input};
 use crate::diagnostic::Diagnostics;
 use crate::diff::{Change, ChangeKind};
-use crate::emit::{Existing, Provenance, Staging, PROVENANCE};
+use crate::emit::{Existing, Provenance, Staging};
 use crate::error::Error;
 use crate::fabric::SiteFlows;
 use crate::model::Model;
@@ -335,11 +336,11 @@ pub fn compile(
 /// # Errors
 /// When a template fails, or on I/O errors; OUT is then left as it was.
 pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Error> {
-    let staging = Staging::begin(out)?;
-    let produced = produce(model, renderer, &|_, files: &[OutputFile]| {
+    let staging = Staging::begin(out, &owned_entries(model))?;
+    produce(model, renderer, &|_, files: &[OutputFile]| {
         staging.write(files)
     })?;
-    staging.commit(&produced.owns())
+    staging.commit()
 }
 
 /// What render would change in OUT, sorted by path.
@@ -347,7 +348,7 @@ pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Erro
 /// # Errors
 /// When a template fails, OUT is not mcwan's, or on I/O errors.
 pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Change>, Error> {
-    let existing = Existing::open(out)?;
+    let existing = Existing::open(out, &owned_entries(model))?;
     let changes = Mutex::new(Vec::new());
     let produced = produce(model, renderer, &|whole, files: &[OutputFile]| {
         let mut found = Vec::new();
@@ -373,13 +374,22 @@ pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Cha
         Ok(())
     })?;
     let mut changes = changes.into_inner().map_err(|_| poisoned())?;
-    for entry in existing.owned() {
-        if !produced.whole.contains(entry) {
-            let stale = existing.files_below(entry)?;
-            changes.extend(removed(&existing, stale, |path| {
-                produced.loose.contains(path)
-            })?);
-        }
+    // Cluster directories were compared whole as they arrived; the rest is compared here.
+    let clusters: BTreeSet<&str> = model
+        .clusterset
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    for entry in existing
+        .owned()
+        .iter()
+        .filter(|e| !clusters.contains(e.as_str()))
+    {
+        let stale = existing.files_below(entry)?;
+        changes.extend(removed(&existing, stale, |path| {
+            produced.loose.contains(path)
+        })?);
     }
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(changes)
@@ -409,35 +419,33 @@ fn removed(
 /// (a cluster's), so that a sink can tell the stale files there at once.
 type Sink<'a> = dyn Fn(Option<&str>, &[OutputFile]) -> Result<(), Error> + Sync + 'a;
 
-/// What `produce` wrote, without a list of every file: that would grow with the whole
-/// clusterset.
+/// What `produce` wrote. Not every path: the cluster directories' files, which make up
+/// nearly all of them, were handed over whole and are not listed.
 struct Produced {
-    /// The directories handed over whole, one per cluster.
-    whole: BTreeSet<String>,
-    /// Every other path: the fabric's and sites' files, the summary, the provenance.
+    /// The paths outside cluster directories: the fabric's and each site's files (a few
+    /// per cluster), the summary and the provenance.
     loose: BTreeSet<String>,
+    /// How many files in all.
     files: usize,
 }
 
-impl Produced {
-    /// The top-level entries of OUT written, provenance excepted.
-    fn owns(&self) -> BTreeSet<String> {
-        let loose = self.loose.iter().filter_map(|p| p.split('/').next());
-        let mut owns = self.whole.clone();
-        owns.extend(loose.filter(|e| *e != PROVENANCE).map(str::to_string));
-        owns
-    }
+/// The top-level entries of OUT a render writes, its provenance excepted: each cluster's
+/// directory, the fabric's and the summary.
+fn owned_entries(model: &Model) -> BTreeSet<String> {
+    let clusters = model.clusterset.clusters.iter().map(|c| c.name.clone());
+    clusters
+        .chain([FABRIC_DIRECTORY.to_string(), SUMMARY.to_string()])
+        .collect()
 }
 
 /// The one pipeline behind `render`, `check` and `diff`: plans and renders every cluster in
-/// parallel, handing each cluster's files to `sink` as soon as they exist, then the fabric,
-/// the summary and the provenance.
+/// parallel, handing each cluster's files and then its SD-WAN site's to `sink` as soon as
+/// they exist, then the fabric, the summary and the provenance.
 fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, Error> {
     let plan = Plan::new(model);
     let classification = fabric::classify(model);
     let totals = Mutex::new(summary::Totals::default());
     let produced = Mutex::new(Produced {
-        whole: BTreeSet::new(),
         loose: BTreeSet::new(),
         files: 0,
     });
@@ -445,11 +453,8 @@ fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, 
         sink(whole, files)?;
         let mut produced = produced.lock().map_err(|_| poisoned())?;
         produced.files += files.len();
-        match whole {
-            Some(directory) => {
-                produced.whole.insert(directory.to_string());
-            }
-            None => produced.loose.extend(files.iter().map(|f| f.path.clone())),
+        if whole.is_none() {
+            produced.loose.extend(files.iter().map(|f| f.path.clone()));
         }
         Ok(())
     };
@@ -473,12 +478,11 @@ fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, 
             bytes: summary.into_bytes(),
         }],
     )?;
-    let owns = produced.lock().map_err(|_| poisoned())?.owns();
     let provenance = Provenance {
         generator: "mcwan".into(),
         version: version.into(),
         input_digest: model.input_digest.clone(),
-        owns,
+        owns: owned_entries(model),
     };
     emit(None, &[provenance.file()])?;
     produced.into_inner().map_err(|_| poisoned())

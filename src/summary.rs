@@ -1,6 +1,7 @@
 //! Review aids, pure: `SUMMARY.md` (what each cluster exports and imports, over which
-//! tunnels) and the clusterset graph in Mermaid or Graphviz DOT. Built from the plan and
-//! the fabric classification, so they show exactly what the render produces.
+//! tunnels) and the clusterset graph in Mermaid or Graphviz DOT. Built from the plan, the
+//! fabric classification and each site's flows, so they show exactly what the render
+//! produces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -219,8 +220,65 @@ pub fn markdown(
     } else {
         let _ = writeln!(
             out,
-            "{edge_count} import edges are too many to draw here; run `mcwan graph --format dot`."
+            "{edge_count} import edges are too many to draw here; run `mcwan graph --dot`."
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::diagnostic::Diagnostics;
+    use crate::{check, load, schema};
+
+    fn payment() -> Model {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/payment"));
+        let limits = load::Limits::default();
+        let mut diagnostics = Diagnostics::default();
+        let sources = load::parse(&load::read(dir, limits).unwrap(), limits, &mut diagnostics);
+        let schemas = schema::Schemas::input();
+        check::check(
+            &sources,
+            &schemas,
+            check::Options::default(),
+            &mut diagnostics,
+        )
+        .unwrap()
+    }
+
+    /// A site of cluster `from` sending `services` to cluster `to` over `policy`.
+    fn site(from: usize, to: usize, policy: &str, services: usize) -> SiteFlows {
+        let services = (0..services).map(|s| format!("ns/svc-{s}")).collect();
+        SiteFlows {
+            from,
+            groups: BTreeMap::from([((policy.to_string(), to), services)]),
+        }
+    }
+
+    #[test]
+    fn totals_do_not_depend_on_the_order_sites_arrive_in() {
+        let model = payment();
+        for (a, b, drawn) in [(150, 20, true), (150, 51, false)] {
+            let sites = [
+                site(0, 1, "sd-wan-priority-high", a),
+                site(1, 0, "sd-wan-priority-low", b),
+            ];
+            let (mut forward, mut backward) = (Totals::default(), Totals::default());
+            for s in &sites {
+                forward.add(&model, s);
+            }
+            for s in sites.iter().rev() {
+                backward.add(&model, s);
+            }
+            for totals in [&forward, &backward] {
+                assert_eq!(totals.edge_count, a + b);
+                assert_eq!(totals.edges.len(), if drawn { a + b } else { 0 });
+                assert_eq!(totals.flows.values().sum::<usize>(), 2);
+            }
+            assert_eq!(forward.edges, backward.edges);
+        }
+    }
 }

@@ -465,15 +465,8 @@ fn render_prunes_what_it_owns_and_keeps_the_rest() {
     // A third cluster would take the place of a directory mcwan did not write.
     fs::create_dir(out.join("cluster-3")).unwrap();
     fs::write(out.join("cluster-3/notes.txt"), "mine").unwrap();
-    let before = read_tree(&out);
-    let output = render(&root().join("examples/three-clusters"), &out);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("which it did not write"),
-        "{}",
-        stderr(&output)
-    );
-    assert_same_tree(&before, &read_tree(&out), "OUT after a refused render");
+    let three_clusters = root().join("examples/three-clusters");
+    assert_refused(&three_clusters, &out, "which it did not write");
     // Nothing is left beside OUT but the lock file.
     let siblings: Vec<_> = fs::read_dir(temp.path())
         .unwrap()
@@ -483,6 +476,62 @@ fn render_prunes_what_it_owns_and_keeps_the_rest() {
         siblings.iter().filter(|s| s.contains("staging")).count(),
         0,
         "{siblings:?}"
+    );
+}
+
+/// A cluster that leaves the clusterset takes its directory and its SD-WAN site with it:
+/// `check` lists every file as removed, and the render prunes them.
+#[test]
+fn a_removed_cluster_leaves_nothing_behind() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    assert!(render(&root().join("examples/three-clusters"), &out)
+        .status
+        .success());
+    let gone: Vec<String> = read_tree(&out)
+        .into_keys()
+        .filter(|k| k.starts_with("cluster-3/") || k.starts_with("sdwan/sites/cluster-3/"))
+        .collect();
+    assert!(gone.len() > 5, "{gone:?}");
+    let payment = root().join("examples/payment");
+    let check = mcwan(&["check", path_str(&payment), "-o", path_str(&out)]);
+    assert_eq!(check.status.code(), Some(1));
+    for path in &gone {
+        assert!(
+            stdout(&check).contains(&format!("--- a/{path}\n+++ /dev/null")),
+            "{path} is not reported as removed"
+        );
+    }
+    assert!(render(&payment, &out).status.success());
+    assert_same_tree(
+        &read_tree(&out),
+        &read_tree(&root().join("golden/payment")),
+        "OUT after the cluster left",
+    );
+}
+
+/// A provenance that lists files (from before mcwan owned whole directories) is taken
+/// over, but not a file someone put beside mcwan's in a directory it now owns whole.
+#[test]
+fn an_output_that_lists_its_files_is_taken_over_safely() {
+    let (_temp, input, out) = scratch("payment");
+    assert!(render(&input, &out).status.success());
+    let files: Vec<String> = read_tree(&out)
+        .into_keys()
+        .filter(|k| k != "mcwan-provenance.json")
+        .collect();
+    let legacy = serde_json::json!({
+        "generator": "mcwan", "version": "0.1.0", "inputDigest": "sha256:0", "files": files,
+    });
+    fs::write(out.join("mcwan-provenance.json"), legacy.to_string()).unwrap();
+    fs::write(out.join("cluster-1/notes.txt"), "mine").unwrap();
+    assert_refused(&input, &out, "cluster-1/notes.txt");
+    fs::remove_file(out.join("cluster-1/notes.txt")).unwrap();
+    assert!(render(&input, &out).status.success());
+    assert_same_tree(
+        &read_tree(&out),
+        &read_tree(&root().join("golden/payment")),
+        "OUT after the take-over",
     );
 }
 
@@ -805,11 +854,21 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
         .lines()
         .all(|l| !l.contains("evil")));
 
-    // A once-per-render `sdwan/sites` file would take the sites' directory.
-    fs::write(templates.join("sdwan/sites.j2"), "x\n").unwrap();
-    let output = run(&root().join("examples/payment"));
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unsafe file name `sites`"));
+    // Neither a once-per-render `sdwan/sites` file, which would take the sites' directory,
+    // nor a per-site template in a subdirectory.
+    for bad in ["sdwan/sites.j2", "sdwan/sites/deeper/x.j2"] {
+        let path = templates.join(bad);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "x\n").unwrap();
+        let output = run(&root().join("examples/payment"));
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&output).contains("is not a plain file name directly in"),
+            "{bad}: {}",
+            stderr(&output)
+        );
+        fs::remove_file(&path).unwrap();
+    }
 }
 
 fn stdout(output: &Output) -> String {
@@ -818,6 +877,19 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Both `check` and `render` of `input` refuse OUT, saying `why`, and OUT stays as it was.
+fn assert_refused(input: &Path, out: &Path, why: &str) {
+    let before = read_tree(out);
+    for output in [
+        mcwan(&["check", path_str(input), "-o", path_str(out)]),
+        render(input, out),
+    ] {
+        assert_eq!(output.status.code(), Some(2));
+        assert!(stderr(&output).contains(why), "{}", stderr(&output));
+    }
+    assert_same_tree(&before, &read_tree(out), "OUT after a refused render");
 }
 
 /// A copy of an example in a temporary repository, with `out` beside it.

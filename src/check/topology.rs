@@ -13,6 +13,8 @@ use crate::source::{Place, Sources};
 pub const RESERVED_NAMESPACE: &str = "mcw-system";
 /// The shared ingress Gateway's name; Istio derives `<name>-<class>` from it.
 pub const GATEWAY_NAME: &str = "mcw-ingress";
+/// The output directory of the SD-WAN fabric's files, which no cluster's may replace.
+pub const FABRIC_DIRECTORY: &str = "sdwan";
 
 /// The validated topology and what later passes need to look clusters up.
 pub struct Topology {
@@ -108,6 +110,15 @@ pub fn check(
                     format!("cluster name `{}` is not a DNS-1123 label", raw.name),
                 )
                 .hint(label_hint(&raw.name)),
+            );
+        } else if raw.name == FABRIC_DIRECTORY {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    at(&format!("{base}/name")),
+                    format!("cluster name `{FABRIC_DIRECTORY}` is taken: the output's `{FABRIC_DIRECTORY}/` holds the SD-WAN fabric's files"),
+                )
+                .hint("rename the cluster"),
             );
         }
         if let Some(&earlier) = by_name.get(&raw.name) {

@@ -125,6 +125,17 @@ impl Renderer {
                     "template override `{name}` replaces no built-in template; only `{FABRIC_PREFIX}` may gain new ones"
                 )));
             }
+            let output = name.strip_suffix(".j2").unwrap_or(name);
+            let file = output
+                .strip_prefix(SITE_PREFIX)
+                .or_else(|| output.strip_prefix(FABRIC_PREFIX));
+            // `sdwan/sites.j2` would write a file where the sites' directory goes.
+            let clash = format!("{output}/") == SITE_PREFIX;
+            if let Some(file) = file.filter(|f| !is_path_safe(f) || clash) {
+                return Err(Error::Usage(format!(
+                    "template `{name}` would write `{file}`, which is not a plain file name directly in `{FABRIC_PREFIX}` or `{SITE_PREFIX}<cluster>/` (`{SITE_PREFIX}` holds the sites)"
+                )));
+            }
         }
         let builtin = TEMPLATES
             .iter()
@@ -195,14 +206,9 @@ impl Renderer {
             else {
                 continue;
             };
+            // `Renderer::new` checked every name under `sdwan/`.
             if prefix == FABRIC_PREFIX && name.starts_with(SITE_PREFIX) {
                 continue;
-            }
-            // `sdwan/sites.j2` would write a file where the sites' directory goes.
-            if !is_path_safe(output) || format!("{prefix}{output}/") == SITE_PREFIX {
-                return Err(Error::Usage(format!(
-                    "template `{name}` would write the unsafe file name `{output}`"
-                )));
             }
             let path = format!("{directory}{output}");
             files.push(if name.ends_with(".yaml.j2") {
