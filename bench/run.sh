@@ -60,6 +60,7 @@ for size in "${sizes[@]}"; do
   done
   checks=()
   for _ in $(seq "$rounds"); do
+    sync
     read -r seconds _ < <(measure "$bin" check "$input" -o "$out")
     checks+=("$seconds")
   done
