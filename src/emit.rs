@@ -246,11 +246,9 @@ impl Staging {
                     continue;
                 }
                 let (from, to) = (self.out.join(&name), self.directory.join(&name));
+                // `take_over` checked this; the lock keeps other renders out, not other writers.
                 if fs::symlink_metadata(&to).is_ok() {
-                    return Err(Error::OutputNotOwned {
-                        path: from,
-                        reason: "mcwan would overwrite this, which it did not write".into(),
-                    });
+                    return Err(not_written(from));
                 }
                 copy_entry(&from, &to)?;
             }
@@ -324,15 +322,11 @@ fn take_over(out: &Path, owns: &BTreeSet<String>) -> Result<Option<BTreeSet<Stri
     let Some(owned) = read_owned(out)? else {
         return Ok(None);
     };
-    let refuse = |path: PathBuf| Error::OutputNotOwned {
-        path,
-        reason: "mcwan would overwrite this, which it did not write".into(),
-    };
     for entry in fs::read_dir(out).map_err(|e| Error::io(out, e))? {
         let name = entry.map_err(|e| Error::io(out, e))?.file_name();
         if let Some(name) = name.to_str() {
             if owns.contains(name) && !owned.entries.contains(name) {
-                return Err(refuse(out.join(name)));
+                return Err(not_written(out.join(name)));
             }
         }
     }
@@ -343,11 +337,19 @@ fn take_over(out: &Path, owns: &BTreeSet<String>) -> Result<Option<BTreeSet<Stri
                 .into_iter()
                 .find(|f| !files.contains(f))
             {
-                return Err(refuse(out.join(foreign)));
+                return Err(not_written(out.join(foreign)));
             }
         }
     }
     Ok(Some(owned.entries))
+}
+
+/// The refusal to overwrite `path`, which mcwan did not write.
+fn not_written(path: PathBuf) -> Error {
+    Error::OutputNotOwned {
+        path,
+        reason: "mcwan would overwrite this, which it did not write".into(),
+    }
 }
 
 /// What the provenance in `out` says mcwan owns: `None` if there is no OUT yet; nothing

@@ -200,16 +200,15 @@ impl Renderer {
     ) -> Result<Vec<OutputFile>, Error> {
         let mut files = Vec::new();
         for (name, template) in self.env.templates() {
+            // Directly under `prefix`: `Renderer::new` made every name under `sdwan/` either
+            // that or a site's template, whose `sites/` leaves a `/`.
             let Some(output) = name
                 .strip_prefix(prefix)
                 .and_then(|n| n.strip_suffix(".j2"))
+                .filter(|n| !n.contains('/'))
             else {
                 continue;
             };
-            // `Renderer::new` checked every name under `sdwan/`.
-            if prefix == FABRIC_PREFIX && name.starts_with(SITE_PREFIX) {
-                continue;
-            }
             let path = format!("{directory}{output}");
             files.push(if name.ends_with(".yaml.j2") {
                 self.render_file(name, context, path)?
