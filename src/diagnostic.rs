@@ -77,6 +77,9 @@ codes! {
     ClusterUnknownDirectory => "cluster-unknown-directory",
     ObjectDuplicate => "object-duplicate",
     InvalidAddress => "invalid-address",
+    GatewayAddresses => "gateway-addresses",
+    GatewayAddressUnpinned => "gateway-address-unpinned",
+    GatewayAddressUnranked => "gateway-address-unranked",
     DefaultPolicyUnknown => "default-policy-unknown",
     WanpolicyPortClash => "wanpolicy-port-clash",
     WanpolicyPortReserved => "wanpolicy-port-reserved",
@@ -108,6 +111,10 @@ codes! {
     VirtualserviceUnknownImport => "virtualservice-unknown-import",
     VirtualserviceUnknownSubset => "virtualservice-unknown-subset",
     PassthroughHostCollision => "passthrough-host-collision",
+    VirtualserviceNoSubset => "virtualservice-no-subset",
+    VirtualserviceHostNotRewritten => "virtualservice-host-not-rewritten",
+    VirtualserviceNoResilience => "virtualservice-no-resilience",
+    WanrouteIngressUnenforceable => "wanroute-ingress-unenforceable",
 }
 
 /// One problem found in the declarations.

@@ -45,16 +45,22 @@ impl SiteFlows {
     }
 
     /// The flows as the site's files show them: by policy, then destination in ClusterSet
-    /// order.
+    /// order, one per gateway address (a NodePort gateway may have several nodes).
     #[must_use]
     pub fn views(&self, model: &Model) -> Vec<FlowView> {
         let clusters = &model.clusterset.clusters;
         let source = &clusters[self.from];
         self.groups
             .iter()
-            .map(|((policy, to), services)| {
+            .flat_map(|((policy, to), services)| {
+                clusters[*to]
+                    .addresses
+                    .iter()
+                    .map(move |address| (policy, *to, address, services))
+            })
+            .map(|(policy, to, address, services)| {
                 let class = &model.policies[policy];
-                let destination = &clusters[*to];
+                let destination = &clusters[to];
                 FlowView {
                     policy: policy.clone(),
                     tunnel: class.tunnel.clone(),
@@ -62,7 +68,7 @@ impl SiteFlows {
                     source_site: source.sdwan_site,
                     destination_cluster: destination.name.clone(),
                     destination_site: destination.sdwan_site,
-                    destination_address: destination.address.clone(),
+                    destination_address: address.clone(),
                     destination_port: class.port,
                     services: services.iter().cloned().collect(),
                 }
@@ -270,7 +276,7 @@ pub fn verify(model: &Model, c: usize, object: &Value) -> Result<(), String> {
                     .flatten()
                     .filter_map(|(_, p)| p.as_u64())
                     .collect();
-                if address != exporter.address
+                if !exporter.addresses.iter().any(|a| a == address)
                     || ports.is_empty()
                     || ports.iter().any(|p| *p != u64::from(policy.port))
                 {

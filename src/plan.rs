@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::model::{
-    Action, Export, Exposure, HttpMatch, MatchKind, Model, NamedMatch, Overrides, PassThrough,
-    Resilience, ServiceType, StringMatch, WanPolicy, WanRoute,
+    Action, AuthzMatch, Cluster, Export, Exposure, HttpMatch, MatchKind, Model, NamedMatch,
+    Overrides, PassThrough, Resilience, ServiceType, StringMatch, WanPolicy, WanRoute,
+    IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -34,6 +35,13 @@ pub struct GlobalService {
 /// Endpoint tiers: a fallback endpoint takes traffic only when no primary one is healthy.
 const PRIMARY: &str = "primary";
 const FALLBACK: &str = "fallback";
+
+/// The label prefix of the rank thresholds that order an importer's endpoints: an endpoint
+/// of rank r carries `<prefix>m: "true"` for every m above r. Istio gives an endpoint the
+/// priority `n - k`, where k is how many leading `failoverPriority` entries it matches
+/// (pilot/pkg/networking/core/loadbalancer/loadbalancer.go, `applyFailoverPriorityPerLocality`),
+/// so the list `[rank-below-n=true, …, rank-below-1=true]` makes priority equal rank.
+const RANK_LABEL: &str = "mcw.l7mp.io/rank-below-";
 
 /// The clusterset-wide view `plan` keeps between clusters.
 #[derive(Debug)]
@@ -84,6 +92,21 @@ pub struct GatewayPlan {
     pub namespaces: Vec<String>,
     /// For `NodePort` exposure, each listener's nodePort is pinned to its policy port.
     pub pin_node_ports: bool,
+    /// For `LoadBalancer` exposure at an IP address: the address the Service must get.
+    pub pinned_address: Option<String>,
+    /// What the gateway refuses, so that a WANRoute's denies hold at the ingress too.
+    pub authorization: Authorization,
+}
+
+/// The ingress gateway's AuthorizationPolicies (Istio evaluates DENY before ALLOW, and
+/// answers 403 to a refused request). Each rule is an Istio `Rule`.
+#[derive(Debug, Default, Serialize)]
+pub struct Authorization {
+    /// Requests some WANRoute's deny rule matches.
+    pub deny: Vec<Value>,
+    /// When some WANRoute denies by default: every request the gateway may serve. Empty
+    /// when no WANRoute denies by default (no ALLOW policy is rendered then).
+    pub allow: Vec<Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,7 +149,9 @@ pub struct ImportPlan {
     pub resolution: &'static str,
     pub endpoints: Vec<Endpoint>,
     pub subsets: Vec<Subset>,
-    pub failover: Vec<Failover>,
+    /// Istio `failoverPriority`: the rank thresholds, most preferred last; empty when every
+    /// endpoint has the same rank (then nothing is ordered, by locality or otherwise).
+    pub failover_priority: Vec<String>,
     /// Outlier detection and connection settings for traffic outside any subset.
     pub defaults: TrafficPolicy,
     /// Routes of the sender-side VirtualService, in order.
@@ -145,14 +170,24 @@ pub struct Endpoint {
     pub route_policy: String,
     /// `primary`, or `fallback` for an endpoint over another policy's tunnel.
     pub tier: &'static str,
-    /// The importer's own export, reached directly rather than through its gateway.
+    /// The importer's own export, reached through its own gateway: no SD-WAN hop.
     pub local: bool,
+    /// 0 is the most preferred: by tier, then by nearness to the importer (`Nearness`).
+    pub rank: usize,
+    /// The rank thresholds this endpoint is under (`RANK_LABEL`), as endpoint labels.
+    pub rank_labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Failover {
-    pub from: String,
-    pub to: String,
+/// How near an exporter is to an importer, best first. Decided here, from the ClusterSet,
+/// rather than by Istio from the client pod's node labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Nearness {
+    SameCluster,
+    SameZone,
+    SameRegion,
+    /// The first other region, in ClusterSet order, that exports the service.
+    NextRegion,
+    Elsewhere,
 }
 
 #[derive(Debug, Serialize)]
@@ -268,6 +303,10 @@ impl<'m> Plan<'m> {
                     .collect(),
                 namespaces,
                 pin_node_ports: cluster.exposure == Exposure::NodePort,
+                pinned_address: (cluster.exposure == Exposure::LoadBalancer
+                    && cluster.address.parse::<IpAddr>().is_ok())
+                .then(|| cluster.address.clone()),
+                authorization: self.authorization(&exports),
             }
         });
         let exports = exports
@@ -357,53 +396,80 @@ impl<'m> Plan<'m> {
     fn import(&self, c: usize, service: &GlobalService) -> ImportPlan {
         let clusterset = &self.model.clusterset;
         let importer = &clusterset.clusters[c];
+        let next_region = service
+            .exporters
+            .iter()
+            .map(|&e| &clusterset.clusters[self.model.exports[e].cluster].region)
+            .find(|region| **region != importer.region);
+        let nearness = |exporter: &Cluster, local: bool| {
+            if local {
+                Nearness::SameCluster
+            } else if exporter.region != importer.region {
+                if Some(&exporter.region) == next_region {
+                    Nearness::NextRegion
+                } else {
+                    Nearness::Elsewhere
+                }
+            } else if exporter.zone.is_some() && exporter.zone == importer.zone {
+                Nearness::SameZone
+            } else {
+                Nearness::SameRegion
+            }
+        };
         let mut endpoints = Vec::new();
+        let mut keys = Vec::new();
         for &e in &service.exporters {
             let export = &self.model.exports[e];
             let exporter = &clusterset.clusters[export.cluster];
+            // The importer's own export is reached through its own gateway too: one path for
+            // every request, and only gateway addresses, which Istio can rank (STATIC).
             let local = export.cluster == c;
-            let endpoint =
-                |address: String, port: u16, policy: &str, route_policy: &str, tier| Endpoint {
-                    address,
-                    ports: service
-                        .ports
-                        .iter()
-                        .map(|p| (p.istio_name.clone(), port))
-                        .collect(),
-                    locality: exporter.locality(),
-                    cluster: exporter.name.clone(),
-                    policy: policy.to_string(),
-                    route_policy: route_policy.to_string(),
-                    tier,
-                    local,
-                };
+            let near = nearness(exporter, local);
             for policy in &service.policies {
-                if local {
-                    let address = local_host(&service.namespace, &service.name);
-                    endpoints.push(endpoint(address, export.port.port, policy, policy, PRIMARY));
-                    continue;
+                let mut tiers = vec![(policy.as_str(), PRIMARY)];
+                if let Some(fallback) = self.policy(policy).fallback.as_deref().filter(|_| !local) {
+                    tiers.push((fallback, FALLBACK));
                 }
-                endpoints.push(endpoint(
-                    exporter.address.clone(),
-                    self.policy(policy).port,
-                    policy,
-                    policy,
-                    PRIMARY,
-                ));
-                if let Some(fallback) = &self.policy(policy).fallback {
-                    let port = self.policy(fallback).port;
-                    endpoints.push(endpoint(
-                        exporter.address.clone(),
-                        port,
-                        fallback,
-                        policy,
-                        FALLBACK,
-                    ));
+                for (via, tier) in tiers {
+                    let port = self.policy(via).port;
+                    for address in &exporter.addresses {
+                        keys.push((tier == FALLBACK, near));
+                        endpoints.push(Endpoint {
+                            address: address.clone(),
+                            ports: service
+                                .ports
+                                .iter()
+                                .map(|p| (p.istio_name.clone(), port))
+                                .collect(),
+                            locality: exporter.locality(),
+                            cluster: exporter.name.clone(),
+                            policy: via.to_string(),
+                            route_policy: policy.clone(),
+                            tier,
+                            local,
+                            rank: 0,
+                            rank_labels: BTreeMap::new(),
+                        });
+                    }
                 }
             }
         }
-        // In an exporter, its own endpoints come first.
-        endpoints.sort_by_key(|endpoint| !endpoint.local);
+        // Ranks are the distinct (tier, nearness) pairs present, in order.
+        let mut ranks = keys.clone();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let thresholds = ranks.len() - 1;
+        for (endpoint, key) in endpoints.iter_mut().zip(&keys) {
+            endpoint.rank = ranks.binary_search(key).unwrap_or_default();
+            endpoint.rank_labels = (endpoint.rank + 1..=thresholds)
+                .map(|m| (format!("{RANK_LABEL}{m}"), "true".to_string()))
+                .collect();
+        }
+        endpoints.sort_by_key(|endpoint| endpoint.rank);
+        let failover_priority = (1..=thresholds)
+            .rev()
+            .map(|m| format!("{RANK_LABEL}{m}=true"))
+            .collect();
         let resolution = if endpoints
             .iter()
             .all(|e| e.address.parse::<IpAddr>().is_ok())
@@ -412,21 +478,6 @@ impl<'m> Plan<'m> {
         } else {
             "DNS"
         };
-
-        // Envoy already prefers the client's own region; name the region to fail over to
-        // when it has no healthy endpoint: the first other exporting region in ClusterSet
-        // order. Istio uses only the first entry whose `from` matches, so there is one.
-        let failover = service
-            .exporters
-            .iter()
-            .map(|&e| &clusterset.clusters[self.model.exports[e].cluster].region)
-            .find(|region| **region != importer.region)
-            .map(|to| Failover {
-                from: importer.region.clone(),
-                to: to.clone(),
-            })
-            .into_iter()
-            .collect();
         let single_port = (service.ports.len() == 1).then(|| service.ports[0].port);
         let subsets = service
             .policies
@@ -437,10 +488,15 @@ impl<'m> Plan<'m> {
                 fallback: self.policy(policy).fallback.clone(),
             })
             .collect();
-        let egress = |name: String, matches: Option<Vec<Value>>, action: &Action| {
+        let egress = |name: String, matches: Option<Vec<Value>>, action: &Action, idempotent| {
             let resilience = action
                 .policy()
                 .map(|p| service.overrides.apply(&self.policy(p).resilience));
+            let retry_on = |r: &Resilience| match &r.retry_on {
+                Some(declared) => declared.join(","),
+                None if idempotent => IDEMPOTENT_RETRY_ON.join(","),
+                None => SAFE_RETRY_ON.join(","),
+            };
             EgressRoute {
                 name,
                 matches,
@@ -449,7 +505,7 @@ impl<'m> Plan<'m> {
                 timeout: resilience.as_ref().map(|r| r.timeout.to_string()),
                 attempts: resilience.as_ref().map(|r| r.attempts),
                 per_try_timeout: resilience.as_ref().map(|r| r.per_try_timeout.to_string()),
-                retry_on: resilience.as_ref().map(|r| r.retry_on.join(",")),
+                retry_on: resilience.as_ref().map(retry_on),
             }
         };
         let routes = match &service.route {
@@ -461,18 +517,20 @@ impl<'m> Plan<'m> {
                         rule.name.clone(),
                         Some(rule.matches.iter().flat_map(istio_matches).collect()),
                         &rule.action,
+                        rule.idempotent_only(),
                     )
                 })
                 .chain(std::iter::once(egress(
                     "default".to_string(),
                     None,
                     &route.default,
+                    false,
                 )))
                 .collect(),
             None => service
                 .policies
                 .iter()
-                .map(|p| egress(p.clone(), None, &Action::Policy(p.clone())))
+                .map(|p| egress(p.clone(), None, &Action::Policy(p.clone()), false))
                 .collect(),
         };
         ImportPlan {
@@ -484,10 +542,71 @@ impl<'m> Plan<'m> {
             resolution,
             endpoints,
             subsets,
-            failover,
+            failover_priority,
             defaults: TrafficPolicy::of(&self.policy(&service.policies[0]).resilience),
             routes,
         }
+    }
+
+    /// The ingress gateway's authorization for `exports`, so that it refuses exactly what
+    /// their WANRoutes deny: a request is denied where the first rule it matches denies,
+    /// or none matches and the default denies. `check::routes` refused every WANRoute
+    /// this cannot state (a pattern Istio has no condition for; a deny an earlier rule
+    /// may allow), so each deny rule's matches deny, and each allow rule's matches allow.
+    fn authorization(&self, exports: &[&Export]) -> Authorization {
+        let mut out = Authorization::default();
+        let any_default_deny = exports
+            .iter()
+            .any(|e| e.route.as_ref().is_some_and(|r| r.default == Action::Deny));
+        for export in exports {
+            let host = self.host(&export.namespace, &export.name);
+            let hosts = json!([host, format!("{host}:*")]);
+            let rule = |m: &AuthzMatch| {
+                let mut operation = json!({"hosts": hosts});
+                if !m.methods.is_empty() {
+                    operation["methods"] = json!(m.methods);
+                }
+                if !m.paths.is_empty() {
+                    operation["paths"] = json!(m.paths);
+                }
+                let mut rule = json!({"to": [{"operation": operation}]});
+                if !m.headers.is_empty() {
+                    rule["when"] = m
+                        .headers
+                        .iter()
+                        .map(|(name, value)| {
+                            json!({"key": format!("request.headers[{name}]"), "values": [value]})
+                        })
+                        .collect();
+                }
+                rule
+            };
+            let matches = |action: &dyn Fn(&Action) -> bool| -> Vec<Value> {
+                export
+                    .route
+                    .iter()
+                    .flat_map(|r| &r.rules)
+                    .filter(|r| action(&r.action))
+                    .flat_map(|r| &r.matches)
+                    .filter_map(|m| m.authorization().ok())
+                    .map(|m| rule(&m))
+                    .collect()
+            };
+            out.deny.extend(matches(&|a| *a == Action::Deny));
+            if any_default_deny {
+                match &export.route {
+                    Some(route) if route.default == Action::Deny => {
+                        out.allow.extend(matches(&|a| *a != Action::Deny));
+                    }
+                    _ => out
+                        .allow
+                        .push(json!({"to": [{"operation": {"hosts": hosts}}]})),
+                }
+            }
+        }
+        out.deny.dedup();
+        out.allow.dedup();
+        out
     }
 
     /// The requests the export accepts on `listener`: the matches of the rules whose policy

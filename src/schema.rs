@@ -43,6 +43,7 @@ pub const OUTPUT: &[(&str, &str)] = schemas!["output":
     "destinationrule.json",
     "virtualservice.json",
     "telemetry.json",
+    "authorizationpolicy.json",
     "kustomization.json",
     "sdwan-classification.json",
     "sdwan-site-flows.json",

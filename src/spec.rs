@@ -69,8 +69,11 @@ pub struct Cluster {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Gateway {
     pub address: String,
+    #[serde(default)]
+    pub node_addresses: Vec<String>,
     pub exposure: Option<String>,
 }
 

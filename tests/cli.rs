@@ -1193,58 +1193,6 @@ fn golden_object(example: &str, path: &str) -> serde_json::Value {
     yaml_documents(&fs::read(root().join("golden").join(example).join(path)).unwrap()).remove(0)
 }
 
-/// Each importer fails over from its own region to the first other region that exports
-/// the service, in ClusterSet order; Istio uses only the first matching entry.
-#[test]
-fn failover_order_per_importer() {
-    for (cluster, from, to) in [
-        ("cluster-1", "eu-west", "us-east"),
-        ("cluster-2", "eu-west", "us-east"),
-        ("cluster-3", "us-east", "eu-west"),
-        ("cluster-4", "us-east", "eu-west"),
-    ] {
-        let rule = golden_object(
-            "failover",
-            &format!("{cluster}/secure/destinationrule-mcw-payment.yaml"),
-        );
-        let expected = serde_json::json!([{"from": from, "to": to}]);
-        assert_eq!(
-            rule["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]["failover"],
-            expected,
-            "{cluster}"
-        );
-        let subset = &rule["spec"]["subsets"][0]["trafficPolicy"];
-        assert_eq!(
-            subset["loadBalancer"]["localityLbSetting"]["failover"], expected,
-            "{cluster}"
-        );
-        assert_eq!(
-            subset["loadBalancer"]["localityLbSetting"]["failoverPriority"],
-            serde_json::json!(["mcw.l7mp.io/tier=primary"])
-        );
-        let outlier = &subset["outlierDetection"];
-        assert_eq!(outlier["maxEjectionPercent"], 100);
-        assert_eq!(
-            (
-                &outlier["consecutiveGatewayErrors"],
-                &outlier["interval"],
-                &outlier["baseEjectionTime"]
-            ),
-            (&3.into(), &"1s".into(), &"30s".into())
-        );
-    }
-    // A single region has nowhere to fail over to.
-    let rule = golden_object(
-        "payment",
-        "cluster-2/secure/destinationrule-mcw-payment.yaml",
-    );
-    assert!(
-        rule["spec"]["trafficPolicy"]["loadBalancer"]["localityLbSetting"]
-            .get("failover")
-            .is_none()
-    );
-}
-
 /// Fallback endpoints exist only for a policy that opts in, only through remote gateways,
 /// on the fallback's port, and the fabric carries their flows on the fallback's class.
 #[test]
@@ -1485,7 +1433,9 @@ fn passthrough_objects_are_copied_and_their_hosts_registered() {
         host["spec"]["hosts"][0],
         "payment.secure.svc.clusterset.local"
     );
-    assert_eq!(host["spec"]["resolution"], "DNS");
+    // Regression: with no endpoints, DNS resolution made every sidecar resolve a name that
+    // does not exist; STATIC has nothing to resolve.
+    assert_eq!(host["spec"]["resolution"], "STATIC");
     assert!(host["spec"].get("endpoints").is_none());
     let workaround = golden_object(
         "l7-workaround",

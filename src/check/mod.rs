@@ -59,6 +59,7 @@ pub fn check(
         (&a.namespace, &a.name, a.cluster).cmp(&(&b.namespace, &b.name, b.cluster))
     });
     opt_outs(sources, &topology, &exports, diagnostics);
+    dns_gateways(sources, &topology, &policies, &exports, diagnostics);
     let passthrough = passthrough::check(sources, &declarations, &topology, &exports, diagnostics);
     conflicts::check(
         sources,
@@ -80,6 +81,62 @@ pub fn check(
         passthrough,
         input_digest: digest(sources),
     })
+}
+
+/// Importers rank a service's endpoints when it has several exporters or a fallback tunnel,
+/// and Istio ranks only the endpoints of STATIC ServiceEntries: for DNS-resolved ones,
+/// `failoverPriority` is ignored in 1.26-1.29 and applies to no subset in 1.30 (docs/mesh.md).
+/// So every exporter of such a service needs IP addresses.
+fn dns_gateways(
+    sources: &Sources,
+    topology: &topology::Topology,
+    policies: &std::collections::BTreeMap<String, (crate::model::WanPolicy, usize)>,
+    exports: &[(crate::model::Export, usize)],
+    diagnostics: &mut Diagnostics,
+) {
+    let clusters = &topology.clusterset.clusters;
+    // `exports` is sorted by service, so each service's exports are one run.
+    let services =
+        exports.chunk_by(|(a, _), (b, _)| (&a.namespace, &a.name) == (&b.namespace, &b.name));
+    for service in services {
+        for (export, doc) in service {
+            let siblings = service.len();
+            let fallback = export
+                .policies
+                .iter()
+                .any(|p| policies.get(p).is_some_and(|(p, _)| p.fallback.is_some()));
+            let cluster = &clusters[export.cluster];
+            let named = cluster
+                .addresses
+                .iter()
+                .position(|a| a.parse::<std::net::IpAddr>().is_err());
+            let (Some(j), true) = (named, siblings > 1 || fallback) else {
+                continue;
+            };
+            let pointer = match j {
+                0 => format!("/spec/clusters/{}/gateway/address", export.cluster),
+                _ => format!(
+                    "/spec/clusters/{}/gateway/nodeAddresses/{}",
+                    export.cluster,
+                    j - 1
+                ),
+            };
+            let why = if fallback {
+                "has a fallback tunnel"
+            } else {
+                "has several exporters"
+            };
+            diagnostics.push(
+            Diagnostic::error(
+                Code::GatewayAddressUnranked,
+                Some(sources.at(topology.doc, &pointer)),
+                format!("gateway address `{}` of cluster `{}` is a DNS name, but `{}/{}` {why}, so importers must rank its endpoints", cluster.addresses[j], cluster.name, export.namespace, export.name),
+            )
+            .also(Some(sources.at(*doc, "/metadata/name")), "exported here")
+            .hint("Istio orders the endpoints of STATIC ServiceEntries only; give the gateway's IP addresses (`address`, `nodeAddresses`)"),
+        );
+        }
+    }
 }
 
 /// An opt-out from importing a service no cluster exports is probably a typo.

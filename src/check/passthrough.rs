@@ -154,6 +154,10 @@ pub fn check(
                 }
             }
         }
+        if kind == "VirtualService" {
+            let imported_host = |host: &str| imported(c, host).is_some();
+            routes_to_clusterset(value, &imported_host, &|pointer| at(pointer), diagnostics);
+        }
         let claimed: Vec<(String, String)> = match kind.as_str() {
             "VirtualService" => value["spec"]["hosts"]
                 .as_array()
@@ -194,6 +198,91 @@ pub fn check(
         });
     }
     out
+}
+
+/// A sidecar applies one VirtualService per host and does not chain them, so a user route to
+/// a clusterset host skips the generated one: it must itself pick one WAN policy (a subset;
+/// without one, requests balance over the endpoints of every policy, so every tunnel), and
+/// send the Host that the exporter's HTTPRoutes accept: the destination host, through
+/// `rewrite.authority` or the destination's `headers.request.set.host`, which Istio turns
+/// into the upstream Host (pilot/pkg/networking/core/route/route.go). The policy's timeout
+/// and retries do not apply either: a warning says so.
+fn routes_to_clusterset(
+    value: &Value,
+    imported: &dyn Fn(&str) -> bool,
+    at: &dyn Fn(&str) -> Option<crate::diagnostic::Location>,
+    diagnostics: &mut Diagnostics,
+) {
+    let spec = &value["spec"];
+    let name = format!(
+        "{}/{}",
+        value["metadata"]["namespace"].as_str().unwrap_or_default(),
+        value["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let own: Vec<&str> = spec["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for (i, route) in spec["http"].as_array().into_iter().flatten().enumerate() {
+        let mut reaches = false;
+        for (j, target) in route["route"].as_array().into_iter().flatten().enumerate() {
+            let destination = &target["destination"];
+            let Some(host) = destination["host"].as_str().filter(|h| imported(h)) else {
+                continue;
+            };
+            reaches = true;
+            let pointer = format!("/spec/http/{i}/route/{j}/destination/host");
+            if destination["subset"].is_null() {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::VirtualserviceNoSubset,
+                        at(&pointer),
+                        format!("VirtualService `{name}` sends to `{host}` without a subset, so its requests would take the endpoints of every WAN policy, over every tunnel"),
+                    )
+                    .hint("name the subset of the WAN policy these requests must take (the DestinationRule `mcw-<service>` lists them)"),
+                );
+            }
+            // Istio's precedence: the route's `rewrite.authority`, then a Host the route's
+            // headers set, then one the destination's headers set.
+            let authority = route["rewrite"]["authority"]
+                .as_str()
+                .or_else(|| set_host(&route["headers"]))
+                .or_else(|| set_host(&target["headers"]));
+            let arrives_as_host = own.iter().all(|h| *h == host);
+            if authority.map_or(!arrives_as_host, |a| a != host) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::VirtualserviceHostNotRewritten,
+                        at(&pointer),
+                        format!("VirtualService `{name}` sends to `{host}` with the Host `{}`, which no HTTPRoute of the exporters accepts (they answer 404)", authority.unwrap_or(own.first().copied().unwrap_or_default())),
+                    )
+                    .hint(format!("set the Host to the destination: `headers: {{request: {{set: {{host: {host}}}}}}}` on this destination, or `rewrite: {{authority: {host}}}` on the route when it has one destination")),
+                );
+            }
+        }
+        if reaches && (route["timeout"].is_null() || route["retries"].is_null()) {
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::VirtualserviceNoResilience,
+                    at(&format!("/spec/http/{i}")),
+                    format!("VirtualService `{name}` sends to clusterset hosts without its own `timeout` and `retries`; the WAN policy's, which mcwan's generated route carries, do not apply to it"),
+                )
+                .hint("copy `timeout` and `retries` from the generated VirtualService `mcw-<service>` of the destination"),
+            );
+        }
+    }
+}
+
+/// The Host a VirtualService `headers` block sets, if any.
+fn set_host(headers: &Value) -> Option<&str> {
+    headers["request"]["set"]
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host") || *k == ":authority")?
+        .1
+        .as_str()
 }
 
 /// Every `(pointer, host, subset)` a VirtualService routes or mirrors to, or the host of a

@@ -224,7 +224,7 @@ fn resilience(
         out.timeout = Millis(out.per_try_timeout.0 * u64::from(out.attempts + 1));
     }
     if let Some(retry_on) = &declared.retries.retry_on {
-        out.retry_on.clone_from(retry_on);
+        out.retry_on = Some(retry_on.clone());
     }
     if let Some(errors) = declared.outlier_detection.consecutive_gateway_errors {
         out.consecutive_gateway_errors = errors;

@@ -175,6 +175,7 @@ fn route(
             );
         }
     }
+    ingress(&rules, &shadowed, &default, &at, diagnostics);
     // A rule that can never match is left out, so that no listener accepts its requests.
     let rules = rules
         .into_iter()
@@ -183,6 +184,69 @@ fn route(
         .map(|(_, r)| r)
         .collect();
     Some(WanRoute { rules, default })
+}
+
+/// The exporters' gateways refuse what the route denies with an AuthorizationPolicy, which
+/// has neither rule order nor regular expressions nor query parameters: refuse a route whose
+/// denies it cannot state exactly. A deny rule must not overlap an earlier allowing rule
+/// (the sidecar would allow what the gateway denies); with a default deny, every allowing
+/// rule must be stated too, as the gateway's allow list.
+fn ingress(
+    rules: &[Rule],
+    shadowed: &[usize],
+    default: &Action,
+    at: &dyn Fn(&str) -> Option<crate::diagnostic::Location>,
+    diagnostics: &mut Diagnostics,
+) {
+    let live = || {
+        rules
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !shadowed.contains(j))
+    };
+    if *default != Action::Deny && live().all(|(_, r)| r.action != Action::Deny) {
+        return;
+    }
+    for (i, rule) in live() {
+        let denies = rule.action == Action::Deny;
+        if !denies && *default != Action::Deny {
+            continue;
+        }
+        for (j, m) in rule.matches.iter().enumerate() {
+            if let Err(part) = m.authorization() {
+                let effect = if denies {
+                    "denies"
+                } else {
+                    "allows, while the default denies"
+                };
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::WanrouteIngressUnenforceable,
+                        at(&format!("/spec/rules/{i}/matches/{j}")),
+                        format!("rule `{}` {effect}, and the exporters' gateways cannot state {part} in an AuthorizationPolicy", rule.name),
+                    )
+                    .hint("use exact or prefix paths and exact header values in rules that deny, or in every rule when the default denies"),
+                );
+            }
+        }
+        if !denies {
+            continue;
+        }
+        let overlapping = live()
+            .take_while(|(k, _)| *k < i)
+            .find(|(_, earlier)| earlier.action != Action::Deny && !earlier.disjoint(rule));
+        if let Some((k, earlier)) = overlapping {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::WanrouteIngressUnenforceable,
+                    at(&format!("/spec/rules/{i}")),
+                    format!("rule `{}` denies requests that the earlier rule `{}` may allow; the exporters' gateways have no rule order and would deny them too", rule.name, earlier.name),
+                )
+                .also(at(&format!("/spec/rules/{k}")), format!("rule `{}` comes first", earlier.name))
+                .hint("move the deny rule before the rule it overlaps, or make their matches differ by method, path or an exact header value"),
+            );
+        }
+    }
 }
 
 fn http_match(

@@ -2,6 +2,7 @@
 //! reachable gateway addresses, and cluster directories that name real clusters.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use crate::check::documents::{Declarations, Located};
 use crate::check::names::{is_address, is_dns1123_label, is_dns1123_subdomain, label_hint};
@@ -135,14 +136,47 @@ pub fn check(
             );
             continue;
         }
-        if !is_address(&raw.gateway.address) {
+        let exposure = match raw.gateway.exposure.as_deref() {
+            Some("NodePort") => Exposure::NodePort,
+            Some("ClusterIP") => Exposure::ClusterIP,
+            _ => Exposure::LoadBalancer,
+        };
+        let mut addresses = vec![raw.gateway.address.clone()];
+        let pointers = std::iter::once(format!("{base}/gateway/address")).chain(
+            (0..raw.gateway.node_addresses.len())
+                .map(|j| format!("{base}/gateway/nodeAddresses/{j}")),
+        );
+        addresses.extend(raw.gateway.node_addresses.iter().cloned());
+        for (address, pointer) in addresses.iter().zip(pointers) {
+            if !is_address(address) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::InvalidAddress,
+                        at(&pointer),
+                        format!("gateway address `{address}` of cluster `{}` is neither an IP address nor a DNS name", raw.name),
+                    )
+                    .hint("give the address other clusters reach this cluster's east-west ingress at, across the SD-WAN"),
+                );
+            }
+        }
+        if !raw.gateway.node_addresses.is_empty() && exposure != Exposure::NodePort {
             diagnostics.push(
                 Diagnostic::error(
-                    Code::InvalidAddress,
-                    at(&format!("{base}/gateway/address")),
-                    format!("gateway address `{}` of cluster `{}` is neither an IP address nor a DNS name", raw.gateway.address, raw.name),
+                    Code::GatewayAddresses,
+                    at(&format!("{base}/gateway/nodeAddresses")),
+                    format!("cluster `{}` lists node addresses for a {} gateway", raw.name, exposure.as_str()),
                 )
-                .hint("give the address other clusters reach this cluster's east-west ingress at, across the SD-WAN"),
+                .hint("only a NodePort gateway is reached at several node addresses; a LoadBalancer or ClusterIP gateway has one address"),
+            );
+        }
+        if exposure == Exposure::LoadBalancer && raw.gateway.address.parse::<IpAddr>().is_err() {
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::GatewayAddressUnpinned,
+                    at(&format!("{base}/gateway/address")),
+                    format!("the LoadBalancer gateway of cluster `{}` cannot be pinned to the DNS name `{}`", raw.name, raw.gateway.address),
+                )
+                .hint("Istio pins a LoadBalancer to an IP address only (Gateway `spec.addresses`); give the IP address the load balancer must have, or make sure the name resolves to whatever the cloud assigns"),
             );
         }
         let mut namespaces = BTreeSet::new();
@@ -152,11 +186,6 @@ pub fn check(
                 namespaces.insert(namespace.clone());
             }
         }
-        let exposure = match raw.gateway.exposure.as_deref() {
-            Some("NodePort") => Exposure::NodePort,
-            Some("ClusterIP") => Exposure::ClusterIP,
-            _ => Exposure::LoadBalancer,
-        };
         by_name.insert(raw.name.clone(), clusters.len());
         clusters.push(Cluster {
             name: raw.name.clone(),
@@ -164,6 +193,7 @@ pub fn check(
             zone: raw.zone.clone(),
             sdwan_site: raw.sdwan_site,
             address: raw.gateway.address.clone(),
+            addresses,
             exposure,
             namespaces,
             skip_imports: raw.skip_imports.iter().cloned().collect(),

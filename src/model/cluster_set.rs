@@ -46,7 +46,11 @@ pub struct Cluster {
     pub region: String,
     pub zone: Option<String>,
     pub sdwan_site: u64,
+    /// The gateway's address: the one a LoadBalancer gateway is pinned to, the first node
+    /// of a NodePort one.
     pub address: String,
+    /// Every address importers reach the gateway at: `address`, then any further nodes.
+    pub addresses: Vec<String>,
     pub exposure: Exposure,
     /// The namespaces the cluster has: listed in the topology or declared in its directory.
     pub namespaces: BTreeSet<String>,

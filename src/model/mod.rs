@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 
 pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
-pub use resilience::{Millis, Resilience, DEFAULT_RETRY_ON};
+pub use resilience::{Millis, Resilience, IDEMPOTENT_METHODS, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON};
 pub use wan_policy::{Sla, WanPolicy};
-pub use wan_route::{Action, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute};
+pub use wan_route::{
+    Action, AuthzMatch, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute,
+};
 
 /// An Istio object a user wrote in a cluster directory, copied to that cluster unchanged.
 #[derive(Debug, Clone)]

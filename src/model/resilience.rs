@@ -53,8 +53,9 @@ pub struct Resilience {
     pub timeout: Millis,
     pub attempts: u32,
     pub per_try_timeout: Millis,
-    /// Envoy retry conditions.
-    pub retry_on: Vec<String>,
+    /// Envoy retry conditions the policy declares. `None` lets each route choose:
+    /// `SAFE_RETRY_ON`, or `IDEMPOTENT_RETRY_ON` for a route that only idempotent methods reach.
+    pub retry_on: Option<Vec<String>>,
     pub consecutive_gateway_errors: u32,
     pub consecutive_5xx_errors: u32,
     pub interval: Millis,
@@ -62,14 +63,23 @@ pub struct Resilience {
     pub connect_timeout: Millis,
 }
 
-/// The Envoy retry conditions mcwan retries on by default: failures where the request did
-/// not reach a healthy service, which another cluster may serve.
-pub const DEFAULT_RETRY_ON: &[&str] = &[
+/// The Envoy retry conditions mcwan retries any request on: the request never reached a
+/// service (no connection; an HTTP/2 stream the upstream refused unprocessed), so another
+/// cluster may serve it without running it twice.
+pub const SAFE_RETRY_ON: &[&str] = &["connect-failure", "refused-stream"];
+
+/// The conditions for a route only idempotent methods reach: also a reset or a 502/503/504,
+/// which may follow a request a service already ran (RFC 9110 section 9.2.2 lets a client
+/// repeat those methods).
+pub const IDEMPOTENT_RETRY_ON: &[&str] = &[
     "connect-failure",
     "refused-stream",
     "reset",
     "gateway-error",
 ];
+
+/// Methods RFC 9110 section 9.2.2 defines as idempotent.
+pub const IDEMPOTENT_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
 
 impl Resilience {
     /// Defaults derived from the SLA. With L the one-way latency bound and J the jitter
@@ -79,7 +89,8 @@ impl Resilience {
     /// - 2 retries (3 on tunnels that may lose more than 10 %), and a total timeout that
     ///   covers every try;
     /// - eject a gateway after 3 consecutive gateway errors (5 above 1 % loss), scanning
-    ///   every `clamp(5R, 1s, 10s)`, for `max(30s, 3 × interval)`.
+    ///   every `clamp(5R, 1s, 10s)`, for `max(30s, 3 × interval)`; never for application
+    ///   5xx responses (0 disables Envoy's default of 5).
     #[must_use]
     pub fn derive(sla: &Sla) -> Self {
         let ms = |n: &Number| n.as_f64().unwrap_or(1_000.0).max(0.0);
@@ -95,9 +106,9 @@ impl Resilience {
             timeout: Millis(per_try_timeout.0 * u64::from(attempts + 1)),
             attempts,
             per_try_timeout,
-            retry_on: DEFAULT_RETRY_ON.iter().map(|s| (*s).to_string()).collect(),
+            retry_on: None,
             consecutive_gateway_errors: if loss > 1.0 { 5 } else { 3 },
-            consecutive_5xx_errors: 5,
+            consecutive_5xx_errors: 0,
             interval,
             base_ejection_time: Millis(interval.0.saturating_mul(3).max(30_000)),
             connect_timeout: Millis(whole((2.0 * round_trip).max(1_000.0))),

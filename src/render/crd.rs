@@ -4,8 +4,10 @@
 use serde_json::{json, Map, Value};
 
 /// Converts the WANPolicy input schema (JSON Schema 2020-12) into a structural OpenAPI v3
-/// schema as Kubernetes accepts it: no `const`, no `additionalProperties: false` (the API
-/// server prunes unknown fields instead), and `exclusiveMinimum` as a boolean.
+/// schema as Kubernetes accepts it: a `type` at every level, no `const`, no
+/// `additionalProperties: false` (the API server prunes unknown fields instead), no
+/// `uniqueItems` (`x-kubernetes-list-type: set` instead), and `exclusiveMinimum` as a
+/// boolean. The rules are apiextensions' structural-schema rules (docs/mesh.md).
 #[must_use]
 pub fn wan_policy_schema(input: &Value) -> Value {
     json!({
@@ -36,6 +38,11 @@ fn structural(schema: &Value) -> Value {
             }
             "items" => {
                 out.insert(key.clone(), structural(value));
+            }
+            // The API server refuses `uniqueItems` in a CRD schema; a list of unique
+            // scalars is `x-kubernetes-list-type: set` there.
+            "uniqueItems" if *value == Value::Bool(true) => {
+                out.insert("x-kubernetes-list-type".into(), Value::from("set"));
             }
             "exclusiveMinimum" => {
                 out.insert("minimum".into(), value.clone());
@@ -68,5 +75,37 @@ mod tests {
         assert_eq!(jitter["minimum"], json!(0));
         assert!(!schema.to_string().contains("additionalProperties"));
         assert!(!schema.to_string().contains("const"));
+    }
+
+    /// Regression: `retryOn.items` had an `enum` and no `type`, and `retryOn` had
+    /// `uniqueItems`; the API server refused the CRD, so no WANPolicy could be created.
+    #[test]
+    fn every_level_has_a_type_and_no_unique_items() {
+        fn walk(schema: &Value, path: &str, problems: &mut Vec<String>) {
+            let Value::Object(map) = schema else { return };
+            if !map.contains_key("type") {
+                problems.push(format!("{path}: no type"));
+            }
+            if map.contains_key("uniqueItems") {
+                problems.push(format!("{path}: uniqueItems"));
+            }
+            if let Some(Value::Object(properties)) = map.get("properties") {
+                for (name, child) in properties {
+                    walk(child, &format!("{path}.{name}"), problems);
+                }
+            }
+            if let Some(items) = map.get("items") {
+                walk(items, &format!("{path}[]"), problems);
+            }
+        }
+        let input: Value =
+            serde_json::from_str(include_str!("../../schemas/input/wanpolicy.json")).unwrap();
+        let schema = wan_policy_schema(&input);
+        let mut problems = Vec::new();
+        walk(&schema, "", &mut problems);
+        assert_eq!(problems, Vec::<String>::new());
+        let retry_on = &schema["properties"]["spec"]["properties"]["resilience"]["properties"]
+            ["retries"]["properties"]["retryOn"];
+        assert_eq!(retry_on["x-kubernetes-list-type"], json!("set"));
     }
 }

@@ -40,6 +40,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "virtualservice.yaml.j2",
     "kustomization.yaml.j2",
     "telemetry.yaml.j2",
+    "authorizationpolicy.yaml.j2",
     "virtualhost.yaml.j2",
     "sdwan/classes.yaml.j2",
     "sdwan/cisco-app-route-policy.txt.j2",
@@ -413,6 +414,22 @@ fn exports(
                 "cluster": cluster, "tracing": tracing, "labels": labels(cluster, &[]),
             }),
         )?;
+        let policies = [
+            ("DENY", "deny", &gateway.authorization.deny),
+            ("ALLOW", "allow", &gateway.authorization.allow),
+        ];
+        for (action, suffix, rules) in policies {
+            if !rules.is_empty() {
+                object(
+                    "authorizationpolicy.yaml.j2",
+                    &json!({
+                        "name": format!("{GATEWAY_NAME}-{suffix}"), "namespace": RESERVED_NAMESPACE,
+                        "gateway_name": GATEWAY_NAME, "action": action, "rules": rules,
+                        "labels": labels(cluster, &[]),
+                    }),
+                )?;
+            }
+        }
         if gateway.pin_node_ports {
             let ports: Vec<Value> = gateway
                 .listeners
