@@ -19,12 +19,35 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate, compile, and write OUT atomically; remove stale files mcwan owns.
+    /// Validate, compile, verify every flow, and write OUT atomically; remove stale files
+    /// mcwan owns.
+    ///
+    /// Exit codes: 0 written, 1 invalid input or a declared flow that would not work (OUT is
+    /// left as it was), 2 usage or I/O error.
     Render {
         #[command(flatten)]
         input: Input,
         #[command(flatten)]
         output: Output,
+        /// Write OUT even when `verify` finds a declared flow that would not work.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Prove from a rendered OUT alone where every request goes: each cluster's sidecar
+    /// routes, endpoints and priorities, the SD-WAN class of the hop, and the exporter's
+    /// gateway; compared with the declared intent.
+    ///
+    /// Exit codes: 0 every flow as declared, 1 a problem, 2 usage or I/O error.
+    Verify {
+        /// The rendered output directory.
+        #[arg(value_name = "OUT")]
+        out: PathBuf,
+        /// Compare with these declarations instead of the intent render recorded in OUT.
+        #[arg(long, value_name = "DIR")]
+        declarations: Option<PathBuf>,
+        /// How to print the matrix: a line per flow, JSON, or GitHub annotations.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
     },
     /// Fail if OUT differs from what render would write; print a unified diff.
     ///

@@ -27,6 +27,35 @@ pub struct Provenance {
     pub version: String,
     pub input_digest: String,
     pub owns: BTreeSet<String>,
+    /// What the declarations intend, for `mcwan verify OUT` (see `verify::intent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<crate::verify::intent::Intent>,
+}
+
+/// The part of a provenance `verify` reads.
+#[derive(Deserialize)]
+struct WithIntent {
+    intent: Option<crate::verify::intent::Intent>,
+}
+
+/// The intent a render recorded in OUT's provenance, if any.
+///
+/// # Errors
+/// When the provenance cannot be read or parsed.
+pub fn recorded_intent(out: &Path) -> Result<Option<crate::verify::intent::Intent>, Error> {
+    let path = out.join(PROVENANCE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let recorded: WithIntent = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Usage(format!(
+            "`{}` is not a provenance mcwan can read: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(recorded.intent)
 }
 
 /// A provenance as read back: earlier versions listed every file they wrote in `files`

@@ -22,6 +22,7 @@ pub mod spec;
 pub mod status;
 pub mod summary;
 pub mod value_diff;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -71,14 +72,32 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Validate { input } => {
             Ok(validate(&input)?.map_or(ExitCode::from(EXIT_INVALID), |_| ExitCode::SUCCESS))
         }
-        Command::Render { input, output } => {
+        Command::Render {
+            input,
+            output,
+            no_verify,
+        } => {
             check_output_location(&input.dir, &output.out)?;
             let Some((model, renderer)) = prepare(&input, &output)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
-            render(&model, &renderer, &output.out)?;
-            Ok(ExitCode::SUCCESS)
+            let report = render(&model, &renderer, &output.out, !no_verify)?;
+            if no_verify {
+                eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
+                return Ok(ExitCode::SUCCESS);
+            }
+            if report.problems() == 0 {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprint!("{}", report.human_problems());
+            eprintln!("error: {} declared flow(s) would not work; `{}` was left as it was (`mcwan render --no-verify` writes it anyway)", report.problems(), output.out.display());
+            Ok(ExitCode::from(EXIT_INVALID))
         }
+        Command::Verify {
+            out,
+            declarations,
+            format,
+        } => verify_out(&out, declarations.as_deref(), format),
         Command::Check { input, output } => {
             let Some((model, renderer)) = prepare(&input, &output)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
@@ -297,6 +316,97 @@ fn prepare(input: &Input, output: &cli::Output) -> Result<Option<(Model, Rendere
     Ok(validate(input)?.map(|model| (model, renderer)))
 }
 
+/// `mcwan verify OUT`: reads OUT's cluster directories and fabric, under the rules `check`
+/// reads OUT by, and compares them with the recorded intent or the declarations.
+fn verify_out(
+    out: &Path,
+    declarations: Option<&Path>,
+    format: report::Format,
+) -> Result<ExitCode, Error> {
+    let intent = match declarations {
+        Some(dir) => {
+            let input = Input {
+                dir: dir.to_path_buf(),
+                format: report::Format::Human,
+                resolve_conflicts: false,
+                max_file_bytes: 8 * 1024 * 1024,
+                max_depth: 64,
+            };
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            verify::intent::Intent::of(&model)
+        }
+        None => emit::recorded_intent(out)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "`{}` records no intent (render it with this mcwan, or pass --declarations)",
+                out.display()
+            ))
+        })?,
+    };
+    let mut owns: BTreeSet<String> = intent.clusters.iter().map(|c| c.name.clone()).collect();
+    owns.insert(FABRIC_DIRECTORY.to_string());
+    let existing = Existing::open(out, &owns)?;
+    let parse = |path: &str| -> Result<Vec<serde_json::Value>, Error> {
+        let Some(bytes) = existing.read(path)? else {
+            return Ok(Vec::new());
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        yaml_serde::Deserializer::from_str(&text)
+            .map(|document| {
+                serde::Deserialize::deserialize(document).map_err(|e| {
+                    Error::Usage(format!("`{path}` in OUT is not YAML mcwan can read: {e}"))
+                })
+            })
+            .collect()
+    };
+    let mut facts = Vec::new();
+    for cluster in &intent.clusters {
+        let mut objects = Vec::new();
+        for path in existing.files_below(&cluster.name)? {
+            if is_yaml(&path) && !path.ends_with("/kustomization.yaml") {
+                objects.extend(parse(&path)?);
+            }
+        }
+        objects.retain(|o| render::VERIFIED_KINDS.iter().any(|k| o["kind"] == *k));
+        facts.push(verify::facts::ClusterFacts::of(
+            &cluster.name,
+            &objects,
+            &intent,
+        ));
+    }
+    let mut fabric = verify::Fabric::default();
+    for path in existing.files_below(FABRIC_DIRECTORY)? {
+        if is_yaml(&path) {
+            for document in parse(&path)? {
+                fabric.add(&document);
+            }
+        }
+    }
+    let report = verify::Report::build(&intent, &facts, &fabric);
+    let text = match format {
+        report::Format::Human => report.human(),
+        report::Format::Json => {
+            let mut json = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            json.push('\n');
+            json
+        }
+        report::Format::Github => report.github(),
+    };
+    print_stdout(text.trim_end())?;
+    Ok(if report.problems() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// Whether an OUT-relative path is a YAML file mcwan wrote (always lowercase `.yaml`).
+fn is_yaml(path: &str) -> bool {
+    Path::new(path).extension().is_some_and(|e| e == "yaml")
+}
+
 /// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
 fn validate(input: &Input) -> Result<Option<Model>, Error> {
     let limits = load::Limits {
@@ -328,19 +438,29 @@ pub fn compile(
         .get_or_init(|| Renderer::new(&[]).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| Error::Internal(e.clone()))?;
-    Ok(produce(&model, renderer, &|_, _: &[OutputFile]| Ok(()))?.files)
+    Ok(produce(&model, renderer, true, &|_, _: &[OutputFile]| Ok(()))?.files)
 }
 
-/// Renders every cluster in parallel into a staging directory, then swaps it in for OUT.
+/// Renders every cluster in parallel into a staging directory, verifies the flows, then
+/// swaps it in for OUT. Returns the verification; OUT is replaced only when it found no
+/// problem, or `verify` is false.
 ///
 /// # Errors
 /// When a template fails, or on I/O errors; OUT is then left as it was.
-pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Error> {
+pub fn render(
+    model: &Model,
+    renderer: &Renderer,
+    out: &Path,
+    verify: bool,
+) -> Result<verify::Report, Error> {
     let staging = Staging::begin(out, &owned_entries(model))?;
-    produce(model, renderer, &|_, files: &[OutputFile]| {
+    let produced = produce(model, renderer, verify, &|_, files: &[OutputFile]| {
         staging.write(files)
     })?;
-    staging.commit()
+    if !verify || produced.report.problems() == 0 {
+        staging.commit()?;
+    }
+    Ok(produced.report)
 }
 
 /// What render would change in OUT, sorted by path.
@@ -350,7 +470,7 @@ pub fn render(model: &Model, renderer: &Renderer, out: &Path) -> Result<(), Erro
 pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Change>, Error> {
     let existing = Existing::open(out, &owned_entries(model))?;
     let changes = Mutex::new(Vec::new());
-    let produced = produce(model, renderer, &|whole, files: &[OutputFile]| {
+    let produced = produce(model, renderer, true, &|whole, files: &[OutputFile]| {
         let mut found = Vec::new();
         for file in files {
             let (kind, old) = match existing.read(&file.path)? {
@@ -427,6 +547,8 @@ struct Produced {
     loose: BTreeSet<String>,
     /// How many files in all.
     files: usize,
+    /// Where every request goes, compared with the declarations.
+    report: verify::Report,
 }
 
 /// The top-level entries of OUT a render writes, its provenance excepted: each cluster's
@@ -441,14 +563,34 @@ fn owned_entries(model: &Model) -> BTreeSet<String> {
 /// The one pipeline behind `render`, `check` and `diff`: plans and renders every cluster in
 /// parallel, handing each cluster's files and then its SD-WAN site's to `sink` as soon as
 /// they exist, then the fabric, the summary and the provenance.
-fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, Error> {
+///
+/// With `verify`, each cluster's objects and the fabric's files are also read as the data
+/// plane reads them, and the reachability matrix goes into the summary.
+fn produce(
+    model: &Model,
+    renderer: &Renderer,
+    verify: bool,
+    sink: &Sink,
+) -> Result<Produced, Error> {
     let plan = Plan::new(model);
     let classification = fabric::classify(model);
     let totals = Mutex::new(summary::Totals::default());
     let produced = Mutex::new(Produced {
         loose: BTreeSet::new(),
         files: 0,
+        report: verify::Report::default(),
     });
+    let intent = verify::intent::Intent::of(model);
+    let facts = Mutex::new(Vec::new());
+    let fabric = Mutex::new(verify::Fabric::default());
+    let read_fabric = |files: &[OutputFile]| -> Result<(), Error> {
+        for file in files.iter().filter(|f| verify && is_yaml(&f.path)) {
+            let document: serde_json::Value = yaml_serde::from_slice(&file.bytes)
+                .map_err(|e| Error::Internal(format!("`{}` does not read back: {e}", file.path)))?;
+            fabric.lock().map_err(|_| poisoned())?.add(&document);
+        }
+        Ok(())
+    };
     let emit = |whole: Option<&str>, files: &[OutputFile]| -> Result<(), Error> {
         sink(whole, files)?;
         let mut produced = produced.lock().map_err(|_| poisoned())?;
@@ -460,17 +602,40 @@ fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, 
     };
     for_each_cluster(model.clusterset.clusters.len(), |c| {
         let cluster_plan = plan.cluster(c);
-        let files = renderer.cluster(model, c, &cluster_plan)?;
+        let (files, objects) = renderer.cluster_objects(model, c, &cluster_plan)?;
         emit(Some(&cluster_plan.name), &files)?;
+        drop(files);
+        if verify {
+            let cluster_facts =
+                verify::facts::ClusterFacts::of(&cluster_plan.name, &objects, &intent);
+            facts
+                .lock()
+                .map_err(|_| poisoned())?
+                .push((c, cluster_facts));
+        }
         let site = SiteFlows::of(model, c, &cluster_plan);
-        emit(None, &renderer.site(model, &classification, &site)?)?;
+        let site_files = renderer.site(model, &classification, &site)?;
+        read_fabric(&site_files)?;
+        emit(None, &site_files)?;
         totals.lock().map_err(|_| poisoned())?.add(model, &site);
         Ok(())
     })?;
-    emit(None, &renderer.fabric(&classification)?)?;
+    let fabric_files = renderer.fabric(&classification)?;
+    read_fabric(&fabric_files)?;
+    emit(None, &fabric_files)?;
+    let mut facts = facts.into_inner().map_err(|_| poisoned())?;
+    facts.sort_by_key(|(c, _)| *c);
+    let facts: Vec<_> = facts.into_iter().map(|(_, f)| f).collect();
+    let report = verify::Report::build(
+        &intent,
+        &facts,
+        &fabric.into_inner().map_err(|_| poisoned())?,
+    );
+    drop(facts);
     let version = env!("CARGO_PKG_VERSION");
     let totals = totals.into_inner().map_err(|_| poisoned())?;
-    let summary = summary::markdown(&plan, &classification, &totals, version);
+    let mut summary = summary::markdown(&plan, &classification, &totals, version);
+    summary.push_str(&summary::reachability(verify.then_some(&report)));
     emit(
         None,
         &[OutputFile {
@@ -483,9 +648,12 @@ fn produce(model: &Model, renderer: &Renderer, sink: &Sink) -> Result<Produced, 
         version: version.into(),
         input_digest: model.input_digest.clone(),
         owns: owned_entries(model),
+        intent: Some(intent),
     };
     emit(None, &[provenance.file()])?;
-    produced.into_inner().map_err(|_| poisoned())
+    let mut produced = produced.into_inner().map_err(|_| poisoned())?;
+    produced.report = report;
+    Ok(produced)
 }
 
 fn poisoned() -> Error {

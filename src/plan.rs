@@ -662,7 +662,8 @@ impl<'m> Plan<'m> {
 }
 
 /// A match as a Gateway API `HTTPRouteMatch`.
-fn gateway_match(m: &HttpMatch) -> Value {
+#[must_use]
+pub fn gateway_match(m: &HttpMatch) -> Value {
     let named = |list: &[NamedMatch]| -> Vec<Value> {
         list.iter().map(|n| json!({"type": n.matcher.kind.as_str(), "name": n.name, "value": n.matcher.value})).collect()
     };

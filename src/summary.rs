@@ -226,6 +226,25 @@ pub fn markdown(
     out
 }
 
+/// Rows of the reachability matrix beyond which SUMMARY.md aggregates it.
+const MAX_SUMMARY_FLOWS: usize = 200;
+
+/// The reachability section: every flow `verify` followed, and its verdict; `None` for a
+/// render that skipped verification.
+#[must_use]
+pub fn reachability(report: Option<&crate::verify::Report>) -> String {
+    let Some(report) = report else {
+        return "\n## Reachability\n\nNot verified: rendered with `--no-verify`.\n".into();
+    };
+    format!(
+        "\n## Reachability\n\nWhere each request class goes, read from the rendered objects (`mcwan verify`): {} flows, {} problems, {} unsure.\n\n{}",
+        report.rows.len(),
+        report.problems(),
+        report.unsure(),
+        report.markdown(MAX_SUMMARY_FLOWS)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

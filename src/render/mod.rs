@@ -56,6 +56,17 @@ const FABRIC_PREFIX: &str = "sdwan/";
 /// `<OUT>/sdwan/sites/<cluster>/`.
 const SITE_PREFIX: &str = "sdwan/sites/";
 
+/// The kinds `verify` reads: what the proxies are configured from.
+pub const VERIFIED_KINDS: &[&str] = &[
+    "VirtualService",
+    "ServiceEntry",
+    "DestinationRule",
+    "Gateway",
+    "HTTPRoute",
+    "AuthorizationPolicy",
+    "ConfigMap",
+];
+
 /// The ConfigMap Istio reads Gateway deployment customizations from.
 const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mcwan");
@@ -243,8 +254,27 @@ impl Renderer {
         c: usize,
         cluster_plan: &ClusterPlan,
     ) -> Result<Vec<OutputFile>, Error> {
+        Ok(self.cluster_objects(model, c, cluster_plan)?.0)
+    }
+
+    /// `cluster`, with the rendered objects `verify` reads (`VERIFIED_KINDS`), as parsed.
+    ///
+    /// # Errors
+    /// When a template fails, or renders an object its output schema rejects.
+    pub fn cluster_objects(
+        &self,
+        model: &Model,
+        c: usize,
+        cluster_plan: &ClusterPlan,
+    ) -> Result<(Vec<OutputFile>, Vec<Value>), Error> {
         let cluster = cluster_plan.name.as_str();
         let mut files = Vec::new();
+        let mut verified = Vec::new();
+        let mut keep = |value: &Value| {
+            if VERIFIED_KINDS.iter().any(|k| value["kind"] == *k) {
+                verified.push(value.clone());
+            }
+        };
         let mut object = |template: &str, context: &Value| -> Result<(), Error> {
             let value = self.render_value(template, context)?;
             istio_rules(&value).map_err(|problem| {
@@ -258,6 +288,7 @@ impl Renderer {
                 ))
             })?;
             files.push(file_for(cluster, template, &value)?);
+            keep(&value);
             Ok(())
         };
 
@@ -313,6 +344,7 @@ impl Renderer {
                 "(pass-through)",
                 &canonical_order(passthrough),
             )?);
+            keep(passthrough);
         }
 
         let prefix = format!("{cluster}/");
@@ -347,7 +379,7 @@ impl Renderer {
         )?;
         files.push(kustomization);
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+        Ok((files, verified))
     }
 
     fn render_file(

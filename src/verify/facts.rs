@@ -1,0 +1,704 @@
+//! What one cluster's rendered objects make its proxies do, read as Istio reads them and
+//! never from mcwan's plan: the client side (each VirtualService route a request takes, the
+//! ServiceEntry endpoints its subset selects, their priorities and TLS), and the ingress
+//! side (listeners, attached HTTPRoutes, AuthorizationPolicies). Pure; docs/verify.md cites
+//! the upstream rule behind each step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::intent::Intent;
+use super::request::{self, Sample, Unsure};
+
+/// What the client's sidecar does with one request class for one host.
+#[derive(Debug, Clone)]
+pub struct ClientFlow {
+    pub host: String,
+    /// Where the class comes from: a route's match, a WANRoute rule, or no match.
+    pub class: String,
+    pub sample: Result<Sample, Unsure>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A response from the sidecar itself: a direct response, or 404 for no route.
+    Status(u16),
+    /// The weighted destinations of the route the request takes.
+    Routes(Vec<Destination>),
+    /// The samples cannot decide (a pattern, a version-dependent behaviour).
+    Unsure(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub host: String,
+    pub subset: Option<String>,
+    /// The Host header sent upstream.
+    pub authority: String,
+    pub weight: u64,
+    /// Selected endpoints, by Envoy priority (0 first).
+    pub endpoints: Vec<Endpoint>,
+    /// Why no endpoint can be chosen (no ServiceEntry, no such subset), if so.
+    pub broken: Option<String>,
+    /// Why the priorities are not known from the objects alone, if so.
+    pub order_unsure: Option<String>,
+    /// What makes an outage or a retry worse than without the setting (docs/mesh.md §6, §8).
+    pub hazards: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub priority: usize,
+    pub address: String,
+    pub port: u16,
+    /// Istio mutual TLS: a MESH_INTERNAL entry and `security.istio.io/tlsMode: istio`, or a
+    /// DestinationRule that asks for it.
+    pub mutual_tls: bool,
+}
+
+/// What a request arriving at a cluster's ingress gateway gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingress {
+    NoListener,
+    Status(u16),
+    Backend {
+        namespace: String,
+        service: String,
+        port: u16,
+    },
+}
+
+/// One cluster's proxies, as the verifier needs them.
+#[derive(Debug, Default)]
+pub struct ClusterFacts {
+    pub name: String,
+    pub flows: Vec<ClientFlow>,
+    /// `(host, why)`: objects that break a host whatever the request.
+    pub defects: Vec<(String, String)>,
+    gateways: Vec<GatewayFacts>,
+    /// HTTPRoute rules by hostname.
+    routes: BTreeMap<String, Vec<RouteFacts>>,
+}
+
+#[derive(Debug)]
+struct GatewayFacts {
+    namespace: String,
+    name: String,
+    /// For a LoadBalancer gateway: the addresses it requests (`spec.addresses`).
+    load_balancer: Option<BTreeSet<String>>,
+    /// For a NodePort gateway: listener port → the node port Istio's Service gets, from the
+    /// ConfigMap its `infrastructure.parametersRef` names (docs/gateway.md).
+    node_ports: Option<BTreeMap<u16, u16>>,
+    /// Port → (listener name, namespaces whose routes it admits; `None`: all).
+    listeners: BTreeMap<u16, (String, Option<BTreeSet<String>>)>,
+    deny: Vec<Value>,
+    allow: Vec<Value>,
+    has_allow: bool,
+}
+
+#[derive(Debug)]
+struct RouteFacts {
+    namespace: String,
+    /// `(gateway namespace, gateway name, sectionName)`.
+    parents: Vec<(String, String, Option<String>)>,
+    rules: Vec<RuleFacts>,
+}
+
+/// One HTTPRoute rule: its matches (none means `PathPrefix /`) and its backend Service
+/// and port.
+#[derive(Debug, Clone)]
+struct RuleFacts {
+    matches: Vec<Value>,
+    backend: Option<(String, u16)>,
+}
+
+fn list(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+impl ClusterFacts {
+    /// Reads one cluster's objects. Request classes: every match of every VirtualService
+    /// route, every match of the host's declared WANRoute, and a request that matches none.
+    #[must_use]
+    pub fn of(name: &str, objects: &[Value], intent: &Intent) -> Self {
+        let mut facts = ClusterFacts {
+            name: name.to_string(),
+            ..ClusterFacts::default()
+        };
+        let suffix = format!(".svc.{}", intent.domain);
+        let by_host = |kind: &str, field: &str| -> BTreeMap<String, &Value> {
+            let mut out = BTreeMap::new();
+            for object in objects.iter().filter(|o| o["kind"] == kind) {
+                let spec = &object["spec"];
+                let hosts: Vec<&str> = match spec[field].as_array() {
+                    Some(hosts) => hosts.iter().map(text).collect(),
+                    None => vec![text(&spec[field])],
+                };
+                for host in hosts {
+                    out.entry(host.to_string()).or_insert(object);
+                }
+            }
+            out
+        };
+        let entries = by_host("ServiceEntry", "hosts");
+        let rules = by_host("DestinationRule", "host");
+        let mut services: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for object in objects.iter().filter(|o| o["kind"] == "VirtualService") {
+            for host in list(&object["spec"]["hosts"]).iter().map(text) {
+                if host.ends_with(&suffix) {
+                    services.entry(host.to_string()).or_default().push(object);
+                }
+            }
+        }
+        for (host, claimed) in &services {
+            let [service] = claimed.as_slice() else {
+                facts.flows.push(ClientFlow {
+                    host: host.clone(),
+                    class: "any request".into(),
+                    sample: Err("several VirtualServices".into()),
+                    outcome: Outcome::Unsure(format!(
+                        "{} VirtualServices claim the host; Istio merges them by creation time",
+                        claimed.len()
+                    )),
+                });
+                continue;
+            };
+            for (class, sample) in
+                classes(service, intent.service(host).and_then(|s| s.route.as_ref()))
+            {
+                let outcome = match &sample {
+                    Ok(sample) => route(service, host, sample, &entries, &rules),
+                    Err(why) => Outcome::Unsure(format!("no sample request for {why}")),
+                };
+                facts.flows.push(ClientFlow {
+                    host: host.clone(),
+                    class,
+                    sample,
+                    outcome,
+                });
+            }
+        }
+        for (host, entry) in &entries {
+            if entry["spec"]["resolution"] == "DNS" && list(&entry["spec"]["endpoints"]).is_empty()
+            {
+                facts.defects.push((host.clone(), "a DNS ServiceEntry without endpoints: every sidecar resolves a name that does not exist".into()));
+            }
+        }
+        facts.ingress(objects);
+        facts
+    }
+
+    fn ingress(&mut self, objects: &[Value]) {
+        for gateway in objects.iter().filter(|o| o["kind"] == "Gateway") {
+            let namespace = text(&gateway["metadata"]["namespace"]).to_string();
+            let name = text(&gateway["metadata"]["name"]).to_string();
+            let mut listeners = BTreeMap::new();
+            for listener in list(&gateway["spec"]["listeners"]) {
+                let allowed = &listener["allowedRoutes"]["namespaces"];
+                let admits = match text(&allowed["from"]) {
+                    "All" => None,
+                    "Selector" => Some(
+                        list(&allowed["selector"]["matchExpressions"])
+                            .iter()
+                            .filter(|e| {
+                                e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "In"
+                            })
+                            .flat_map(|e| list(&e["values"]).iter().map(|v| text(v).to_string()))
+                            .collect(),
+                    ),
+                    // `Same`, the default.
+                    _ => Some(BTreeSet::from([namespace.clone()])),
+                };
+                let port = listener["port"]
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok());
+                if let Some(port) = port.filter(|_| listener["protocol"] == "HTTP") {
+                    listeners
+                        .entry(port)
+                        .or_insert((text(&listener["name"]).to_string(), admits));
+                }
+            }
+            let policies: Vec<&Value> = objects
+                .iter()
+                .filter(|o| {
+                    o["kind"] == "AuthorizationPolicy"
+                        && o["metadata"]["namespace"] == namespace.as_str()
+                })
+                .filter(|o| {
+                    list(&o["spec"]["targetRefs"])
+                        .iter()
+                        .any(|t| t["kind"] == "Gateway" && t["name"] == name.as_str())
+                })
+                .collect();
+            let rules = |action: &str| -> Vec<Value> {
+                policies
+                    .iter()
+                    .filter(|p| p["spec"]["action"] == action)
+                    .flat_map(|p| list(&p["spec"]["rules"]).iter().cloned())
+                    .collect()
+            };
+            let load_balancer = (gateway["metadata"]["annotations"]
+                ["networking.istio.io/service-type"]
+                .as_str()
+                .unwrap_or("LoadBalancer")
+                == "LoadBalancer")
+                .then(|| {
+                    list(&gateway["spec"]["addresses"])
+                        .iter()
+                        .map(|a| text(&a["value"]).to_string())
+                        .collect()
+                });
+            let node_ports = (gateway["metadata"]["annotations"]
+                ["networking.istio.io/service-type"]
+                == "NodePort")
+                .then(|| {
+                    let reference = &gateway["spec"]["infrastructure"]["parametersRef"];
+                    objects
+                        .iter()
+                        .filter(|o| o["kind"] == "ConfigMap" && reference["kind"] == "ConfigMap")
+                        .filter(|o| {
+                            o["metadata"]["namespace"] == namespace.as_str()
+                                && o["metadata"]["name"] == reference["name"]
+                        })
+                        .filter_map(|o| {
+                            yaml_serde::from_str::<Value>(o["data"]["service"].as_str()?).ok()
+                        })
+                        .flat_map(|patch| list(&patch["spec"]["ports"]).to_vec())
+                        .filter_map(|p| {
+                            let port = u16::try_from(p["port"].as_u64()?).ok()?;
+                            Some((port, u16::try_from(p["nodePort"].as_u64()?).ok()?))
+                        })
+                        .collect()
+                });
+            self.gateways.push(GatewayFacts {
+                load_balancer,
+                node_ports,
+                deny: rules("DENY"),
+                allow: rules("ALLOW"),
+                has_allow: policies.iter().any(|p| p["spec"]["action"] == "ALLOW"),
+                namespace,
+                name,
+                listeners,
+            });
+        }
+        for route in objects.iter().filter(|o| o["kind"] == "HTTPRoute") {
+            let namespace = text(&route["metadata"]["namespace"]).to_string();
+            let parents = list(&route["spec"]["parentRefs"])
+                .iter()
+                .filter(|p| p["kind"].as_str().is_none_or(|k| k == "Gateway"))
+                .map(|p| {
+                    (
+                        p["namespace"].as_str().unwrap_or(&namespace).to_string(),
+                        text(&p["name"]).to_string(),
+                        p["sectionName"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect::<Vec<_>>();
+            let rules: Vec<RuleFacts> = list(&route["spec"]["rules"])
+                .iter()
+                .map(|rule| {
+                    let backend = list(&rule["backendRefs"]).first().and_then(|b| {
+                        let port = u16::try_from(b["port"].as_u64()?).ok()?;
+                        Some((text(&b["name"]).to_string(), port))
+                    });
+                    RuleFacts {
+                        matches: list(&rule["matches"]).to_vec(),
+                        backend,
+                    }
+                })
+                .collect();
+            for hostname in list(&route["spec"]["hostnames"]).iter().map(text) {
+                self.routes
+                    .entry(hostname.to_ascii_lowercase())
+                    .or_default()
+                    .push(RouteFacts {
+                        namespace: namespace.clone(),
+                        parents: parents.clone(),
+                        rules: rules.clone(),
+                    });
+            }
+        }
+    }
+
+    /// What this cluster's ingress gateway does with a request on `port` with Host `host`:
+    /// no listener; 403 from the AuthorizationPolicies (DENY, then ALLOW, before routing);
+    /// 404 when no attached rule matches; else the most specific rule's backend.
+    ///
+    /// # Errors
+    /// When a regular expression decides and does not compile.
+    pub fn ingress_for(&self, port: u16, host: &str, sample: &Sample) -> Result<Ingress, Unsure> {
+        // A NodePort gateway is reached on its node port, which must be the listener's.
+        let reachable = |g: &GatewayFacts| {
+            g.node_ports
+                .as_ref()
+                .is_none_or(|n| n.get(&port) == Some(&port))
+        };
+        let Some((gateway, (listener, admits))) = self
+            .gateways
+            .iter()
+            .filter(|g| reachable(g))
+            .find_map(|g| g.listeners.get(&port).map(|l| (g, l)))
+        else {
+            return Ok(Ingress::NoListener);
+        };
+        let denied = gateway
+            .deny
+            .iter()
+            .any(|r| request::authz_rule_matches(r, host, sample));
+        let allowed = !gateway.has_allow
+            || gateway
+                .allow
+                .iter()
+                .any(|r| request::authz_rule_matches(r, host, sample));
+        if denied || !allowed {
+            return Ok(Ingress::Status(403));
+        }
+        let bare = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let mut best: Option<(_, &RouteFacts, &Option<(String, u16)>)> = None;
+        for route in self
+            .routes
+            .get(&bare.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+        {
+            let attached = route.parents.iter().any(|(ns, name, section)| {
+                *ns == gateway.namespace
+                    && *name == gateway.name
+                    && section.as_ref().is_none_or(|s| s == listener)
+            });
+            if !attached
+                || admits
+                    .as_ref()
+                    .is_some_and(|a| !a.contains(&route.namespace))
+            {
+                continue;
+            }
+            for RuleFacts { matches, backend } in &route.rules {
+                let everything =
+                    [serde_json::json!({"path": {"type": "PathPrefix", "value": "/"}})];
+                let matches = if matches.is_empty() {
+                    &everything[..]
+                } else {
+                    matches.as_slice()
+                };
+                for m in matches {
+                    if request::gateway_matches(m, sample)? {
+                        let rank = request::precedence(m);
+                        if best.as_ref().is_none_or(|(r, _, _)| rank < *r) {
+                            best = Some((rank, route, backend));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(match best {
+            Some((_, route, Some((service, port)))) => Ingress::Backend {
+                namespace: route.namespace.clone(),
+                service: service.clone(),
+                port: *port,
+            },
+            Some((_, _, None)) => Ingress::Status(500),
+            None => Ingress::Status(404),
+        })
+    }
+
+    /// Whether the gateway listening on `port` may be reached at `address`: a LoadBalancer
+    /// gateway must request it, or the cloud assigns another (docs/mesh.md §7).
+    #[must_use]
+    pub fn pinned(&self, port: u16, address: &str) -> bool {
+        self.gateways
+            .iter()
+            .filter(|g| g.listeners.contains_key(&port))
+            .all(|g| match &g.load_balancer {
+                Some(requested) => {
+                    requested.contains(address) || address.parse::<std::net::IpAddr>().is_err()
+                }
+                None => true,
+            })
+    }
+}
+
+/// The request classes of a VirtualService, with the declared WANRoute's for its host.
+fn classes(
+    service: &Value,
+    declared: Option<&super::intent::RouteIntent>,
+) -> Vec<(String, Result<Sample, Unsure>)> {
+    let mut out: Vec<(String, Result<Sample, Unsure>)> = Vec::new();
+    for (i, route) in list(&service["spec"]["http"]).iter().enumerate() {
+        let name = route["name"]
+            .as_str()
+            .map_or_else(|| format!("route {}", i + 1), |n| format!("route {n}"));
+        for m in list(&route["match"]) {
+            out.push((name.clone(), request::from_istio(m)));
+        }
+    }
+    for rule in declared.into_iter().flat_map(|r| &r.rules) {
+        for m in &rule.matches {
+            out.push((format!("rule {}", rule.name), request::from_gateway(m)));
+        }
+    }
+    if out.is_empty() {
+        // No route distinguishes requests: one class stands for them all.
+        let any = Sample {
+            method: "GET".into(),
+            path: "/".into(),
+            ..request::unmatched()
+        };
+        out.push(("any request".into(), Ok(any)));
+    } else {
+        out.push(("no match".into(), Ok(request::unmatched())));
+    }
+    let mut seen = BTreeSet::new();
+    out.retain(|(_, sample)| match sample {
+        Ok(sample) => seen.insert(sample.clone()),
+        Err(_) => true,
+    });
+    out
+}
+
+/// The first route whose match takes the request (Istio evaluates them in order), and
+/// where it sends it. No route: the sidecar answers 404.
+fn route(
+    service: &Value,
+    host: &str,
+    sample: &Sample,
+    entries: &BTreeMap<String, &Value>,
+    rules: &BTreeMap<String, &Value>,
+) -> Outcome {
+    for route in list(&service["spec"]["http"]) {
+        let matches = list(&route["match"]);
+        let mut taken = matches.is_empty();
+        for m in matches {
+            match request::istio_matches(m, sample) {
+                Ok(true) => taken = true,
+                Ok(false) => {}
+                Err(why) => return Outcome::Unsure(why),
+            }
+        }
+        if !taken {
+            continue;
+        }
+        if let Some(status) = route["directResponse"]["status"]
+            .as_u64()
+            .or_else(|| route["fault"]["abort"]["httpStatus"].as_u64())
+        {
+            return Outcome::Status(u16::try_from(status).unwrap_or(500));
+        }
+        let retry_on = route["retries"]["retryOn"].as_str().unwrap_or_default();
+        let repeats = route["retries"]["attempts"].as_u64().unwrap_or(2) > 0
+            && retry_on
+                .split(',')
+                .any(|c| matches!(c, "reset" | "gateway-error" | "5xx"));
+        // Whatever the sample's method: the route takes every method its matches allow.
+        let idempotent_only = !matches.is_empty()
+            && matches.iter().all(|m| {
+                m["method"]["exact"]
+                    .as_str()
+                    .is_some_and(|method| crate::model::IDEMPOTENT_METHODS.contains(&method))
+            });
+        let hazard = (repeats && !idempotent_only).then(|| {
+            format!(
+                "a request that is not idempotent may run twice: the route retries on `{retry_on}`"
+            )
+        });
+        let set_host = |headers: &Value| {
+            headers["request"]["set"]["host"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let route_authority = route["rewrite"]["authority"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| set_host(&route["headers"]));
+        let targets = list(&route["route"]);
+        let destinations = targets
+            .iter()
+            .map(|target| {
+                let d = &target["destination"];
+                let authority = route_authority
+                    .clone()
+                    .or_else(|| set_host(&target["headers"]))
+                    .unwrap_or_else(|| host.to_string());
+                let weight =
+                    target["weight"]
+                        .as_u64()
+                        .unwrap_or(if targets.len() == 1 { 100 } else { 0 });
+                let port = d["port"]["number"]
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok());
+                let mut destination = endpoints(
+                    text(&d["host"]),
+                    d["subset"].as_str(),
+                    port,
+                    authority,
+                    weight,
+                    entries,
+                    rules,
+                );
+                destination.hazards.extend(hazard.clone());
+                destination
+            })
+            .collect();
+        return Outcome::Routes(destinations);
+    }
+    Outcome::Status(404)
+}
+
+/// The endpoints a destination reaches, with Istio's priorities: `failoverPriority` on an
+/// EDS (STATIC) cluster with outlier detection; on DNS subset clusters Istio applies none
+/// (1.26-1.30); `failover` regions and the default locality order depend on the client's
+/// node labels, so they make the order unsure.
+fn endpoints(
+    host: &str,
+    subset: Option<&str>,
+    port: Option<u16>,
+    authority: String,
+    weight: u64,
+    entries: &BTreeMap<String, &Value>,
+    rules: &BTreeMap<String, &Value>,
+) -> Destination {
+    let mut out = Destination {
+        host: host.to_string(),
+        subset: subset.map(str::to_owned),
+        authority,
+        weight,
+        endpoints: Vec::new(),
+        broken: None,
+        order_unsure: None,
+        hazards: Vec::new(),
+    };
+    let Some(entry) = entries.get(host) else {
+        out.broken = Some(format!("no ServiceEntry for `{host}`"));
+        return out;
+    };
+    let ports = list(&entry["spec"]["ports"]);
+    let service_port = match port {
+        Some(number) => ports
+            .iter()
+            .find(|p| p["number"].as_u64() == Some(u64::from(number))),
+        None if ports.len() == 1 => ports.first(),
+        None => None,
+    };
+    let Some(service_port) = service_port else {
+        out.broken = Some(format!("no single port of `{host}` to send to"));
+        return out;
+    };
+    let rule = rules.get(host);
+    let subset_def = subset.map(|name| {
+        rule.into_iter()
+            .flat_map(|r| list(&r["spec"]["subsets"]))
+            .find(|s| s["name"] == name)
+    });
+    if let Some(None) = subset_def {
+        out.broken = Some(format!(
+            "no subset `{}` of `{host}`",
+            subset.unwrap_or_default()
+        ));
+        return out;
+    }
+    let selector = subset_def.flatten().map(|s| &s["labels"]);
+    let top = rule.map(|r| &r["spec"]["trafficPolicy"]);
+    let own = subset_def.flatten().map(|s| &s["trafficPolicy"]);
+    let merged = |field: &str| -> Option<&Value> {
+        own.map(|p| &p[field])
+            .filter(|v| !v.is_null())
+            .or_else(|| top.map(|p| &p[field]).filter(|v| !v.is_null()))
+    };
+    let outlier = merged("outlierDetection");
+    if let Some(od) = outlier {
+        if od["consecutive5xxErrors"].as_u64().is_none_or(|n| n > 0) {
+            out.hazards.push("an application's 5xx responses eject a whole cluster (consecutive5xxErrors is not 0)".into());
+        }
+        if od["minHealthPercent"].as_u64().unwrap_or_default() == 0 {
+            out.hazards.push("with every endpoint ejected, requests get 503 (no panic threshold: minHealthPercent is 0)".into());
+        }
+    }
+    let outlier = outlier.is_some();
+    let setting = merged("loadBalancer").map(|lb| &lb["localityLbSetting"]);
+    let mutual_dr = merged("tls").is_some_and(|t| t["mode"] == "ISTIO_MUTUAL");
+    let internal = entry["spec"]["location"] == "MESH_INTERNAL";
+    let dns = entry["spec"]["resolution"] == "DNS";
+    let selected: Vec<&Value> = list(&entry["spec"]["endpoints"])
+        .iter()
+        .filter(|e| {
+            selector
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .all(|(k, v)| e["labels"][k] == *v)
+        })
+        .collect();
+    let order = setting
+        .map(|s| list(&s["failoverPriority"]))
+        .unwrap_or_default();
+    let localities: BTreeSet<&str> = selected.iter().map(|e| text(&e["locality"])).collect();
+    let by_node_labels =
+        "ordered by the client's node labels (locality), which the objects do not show";
+    let ranked = match setting {
+        Some(s) if s["enabled"] == false => false,
+        _ if !outlier => false,
+        Some(s) if !list(&s["failover"]).is_empty() => {
+            out.order_unsure = Some(by_node_labels.into());
+            false
+        }
+        Some(_) if !order.is_empty() => !(dns && subset.is_some()),
+        _ => {
+            if localities.len() > 1 {
+                out.order_unsure = Some(by_node_labels.into());
+            }
+            false
+        }
+    };
+    let mut priorities: Vec<usize> = selected
+        .iter()
+        .map(|e| {
+            if !ranked {
+                return 0;
+            }
+            let n = order.len();
+            order
+                .iter()
+                .enumerate()
+                .find(|(_, entry)| {
+                    let (label, value) = text(entry).split_once('=').unwrap_or((text(entry), ""));
+                    e["labels"][label].as_str() != Some(value)
+                })
+                .map_or(0, |(j, _)| n - j)
+        })
+        .collect();
+    // Istio renumbers the priorities present from 0.
+    let mut present = priorities.clone();
+    present.sort_unstable();
+    present.dedup();
+    for p in &mut priorities {
+        *p = present.binary_search(p).unwrap_or_default();
+    }
+    let port_name = text(&service_port["name"]);
+    let default_port = service_port["number"].as_u64().unwrap_or_default();
+    out.endpoints = selected
+        .iter()
+        .zip(priorities)
+        .map(|(e, priority)| Endpoint {
+            priority,
+            address: text(&e["address"]).to_string(),
+            port: u16::try_from(e["ports"][port_name].as_u64().unwrap_or(default_port))
+                .unwrap_or_default(),
+            mutual_tls: mutual_dr
+                || (internal && e["labels"]["security.istio.io/tlsMode"] == "istio"),
+        })
+        .collect();
+    out.endpoints.sort();
+    out
+}

@@ -1,0 +1,188 @@
+//! The declared intent `verify` compares the data plane with: which clusters export and
+//! import each service, over which WAN policies, and what each WANRoute sends where. Built
+//! from the validated model; `render` records it in OUT's provenance, so that `verify OUT`
+//! needs no declarations. It says nothing of the objects rendered from it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::request::{gateway_matches, Sample, Unsure};
+use crate::model::{Action, Model};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub domain: String,
+    pub clusters: Vec<ClusterIntent>,
+    pub policies: BTreeMap<String, PolicyIntent>,
+    pub services: Vec<ServiceIntent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIntent {
+    pub name: String,
+    pub site: u64,
+    /// Where the cluster's ingress gateway is reached: a fact of the network, not of a render.
+    pub addresses: Vec<String>,
+    pub namespaces: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub skip_imports: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyIntent {
+    pub tunnel: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceIntent {
+    pub namespace: String,
+    pub name: String,
+    /// The Service port the exporters' gateways send to.
+    pub port: u16,
+    pub exporters: Vec<String>,
+    pub policies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteIntent>,
+}
+
+/// A WANRoute: ordered rules of Gateway API matches; `None` denies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteIntent {
+    pub rules: Vec<RuleIntent>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleIntent {
+    pub name: String,
+    pub matches: Vec<Value>,
+    pub policy: Option<String>,
+}
+
+impl Intent {
+    #[must_use]
+    pub fn of(model: &Model) -> Self {
+        let clusters = &model.clusterset.clusters;
+        let mut services: Vec<ServiceIntent> = Vec::new();
+        for export in &model.exports {
+            let exporter = clusters[export.cluster].name.clone();
+            match services.last_mut() {
+                Some(s) if s.namespace == export.namespace && s.name == export.name => {
+                    s.exporters.push(exporter);
+                }
+                _ => services.push(ServiceIntent {
+                    namespace: export.namespace.clone(),
+                    name: export.name.clone(),
+                    port: export.port.port,
+                    exporters: vec![exporter],
+                    policies: export.policies.clone(),
+                    route: export.route.as_ref().map(|r| RouteIntent {
+                        rules: r
+                            .rules
+                            .iter()
+                            .map(|rule| RuleIntent {
+                                name: rule.name.clone(),
+                                matches: rule
+                                    .matches
+                                    .iter()
+                                    .map(crate::plan::gateway_match)
+                                    .collect(),
+                                policy: rule.action.policy().map(str::to_owned),
+                            })
+                            .collect(),
+                        default: match &r.default {
+                            Action::Policy(p) => Some(p.clone()),
+                            Action::Deny => None,
+                        },
+                    }),
+                }),
+            }
+        }
+        Intent {
+            domain: model.clusterset.domain.clone(),
+            clusters: clusters
+                .iter()
+                .map(|c| ClusterIntent {
+                    name: c.name.clone(),
+                    site: c.sdwan_site,
+                    addresses: c.addresses.clone(),
+                    namespaces: c.namespaces.clone(),
+                    skip_imports: c.skip_imports.clone(),
+                })
+                .collect(),
+            policies: model
+                .policies
+                .values()
+                .map(|p| {
+                    let intent = PolicyIntent {
+                        tunnel: p.tunnel.clone(),
+                        port: p.port,
+                        fallback: p.fallback.clone(),
+                    };
+                    (p.name.clone(), intent)
+                })
+                .collect(),
+            services,
+        }
+    }
+
+    /// `<svc>.<ns>.svc.<domain>`.
+    #[must_use]
+    pub fn host(&self, service: &ServiceIntent) -> String {
+        format!("{}.{}.svc.{}", service.name, service.namespace, self.domain)
+    }
+
+    /// The service a clusterset host names, if one is exported.
+    #[must_use]
+    pub fn service(&self, host: &str) -> Option<&ServiceIntent> {
+        let rest = host.strip_suffix(&format!(".svc.{}", self.domain))?;
+        let (name, namespace) = rest.split_once('.')?;
+        self.services
+            .iter()
+            .find(|s| s.name == name && s.namespace == namespace)
+    }
+
+    /// Whether cluster `c` imports the service (KEP-1645 namespace sameness).
+    #[must_use]
+    pub fn imports(&self, c: &ClusterIntent, service: &ServiceIntent) -> bool {
+        c.namespaces.contains(&service.namespace)
+            && !c
+                .skip_imports
+                .contains(&format!("{}/{}", service.namespace, service.name))
+    }
+
+    /// The cluster whose gateway has this address.
+    #[must_use]
+    pub fn owner(&self, address: &str) -> Option<&ClusterIntent> {
+        self.clusters
+            .iter()
+            .find(|c| c.addresses.iter().any(|a| a == address))
+    }
+
+    /// The WAN policy the declarations send this request over, or `None` where they deny it.
+    ///
+    /// # Errors
+    /// When a regular expression decides and does not compile.
+    pub fn expect<'a>(
+        &self,
+        service: &'a ServiceIntent,
+        sample: &Sample,
+    ) -> Result<Option<&'a str>, Unsure> {
+        let Some(route) = &service.route else {
+            return Ok(service.policies.first().map(String::as_str));
+        };
+        for rule in &route.rules {
+            for m in &rule.matches {
+                if gateway_matches(m, sample)? {
+                    return Ok(rule.policy.as_deref());
+                }
+            }
+        }
+        Ok(route.default.as_deref())
+    }
+}

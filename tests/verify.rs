@@ -1,0 +1,307 @@
+//! `mcwan verify` on rendered trees: every example verifies clean, and each mutation breaks
+//! one object the way real mistakes do (one or more per kind verify reads, and each defect
+//! of docs/mesh.md reintroduced by hand) and must be named as a broken flow.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn verify(out: &Path, extra: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .arg("verify")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn copy(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The golden tree of `example`, in a scratch directory.
+fn tree(example: &str) -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    copy(&root().join("golden").join(example), &out);
+    (temp, out)
+}
+
+/// Replaces `from` (which must be there) with `to` in one file of the tree.
+fn edit(out: &Path, file: &str, from: &str, to: &str) {
+    let path = out.join(file);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no `{from}`");
+    fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn every_example_verifies_clean() {
+    for entry in fs::read_dir(root().join("golden")).unwrap() {
+        let out = entry.unwrap().path();
+        let output = verify(&out, &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}:\n{stdout}", out.display());
+        assert!(stdout.contains(" 0 problems"), "{stdout}");
+    }
+    // The same verdict from the declarations as from the intent the render recorded.
+    let output = verify(
+        &root().join("golden/l7-payment"),
+        &[
+            "--declarations",
+            root().join("examples/l7-payment").to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success());
+}
+
+/// Each case: an example, the edits that break it, and what the report must say (a part of
+/// the broken flow's line and of its reason).
+struct Mutation {
+    name: &'static str,
+    example: &'static str,
+    edits: &'static [(&'static str, &'static str, &'static str)],
+    flow: &'static str,
+    why: &'static str,
+}
+
+const MUTATIONS: &[Mutation] = &[
+    Mutation {
+        name: "HTTPRoute loses its hostname",
+        example: "l7-payment",
+        edits: &[("cluster-1/secure/httproute-mcw-payment-sd-wan-priority-high.yaml", "  - payment.secure.svc.clusterset.local", "  - other.secure.svc.clusterset.local")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local [GET /payment]",
+        why: "gets 404 at `cluster-1`'s gateway",
+    },
+    Mutation {
+        name: "ServiceEntry endpoint on another port",
+        example: "payment",
+        edits: &[("cluster-2/secure/serviceentry-mcw-payment.yaml", "http: 31111", "http: 31113")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "takes port 31113",
+    },
+    Mutation {
+        name: "Gateway loses a listener",
+        example: "payment",
+        edits: &[("cluster-1/mcw-system/gateway-mcw-ingress.yaml", "port: 31111", "port: 31119")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "no listener on 31111",
+    },
+    Mutation {
+        name: "user VirtualService keeps a Host no HTTPRoute accepts (issue 13 #2)",
+        example: "canary",
+        edits: &[("client/secure/virtualservice-payment-canary.yaml", "            host: payment-v1.secure.svc.clusterset.local", "            host: payment.secure.svc.clusterset.local")],
+        flow: "client → payment.secure.svc.clusterset.local [PATCH /.mcwan-verify/unmatched]",
+        why: "gets 404 at `prod`'s gateway",
+    },
+    Mutation {
+        name: "user VirtualService without a subset (issue 13 #11)",
+        example: "canary",
+        edits: &[("client/secure/virtualservice-payment-canary.yaml", "        host: payment-v1.secure.svc.clusterset.local\n        subset: sd-wan-priority-high\n", "        host: payment-v1.secure.svc.clusterset.local\n")],
+        flow: "client → payment.secure.svc.clusterset.local [PATCH /.mcwan-verify/unmatched]",
+        why: "takes no WAN policy",
+    },
+    Mutation {
+        name: "fallback endpoint given the primary rank",
+        example: "failover",
+        edits: &[("cluster-2/secure/serviceentry-mcw-payment.yaml", "      mcw.l7mp.io/tier: fallback\n      mcw.l7mp.io/rank-below-3: 'true'", "      mcw.l7mp.io/tier: fallback\n      mcw.l7mp.io/rank-below-1: 'true'\n      mcw.l7mp.io/rank-below-2: 'true'\n      mcw.l7mp.io/rank-below-3: 'true'")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "a fallback endpoint has priority 0",
+    },
+    Mutation {
+        name: "DNS resolution, whose subsets Istio does not rank (issue 13 #4)",
+        example: "failover",
+        edits: &[("cluster-2/secure/serviceentry-mcw-payment.yaml", "resolution: STATIC", "resolution: DNS")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "a fallback endpoint has priority 0",
+    },
+    Mutation {
+        name: "failover regions that follow node labels (issue 13 #5)",
+        example: "failover",
+        edits: &[("cluster-2/secure/destinationrule-mcw-payment.yaml", "        failoverPriority:", "        failover:\n        - from: eu-west\n          to: us-east\n        failoverPriority:")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "client's node labels",
+    },
+    Mutation {
+        name: "tlsMode on a gateway endpoint: mutual TLS to a plain listener",
+        example: "payment",
+        edits: &[("cluster-2/secure/serviceentry-mcw-payment.yaml", "      mcw.l7mp.io/cluster: cluster-1\n", "      mcw.l7mp.io/cluster: cluster-1\n      security.istio.io/tlsMode: istio\n")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "mutual TLS to `cluster-1`'s plain-HTTP listener",
+    },
+    Mutation {
+        name: "an allow-all rule in the gateway's ALLOW policy (issue 13 #9)",
+        example: "l7-payment",
+        edits: &[("cluster-1/mcw-system/authorizationpolicy-mcw-ingress-allow.yaml", "  rules:\n", "  rules:\n  - {}\n")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local [PATCH /.mcwan-verify/unmatched]",
+        why: "`cluster-1`'s gateway answers 404 on port 31111, the sidecar 403",
+    },
+    Mutation {
+        name: "application 5xx eject a cluster (issue 13 #6)",
+        example: "failover",
+        edits: &[("cluster-2/secure/destinationrule-mcw-payment.yaml", "        consecutive5xxErrors: 0", "        consecutive5xxErrors: 5")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "eject a whole cluster",
+    },
+    Mutation {
+        name: "no panic threshold (issue 13 #6)",
+        example: "payment",
+        edits: &[("cluster-2/secure/destinationrule-mcw-payment.yaml", "        minHealthPercent: 1\n", "")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "requests get 503",
+    },
+    Mutation {
+        name: "a retry that may run a request twice (issue 13 #8)",
+        example: "failover",
+        edits: &[("cluster-2/secure/virtualservice-mcw-payment.yaml", "retryOn: connect-failure,refused-stream", "retryOn: connect-failure,refused-stream,reset")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "may run twice",
+    },
+    Mutation {
+        name: "a LoadBalancer gateway not pinned (issue 13 #7)",
+        example: "failover",
+        edits: &[("cluster-1/mcw-system/gateway-mcw-ingress.yaml", "  addresses:\n  - type: IPAddress\n    value: 10.20.1.10\n", "")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "does not request 10.20.1.10",
+    },
+    Mutation {
+        name: "a NodePort not pinned to the policy port",
+        example: "payment",
+        edits: &[("cluster-1/mcw-system/configmap-mcw-ingress-options.yaml", "nodePort: 31111", "nodePort: 30111")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "no listener on 31111",
+    },
+    Mutation {
+        name: "a ServiceEntry without endpoints that resolves DNS (issue 13 #10)",
+        example: "canary",
+        edits: &[("client/secure/serviceentry-mcw-vhost-payment-secure.yaml", "resolution: STATIC", "resolution: DNS")],
+        flow: "client → payment.secure.svc.clusterset.local",
+        why: "resolves a name that does not exist",
+    },
+    Mutation {
+        name: "a deny answered with another status",
+        example: "l7-payment",
+        edits: &[("cluster-2/secure/virtualservice-mcw-payment.yaml", "status: 403", "status: 404")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local [PATCH /.mcwan-verify/unmatched]",
+        why: "denied with 404, not 403",
+    },
+    Mutation {
+        name: "a DestinationRule without the subset a route names",
+        example: "payment",
+        edits: &[("cluster-2/secure/destinationrule-mcw-payment.yaml", "  - name: sd-wan-priority-high", "  - name: sd-wan-priority-other")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "no subset `sd-wan-priority-high`",
+    },
+    Mutation {
+        name: "a flow missing from the fabric",
+        example: "payment",
+        edits: &[("sdwan/sites/cluster-2/flows.yaml", "  - secure/payment", "  - secure/other")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "the fabric lists no flow",
+    },
+    Mutation {
+        name: "an import whose VirtualService is gone",
+        example: "payment",
+        edits: &[("cluster-2/secure/virtualservice-mcw-payment.yaml", "  - payment.secure.svc.clusterset.local", "  - gone.secure.svc.clusterset.local")],
+        flow: "cluster-2 → payment.secure.svc.clusterset.local",
+        why: "its objects do not route",
+    },
+];
+
+#[test]
+fn each_mutation_is_named_as_a_broken_flow() {
+    let mut failures = Vec::new();
+    for mutation in MUTATIONS {
+        let (_temp, out) = tree(mutation.example);
+        for (file, from, to) in mutation.edits {
+            edit(&out, file, from, to);
+        }
+        let output = verify(&out, &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let named = stdout.lines().collect::<Vec<_>>().windows(2).any(|pair| {
+            pair[0].starts_with(mutation.flow)
+                && pair[1].contains("problem:")
+                && pair[1].contains(mutation.why)
+        });
+        if output.status.code() != Some(1) || !named {
+            failures.push(format!(
+                "{} (exit {:?}):\n{stdout}",
+                mutation.name,
+                output.status.code()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "mutations verify did not name:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The JSON report keeps every row, with its verdict.
+#[test]
+fn json_lists_every_row() {
+    let output = verify(&root().join("golden/l7-payment"), &["--format", "json"]);
+    assert!(output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().all(|r| r["verdict"] == "ok"));
+    assert!(rows.iter().any(|r| r["result"] == "403 at the sidecar"));
+}
+
+/// Render refuses to replace OUT when a declared flow would not work, and says which;
+/// `--no-verify` writes it with a warning.
+#[test]
+fn render_refuses_a_tree_whose_flows_fail() {
+    let temp = tempfile::tempdir().unwrap();
+    let templates = temp.path().join("templates");
+    fs::create_dir_all(&templates).unwrap();
+    let original = fs::read_to_string(root().join("templates/httproute.yaml.j2")).unwrap();
+    fs::write(
+        templates.join("httproute.yaml.j2"),
+        original.replace("  - {{ route.host }}", "  - {{ \"x\" ~ route.host }}"),
+    )
+    .unwrap();
+    let out = temp.path().join("out");
+    let render = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
+            .args([
+                "render",
+                root().join("examples/payment").to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--templates",
+                templates.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = render(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cluster-2 → payment.secure.svc.clusterset.local"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "OUT was written");
+    let forced = render(&["--no-verify"]);
+    assert!(forced.status.success());
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("warning: --no-verify"));
+    let summary = fs::read_to_string(out.join("SUMMARY.md")).unwrap();
+    assert!(summary.contains("Not verified"), "{summary}");
+}
