@@ -111,6 +111,37 @@ pub fn summary(changes: &[Change]) -> String {
         line.push_str(&row[4]);
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if let Some(summary) = changes.iter().find(|c| c.path == crate::SUMMARY) {
+        out.push_str(&reachability_changes(&summary.old, &summary.new));
+    }
+    out
+}
+
+/// What changes for traffic: the rows of SUMMARY.md's reachability matrix that the new
+/// render drops (`-`) or adds (`+`).
+fn reachability_changes(old: &[u8], new: &[u8]) -> String {
+    let rows = |bytes: &[u8]| -> std::collections::BTreeSet<String> {
+        let text = String::from_utf8_lossy(bytes);
+        text.split("\n## Reachability\n")
+            .nth(1)
+            .map(|section| section.split("\n## ").next().unwrap_or_default())
+            .into_iter()
+            .flat_map(str::lines)
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| source |"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (before, after) = (rows(old), rows(new));
+    let mut out = String::new();
+    for row in before.difference(&after) {
+        let _ = writeln!(out, "- flow {row}");
+    }
+    for row in after.difference(&before) {
+        let _ = writeln!(out, "+ flow {row}");
+    }
+    if !out.is_empty() {
+        out.insert_str(0, "reachability:\n");
+    }
     out
 }
 

@@ -169,6 +169,33 @@ impl Existing {
     }
 }
 
+impl Existing {
+    /// The bytes of `relative` in OUT if it is a regular file of at most `max_bytes`; never
+    /// through a symbolic link, a FIFO or a device. For `verify`, which may read a tree a
+    /// pull request wrote.
+    ///
+    /// # Errors
+    /// When the entry is not a regular file, is too large, or on I/O errors.
+    pub fn read_regular(&self, relative: &str, max_bytes: u64) -> Result<Vec<u8>, Error> {
+        let path = self.root.join(checked_relative(relative)?);
+        let metadata = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+        if !metadata.file_type().is_file() {
+            return Err(Error::Usage(format!(
+                "`{}` is not a regular file; mcwan reads no links, FIFOs or devices in OUT",
+                path.display()
+            )));
+        }
+        if metadata.len() > max_bytes {
+            return Err(Error::Usage(format!(
+                "`{}` has {} bytes, more than the {max_bytes} mcwan reads",
+                path.display(),
+                metadata.len()
+            )));
+        }
+        fs::read(&path).map_err(|e| Error::io(&path, e))
+    }
+}
+
 /// A render in progress: files go to a staging directory next to OUT, under OUT's lock.
 /// Dropping it without `commit` removes the staging directory and leaves OUT alone.
 pub struct Staging {

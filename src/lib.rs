@@ -337,53 +337,60 @@ fn verify_out(
             };
             verify::intent::Intent::of(&model)
         }
-        None => emit::recorded_intent(out)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "`{}` records no intent (render it with this mcwan, or pass --declarations)",
-                out.display()
-            ))
-        })?,
+        None => emit::recorded_intent(out)?
+            .map(verify::intent::Intent::indexed)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "`{}` records no intent (render it with this mcwan, or pass --declarations)",
+                    out.display()
+                ))
+            })?,
     };
     let mut owns: BTreeSet<String> = intent.clusters.iter().map(|c| c.name.clone()).collect();
     owns.insert(FABRIC_DIRECTORY.to_string());
     let existing = Existing::open(out, &owns)?;
-    let parse = |path: &str| -> Result<Vec<serde_json::Value>, Error> {
-        let Some(bytes) = existing.read(path)? else {
-            return Ok(Vec::new());
-        };
+    // Each file holds one object, as render writes them.
+    let parse = |path: &str| -> Result<Option<serde_json::Value>, Error> {
+        let bytes = existing.read_regular(path, 8 * 1024 * 1024)?;
         let text = String::from_utf8_lossy(&bytes);
-        yaml_serde::Deserializer::from_str(&text)
-            .map(|document| {
-                serde::Deserialize::deserialize(document).map_err(|e| {
-                    Error::Usage(format!("`{path}` in OUT is not YAML mcwan can read: {e}"))
-                })
-            })
-            .collect()
+        render::parse_yaml(&text)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("`{path}` in OUT is not YAML mcwan can read: {e}")))
     };
-    let mut facts = Vec::new();
-    for cluster in &intent.clusters {
+    // Render names each file `<kind>-<name>.yaml`: only the kinds the proxies read are read.
+    let verified = |path: &str| {
+        let file = path.rsplit('/').next().unwrap_or_default();
+        is_yaml(path)
+            && render::VERIFIED_KINDS
+                .iter()
+                .any(|k| file.starts_with(&format!("{}-", k.to_ascii_lowercase())))
+    };
+    let facts = Mutex::new(Vec::new());
+    for_each_cluster(intent.clusters.len(), |c| {
+        let name = &intent.clusters[c].name;
         let mut objects = Vec::new();
-        for path in existing.files_below(&cluster.name)? {
-            if is_yaml(&path) && !path.ends_with("/kustomization.yaml") {
-                objects.extend(parse(&path)?);
-            }
+        for path in existing.files_below(name)?.iter().filter(|p| verified(p)) {
+            objects.extend(parse(path)?);
         }
         objects.retain(|o| render::VERIFIED_KINDS.iter().any(|k| o["kind"] == *k));
-        facts.push(verify::facts::ClusterFacts::of(
-            &cluster.name,
-            &objects,
-            &intent,
-        ));
-    }
+        let cluster_facts = verify::facts::ClusterFacts::of(name, &objects, &intent);
+        facts
+            .lock()
+            .map_err(|_| poisoned())?
+            .push((c, cluster_facts));
+        Ok(())
+    })?;
     let mut fabric = verify::Fabric::default();
     for path in existing.files_below(FABRIC_DIRECTORY)? {
         if is_yaml(&path) {
-            for document in parse(&path)? {
-                fabric.add(&document);
-            }
+            fabric.add(&parse(&path)?.unwrap_or_default());
         }
     }
-    let report = verify::Report::build(&intent, &facts, &fabric);
+    let report = reachability(
+        &intent,
+        facts.into_inner().map_err(|_| poisoned())?,
+        &fabric,
+    )?;
     let text = match format {
         report::Format::Human => report.human(),
         report::Format::Json => {
@@ -623,15 +630,11 @@ fn produce(
     let fabric_files = renderer.fabric(&classification)?;
     read_fabric(&fabric_files)?;
     emit(None, &fabric_files)?;
-    let mut facts = facts.into_inner().map_err(|_| poisoned())?;
-    facts.sort_by_key(|(c, _)| *c);
-    let facts: Vec<_> = facts.into_iter().map(|(_, f)| f).collect();
-    let report = verify::Report::build(
+    let report = reachability(
         &intent,
-        &facts,
+        facts.into_inner().map_err(|_| poisoned())?,
         &fabric.into_inner().map_err(|_| poisoned())?,
-    );
-    drop(facts);
+    )?;
     let version = env!("CARGO_PKG_VERSION");
     let totals = totals.into_inner().map_err(|_| poisoned())?;
     let mut summary = summary::markdown(&plan, &classification, &totals, version);
@@ -654,6 +657,28 @@ fn produce(
     let mut produced = produced.into_inner().map_err(|_| poisoned())?;
     produced.report = report;
     Ok(produced)
+}
+
+/// The reachability matrix: each cluster's rows in parallel, then in ClusterSet order.
+fn reachability(
+    intent: &verify::intent::Intent,
+    mut facts: Vec<(usize, verify::facts::ClusterFacts)>,
+    fabric: &verify::Fabric,
+) -> Result<verify::Report, Error> {
+    facts.sort_by_key(|(c, _)| *c);
+    let facts: Vec<_> = facts.into_iter().map(|(_, f)| f).collect();
+    let view = verify::View::new(intent, &facts, fabric);
+    let rows = Mutex::new(Vec::new());
+    for_each_cluster(facts.len(), |c| {
+        let of = view.rows_of(c);
+        rows.lock().map_err(|_| poisoned())?.push((c, of));
+        Ok(())
+    })?;
+    let mut rows = rows.into_inner().map_err(|_| poisoned())?;
+    rows.sort_by_key(|(c, _)| *c);
+    Ok(verify::Report {
+        rows: rows.into_iter().flat_map(|(_, r)| r).collect(),
+    })
 }
 
 fn poisoned() -> Error {

@@ -305,3 +305,29 @@ fn render_refuses_a_tree_whose_flows_fail() {
     let summary = fs::read_to_string(out.join("SUMMARY.md")).unwrap();
     assert!(summary.contains("Not verified"), "{summary}");
 }
+
+/// A tree from a pull request may plant a link to a secret: verify reads no link, and
+/// prints nothing of its target.
+#[cfg(unix)]
+#[test]
+fn verify_follows_no_symbolic_link() {
+    let (temp, out) = tree("payment");
+    let secret = temp.path().join("secret.yaml");
+    fs::write(
+        &secret,
+        "apiVersion: v1\nkind: ServiceEntry\nmetadata: {name: TOP-SECRET}\n",
+    )
+    .unwrap();
+    let planted = out.join("cluster-2/secure/serviceentry-mcw-payment.yaml");
+    fs::remove_file(&planted).unwrap();
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    let output = verify(&out, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("not a regular file"), "{printed}");
+    assert!(!printed.contains("TOP-SECRET"), "{printed}");
+}

@@ -56,6 +56,14 @@ const FABRIC_PREFIX: &str = "sdwan/";
 /// `<OUT>/sdwan/sites/<cluster>/`.
 const SITE_PREFIX: &str = "sdwan/sites/";
 
+/// Reads one rendered YAML document, the way render reads its own output back.
+///
+/// # Errors
+/// When the text is not YAML.
+pub fn parse_yaml(text: &str) -> Result<Value, yaml_serde::Error> {
+    yaml::from_str(text)
+}
+
 /// The kinds `verify` reads: what the proxies are configured from.
 pub const VERIFIED_KINDS: &[&str] = &[
     "VirtualService",
@@ -270,9 +278,9 @@ impl Renderer {
         let cluster = cluster_plan.name.as_str();
         let mut files = Vec::new();
         let mut verified = Vec::new();
-        let mut keep = |value: &Value| {
+        let mut keep = |value: Value| {
             if VERIFIED_KINDS.iter().any(|k| value["kind"] == *k) {
-                verified.push(value.clone());
+                verified.push(value);
             }
         };
         let mut object = |template: &str, context: &Value| -> Result<(), Error> {
@@ -288,7 +296,7 @@ impl Renderer {
                 ))
             })?;
             files.push(file_for(cluster, template, &value)?);
-            keep(&value);
+            keep(value);
             Ok(())
         };
 
@@ -344,7 +352,7 @@ impl Renderer {
                 "(pass-through)",
                 &canonical_order(passthrough),
             )?);
-            keep(passthrough);
+            keep(passthrough.clone());
         }
 
         let prefix = format!("{cluster}/");

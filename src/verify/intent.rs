@@ -17,6 +17,16 @@ pub struct Intent {
     pub clusters: Vec<ClusterIntent>,
     pub policies: BTreeMap<String, PolicyIntent>,
     pub services: Vec<ServiceIntent>,
+    /// Lookups by host, address and cluster name, so that verifying stays linear.
+    #[serde(skip)]
+    index: Index,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Index {
+    services: BTreeMap<String, usize>,
+    owners: BTreeMap<String, usize>,
+    clusters: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +114,7 @@ impl Intent {
             }
         }
         Intent {
+            index: Index::default(),
             domain: model.clusterset.domain.clone(),
             clusters: clusters
                 .iter()
@@ -129,6 +140,30 @@ impl Intent {
                 .collect(),
             services,
         }
+        .indexed()
+    }
+
+    /// Builds the lookups; an intent read back from a provenance needs it too.
+    #[must_use]
+    pub fn indexed(mut self) -> Self {
+        let mut index = Index::default();
+        for (i, service) in self.services.iter().enumerate() {
+            index.services.insert(self.host(service), i);
+        }
+        for (c, cluster) in self.clusters.iter().enumerate() {
+            index.clusters.insert(cluster.name.clone(), c);
+            for address in &cluster.addresses {
+                index.owners.entry(address.clone()).or_insert(c);
+            }
+        }
+        self.index = index;
+        self
+    }
+
+    /// The cluster named `name`.
+    #[must_use]
+    pub fn cluster(&self, name: &str) -> Option<&ClusterIntent> {
+        self.index.clusters.get(name).map(|&c| &self.clusters[c])
     }
 
     /// `<svc>.<ns>.svc.<domain>`.
@@ -140,11 +175,7 @@ impl Intent {
     /// The service a clusterset host names, if one is exported.
     #[must_use]
     pub fn service(&self, host: &str) -> Option<&ServiceIntent> {
-        let rest = host.strip_suffix(&format!(".svc.{}", self.domain))?;
-        let (name, namespace) = rest.split_once('.')?;
-        self.services
-            .iter()
-            .find(|s| s.name == name && s.namespace == namespace)
+        self.index.services.get(host).map(|&i| &self.services[i])
     }
 
     /// Whether cluster `c` imports the service (KEP-1645 namespace sameness).
@@ -159,9 +190,7 @@ impl Intent {
     /// The cluster whose gateway has this address.
     #[must_use]
     pub fn owner(&self, address: &str) -> Option<&ClusterIntent> {
-        self.clusters
-            .iter()
-            .find(|c| c.addresses.iter().any(|a| a == address))
+        self.index.owners.get(address).map(|&c| &self.clusters[c])
     }
 
     /// The WAN policy the declarations send this request over, or `None` where they deny it.

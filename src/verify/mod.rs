@@ -82,6 +82,24 @@ pub struct Row {
     pub verdict: Verdict,
 }
 
+impl Row {
+    /// A row with no hop and no result yet, judged ok until a check says otherwise.
+    fn new(source: &str, host: &str, class: &str, request: String) -> Self {
+        Row {
+            source: source.to_string(),
+            host: host.to_string(),
+            class: class.to_string(),
+            request,
+            tunnel: String::new(),
+            port: None,
+            exporter: String::new(),
+            result: String::new(),
+            tls: String::new(),
+            verdict: Verdict::Ok,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub rows: Vec<Row>,
@@ -104,107 +122,110 @@ impl Report {
             .count()
     }
 
-    /// Every flow of every cluster, compared with the intent; then every import the intent
-    /// declares that no cluster's objects carry.
+    /// Every flow of every cluster, compared with the intent, and every import the intent
+    /// declares that no cluster's objects carry. Sequential; `lib.rs` runs `rows_of` per
+    /// cluster in parallel instead.
     #[must_use]
     pub fn build(intent: &Intent, clusters: &[ClusterFacts], fabric: &Fabric) -> Self {
-        let by_name: BTreeMap<&str, &ClusterFacts> =
-            clusters.iter().map(|c| (c.name.as_str(), c)).collect();
-        let mut rows = Vec::new();
-        for cluster in clusters {
-            for flow in &cluster.flows {
-                let base = Row {
-                    source: cluster.name.clone(),
-                    host: flow.host.clone(),
-                    class: flow.class.clone(),
-                    request: flow
-                        .sample
-                        .as_ref()
-                        .map_or_else(|_| "-".into(), Sample::to_string),
-                    tunnel: String::new(),
-                    port: None,
-                    exporter: String::new(),
-                    result: String::new(),
-                    tls: String::new(),
-                    verdict: Verdict::Ok,
-                };
-                let sample = match (&flow.sample, &flow.outcome) {
-                    (_, Outcome::Unsure(why)) | (Err(why), _) => {
-                        rows.push(Row {
-                            verdict: Verdict::Unsure(why.clone()),
-                            ..base
-                        });
-                        continue;
-                    }
-                    (Ok(sample), _) => sample,
-                };
-                let ctx = Context {
-                    intent,
-                    by_name: &by_name,
-                    fabric,
-                    source: &cluster.name,
-                    host: &flow.host,
-                    sample,
-                };
-                match &flow.outcome {
-                    Outcome::Status(status) => rows.push(ctx.status(base, *status)),
-                    Outcome::Routes(destinations) => {
-                        for destination in destinations.iter().filter(|d| d.weight > 0) {
-                            rows.extend(ctx.destination(&base, destination));
-                        }
-                    }
-                    Outcome::Unsure(_) => {}
-                }
-            }
+        let view = View::new(intent, clusters, fabric);
+        Report {
+            rows: (0..clusters.len()).flat_map(|c| view.rows_of(c)).collect(),
         }
-        for cluster in clusters {
-            for (host, why) in &cluster.defects {
-                rows.push(Row {
-                    source: cluster.name.clone(),
-                    host: host.clone(),
-                    class: "any request".into(),
-                    request: "-".into(),
-                    tunnel: String::new(),
-                    port: None,
-                    exporter: String::new(),
-                    result: String::new(),
-                    tls: String::new(),
-                    verdict: Verdict::Problem(why.clone()),
-                });
-            }
+    }
+}
+
+/// Everything the verifier compares one cluster's flows with: the intent, every cluster's
+/// facts by name (for the exporters' gateways) and the fabric.
+pub struct View<'a> {
+    intent: &'a Intent,
+    clusters: &'a [ClusterFacts],
+    by_name: BTreeMap<&'a str, &'a ClusterFacts>,
+    fabric: &'a Fabric,
+}
+
+impl<'a> View<'a> {
+    #[must_use]
+    pub fn new(intent: &'a Intent, clusters: &'a [ClusterFacts], fabric: &'a Fabric) -> Self {
+        let by_name = clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+        View {
+            intent,
+            clusters,
+            by_name,
+            fabric,
         }
-        for service in &intent.services {
-            let host = intent.host(service);
-            for importer in intent
-                .clusters
-                .iter()
-                .filter(|c| intent.imports(c, service))
-            {
-                let present = by_name
-                    .get(importer.name.as_str())
-                    .is_some_and(|c| c.flows.iter().any(|f| f.host == host));
-                if !present && by_name.contains_key(importer.name.as_str()) {
-                    rows.push(Row {
-                        source: importer.name.clone(),
-                        host: host.clone(),
-                        class: "any request".into(),
-                        request: "-".into(),
-                        tunnel: String::new(),
-                        port: None,
-                        exporter: String::new(),
-                        result: "no route".into(),
-                        tls: String::new(),
-                        verdict: Verdict::Problem(format!(
-                            "cluster `{}` imports `{}/{}` but its objects do not route `{host}`",
-                            importer.name, service.namespace, service.name
-                        )),
-                    });
-                }
-            }
-        }
-        Report { rows }
     }
 
+    /// The rows of cluster `c` as a source: its flows, its broken hosts, and the imports
+    /// the intent gives it that its objects do not route.
+    #[must_use]
+    pub fn rows_of(&self, c: usize) -> Vec<Row> {
+        let (intent, fabric) = (self.intent, self.fabric);
+        let cluster = &self.clusters[c];
+        let mut rows = Vec::new();
+        for flow in &cluster.flows {
+            let request = flow
+                .sample
+                .as_ref()
+                .map_or_else(|_| "-".into(), Sample::to_string);
+            let base = Row::new(&cluster.name, &flow.host, &flow.class, request);
+            let sample = match (&flow.sample, &flow.outcome) {
+                (_, Outcome::Unsure(why)) | (Err(why), _) => {
+                    rows.push(Row {
+                        verdict: Verdict::Unsure(why.clone()),
+                        ..base
+                    });
+                    continue;
+                }
+                (Ok(sample), _) => sample,
+            };
+            let ctx = Context {
+                intent,
+                by_name: &self.by_name,
+                fabric,
+                source: &cluster.name,
+                host: &flow.host,
+                sample,
+            };
+            match &flow.outcome {
+                Outcome::Status(status) => rows.push(ctx.status(base, *status)),
+                Outcome::Routes(destinations) => {
+                    for destination in destinations.iter().filter(|d| d.weight > 0) {
+                        rows.extend(ctx.destination(&base, destination));
+                    }
+                }
+                Outcome::Unsure(_) => {}
+            }
+        }
+        for (host, why) in &cluster.defects {
+            let mut row = Row::new(&cluster.name, host, "any request", "-".into());
+            row.verdict = Verdict::Problem(why.clone());
+            rows.push(row);
+        }
+        let Some(importer) = intent.cluster(&cluster.name) else {
+            return rows;
+        };
+        let routed: BTreeSet<&str> = cluster.flows.iter().map(|f| f.host.as_str()).collect();
+        for service in intent
+            .services
+            .iter()
+            .filter(|s| intent.imports(importer, s))
+        {
+            let host = intent.host(service);
+            if !routed.contains(host.as_str()) {
+                let mut row = Row::new(&cluster.name, &host, "any request", "-".into());
+                row.result = "no route".into();
+                row.verdict = Verdict::Problem(format!(
+                    "cluster `{}` imports `{}/{}` but its objects do not route `{host}`",
+                    cluster.name, service.namespace, service.name
+                ));
+                rows.push(row);
+            }
+        }
+        rows
+    }
+}
+
+impl Report {
     /// The matrix as a Markdown table, aggregated by (source, exporter, tunnel, verdict)
     /// once it has more than `limit` rows.
     #[must_use]
@@ -491,9 +512,8 @@ impl Context<'_> {
         };
         if !self
             .intent
-            .clusters
-            .iter()
-            .any(|c| c.name == self.source && self.intent.imports(c, target))
+            .cluster(self.source)
+            .is_some_and(|c| self.intent.imports(c, target))
         {
             return Verdict::Problem(format!(
                 "cluster `{}` does not import `{}/{}`",
