@@ -143,6 +143,13 @@ const MUTATIONS: &[Mutation] = &[
         why: "mutual TLS to `cluster-1`'s plain-HTTP listener",
     },
     Mutation {
+        name: "an exporter reaching its own Service in plaintext (issue 13 #3)",
+        example: "payment",
+        edits: &[("cluster-1/secure/serviceentry-mcw-payment.yaml", "  - address: 10.111.1.29\n    ports:\n      http: 31111", "  - address: payment.secure.svc.cluster.local\n    ports:\n      http: 8080")],
+        flow: "cluster-1 → payment.secure.svc.clusterset.local",
+        why: "reached in plaintext",
+    },
+    Mutation {
         name: "an allow-all rule in the gateway's ALLOW policy (issue 13 #9)",
         example: "l7-payment",
         edits: &[("cluster-1/mcw-system/authorizationpolicy-mcw-ingress-allow.yaml", "  rules:\n", "  rules:\n  - {}\n")],

@@ -487,9 +487,17 @@ impl Context<'_> {
             class.map_or_else(|| "unclassified".into(), |(_, t)| t.clone())
         };
         let Some(exporter) = self.by_name.get(owner) else {
-            row.result = format!("{}:{} (no cluster)", endpoint.address, endpoint.port);
+            row.result = format!("{}:{} (no gateway)", endpoint.address, endpoint.port);
+            // A workload of the source's own mesh, reached past every gateway: without
+            // Istio mutual TLS, a STRICT PeerAuthentication refuses it (docs/mesh.md §3).
+            if endpoint.address.ends_with(".svc.cluster.local") && !endpoint.mutual_tls {
+                return Verdict::Problem(format!(
+                    "endpoint {} is a workload of the mesh reached in plaintext (no `security.istio.io/tlsMode: istio`), which STRICT mTLS refuses",
+                    endpoint.address
+                ));
+            }
             return Verdict::Problem(format!(
-                "endpoint {} belongs to no cluster of the clusterset",
+                "endpoint {} is no gateway of the clusterset",
                 endpoint.address
             ));
         };

@@ -124,7 +124,8 @@ pub fn from_gateway(m: &Value) -> Result<Sample, Unsure> {
     Ok(sample)
 }
 
-/// RE2-compatible full match, as Envoy's `safe_regex` does.
+/// RE2-compatible full match, as Envoy's `safe_regex` matcher does: Istio turns a
+/// `regex` StringMatch into one (pilot/pkg/networking/util/util.go, `ConvertToEnvoyMatch`).
 fn full_match(pattern: &str, value: &str) -> Result<bool, Unsure> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
         .map(|r| r.is_match(value))
@@ -146,7 +147,9 @@ fn istio_string(matcher: &Value, value: Option<&str>) -> Result<bool, Unsure> {
     Ok(true)
 }
 
-/// Whether an Istio `HTTPMatchRequest` takes the request: every condition it states.
+/// Whether an Istio `HTTPMatchRequest` takes the request: every condition it states
+/// (istio.io reference, VirtualService `HTTPMatchRequest`: "All conditions inside a single
+/// match block have AND semantics"); a header it names must be present.
 ///
 /// # Errors
 /// When a regular expression does not compile.
@@ -250,7 +253,8 @@ pub fn precedence(
 }
 
 /// An Istio authorization string list (`hosts`, `paths`, `methods`, `values`): `*` any,
-/// `x*` prefix, `*x` suffix, else exact; hosts compare case-insensitively.
+/// `x*` prefix, `*x` suffix, else exact; hosts compare case-insensitively
+/// (pilot/pkg/security/authz/matcher/header.go:59-90 and string.go:99-115, 1.26.0).
 fn authz_any(patterns: &Value, value: &str, ignore_case: bool) -> bool {
     let Some(patterns) = patterns.as_array() else {
         return true;
