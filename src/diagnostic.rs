@@ -87,6 +87,7 @@ codes! {
     WanpolicyInconsistent => "wanpolicy-inconsistent",
     WanpolicyMissingGlobal => "wanpolicy-missing-global",
     WanpolicyUnknownFallback => "wanpolicy-unknown-fallback",
+    WanpolicyTooMany => "wanpolicy-too-many",
     AnnotationInvalid => "annotation-invalid",
     ExportNoService => "export-no-service",
     ExportUnknownPolicy => "export-unknown-policy",
@@ -115,6 +116,7 @@ codes! {
     VirtualserviceHostNotRewritten => "virtualservice-host-not-rewritten",
     VirtualserviceNoResilience => "virtualservice-no-resilience",
     WanrouteIngressUnenforceable => "wanroute-ingress-unenforceable",
+    WanrouteMatchDuplicate => "wanroute-match-duplicate",
 }
 
 /// One problem found in the declarations.

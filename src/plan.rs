@@ -36,6 +36,10 @@ pub struct GlobalService {
 const PRIMARY: &str = "primary";
 const FALLBACK: &str = "fallback";
 
+/// Gateway API's limits on one HTTPRoute: matches in one rule, and in all its rules.
+const MATCHES_PER_RULE: usize = 64;
+const MATCHES_PER_ROUTE: usize = 128;
+
 /// The label prefix of the rank thresholds that order an importer's endpoints: an endpoint
 /// of rank r carries `<prefix>m: "true"` for every m above r. Istio gives an endpoint the
 /// priority `n - k`, where k is how many leading `failoverPriority` entries it matches
@@ -319,17 +323,36 @@ impl<'m> Plan<'m> {
                 routes: self
                     .ingress_policies(export)
                     .iter()
-                    .map(|policy| IngressRoute {
-                        name: format!("mcw-{}-{policy}", export.name),
-                        policy: policy.clone(),
-                        match_groups: self
-                            .ingress_matches(export, policy)
-                            .chunks(64)
-                            .map(<[Value]>::to_vec)
-                            .collect(),
-                        host: self.host(&export.namespace, &export.name),
-                        local_host: local_host(&export.namespace, &export.name),
-                        backend_port: export.port.port,
+                    .flat_map(|policy| {
+                        let matches = self.ingress_matches(export, policy);
+                        // Gateway API: at most 64 matches a rule and 128 a route
+                        // (apis/v1/httproute_types.go, v1.2.0 L123, L202). The rest go
+                        // to further routes; the same listener merges them.
+                        let routes: Vec<Vec<Vec<Value>>> = matches
+                            .chunks(MATCHES_PER_ROUTE)
+                            .map(|route| {
+                                route
+                                    .chunks(MATCHES_PER_RULE)
+                                    .map(<[Value]>::to_vec)
+                                    .collect()
+                            })
+                            .collect();
+                        routes
+                            .into_iter()
+                            .enumerate()
+                            .map(move |(i, match_groups)| IngressRoute {
+                                // Service and policy names are DNS labels, without dots, so the
+                                // dots keep every (service, policy, part) name distinct.
+                                name: match i {
+                                    0 => format!("mcw-{}.{policy}", export.name),
+                                    _ => format!("mcw-{}.{policy}.{}", export.name, i + 1),
+                                },
+                                policy: policy.clone(),
+                                match_groups,
+                                host: self.host(&export.namespace, &export.name),
+                                local_host: local_host(&export.namespace, &export.name),
+                                backend_port: export.port.port,
+                            })
                     })
                     .collect(),
             })
@@ -382,9 +405,10 @@ impl<'m> Plan<'m> {
             .map(|((namespace, host), mut ports)| {
                 ports.sort_by_key(|p| p.port);
                 ports.dedup_by_key(|p| p.port);
+                // The host's first two labels, joined by dots: distinct hosts, distinct names.
                 let labels: Vec<&str> = host.split('.').take(2).collect();
                 VirtualHost {
-                    name: format!("mcw-vhost-{}", labels.join("-")),
+                    name: format!("mcw-vhost.{}", labels.join(".")),
                     namespace,
                     host,
                     ports,

@@ -1141,7 +1141,7 @@ fn verbs_round_trip_and_keep_the_repository_valid() {
         .is_file());
     assert!(render(&input, &out).status.success());
     assert!(out
-        .join("cluster-2/insecure/httproute-mcw-logging-internet.yaml")
+        .join("cluster-2/insecure/httproute-mcw-logging.internet.yaml")
         .is_file());
     assert_eq!(
         verb(&["unexport", "insecure/logging", "--cluster", "cluster-2"])
@@ -1223,7 +1223,7 @@ fn fallback_is_opt_in_and_reaches_the_fabric() {
     );
     assert!(
         root()
-            .join("golden/failover/cluster-1/secure/httproute-mcw-payment-internet.yaml")
+            .join("golden/failover/cluster-1/secure/httproute-mcw-payment.internet.yaml")
             .is_file(),
         "the exporter must accept fallback traffic"
     );
@@ -1315,7 +1315,7 @@ fn observability_headers_and_tracing() {
     );
     let route = golden_object(
         "failover",
-        "cluster-1/secure/httproute-mcw-payment-internet.yaml",
+        "cluster-1/secure/httproute-mcw-payment.internet.yaml",
     );
     let headers = &route["spec"]["rules"][0]["filters"][1]["requestHeaderModifier"]["set"];
     assert_eq!(
@@ -1354,7 +1354,7 @@ fn observability_headers_and_tracing() {
 fn wanroute_compiles_to_per_tunnel_routes_and_an_ordered_virtualservice() {
     let high = golden_object(
         "l7-payment",
-        "cluster-1/secure/httproute-mcw-payment-sd-wan-priority-high.yaml",
+        "cluster-1/secure/httproute-mcw-payment.sd-wan-priority-high.yaml",
     );
     assert_eq!(
         high["spec"]["parentRefs"][0]["sectionName"],
@@ -1366,7 +1366,7 @@ fn wanroute_compiles_to_per_tunnel_routes_and_an_ordered_virtualservice() {
     );
     let low = golden_object(
         "l7-payment",
-        "cluster-1/secure/httproute-mcw-payment-sd-wan-priority-low.yaml",
+        "cluster-1/secure/httproute-mcw-payment.sd-wan-priority-low.yaml",
     );
     assert_eq!(
         low["spec"]["rules"][0]["matches"],
@@ -1427,7 +1427,7 @@ fn passthrough_objects_are_copied_and_their_hosts_registered() {
     assert_eq!(input, output);
     let host = golden_object(
         "canary",
-        "client/secure/serviceentry-mcw-vhost-payment-secure.yaml",
+        "client/secure/serviceentry-mcw-vhost.payment.secure.yaml",
     );
     assert_eq!(
         host["spec"]["hosts"][0],

@@ -82,7 +82,7 @@ const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "HTTPRoute loses its hostname",
         example: "l7-payment",
-        edits: &[("cluster-1/secure/httproute-mcw-payment-sd-wan-priority-high.yaml", "  - payment.secure.svc.clusterset.local", "  - other.secure.svc.clusterset.local")],
+        edits: &[("cluster-1/secure/httproute-mcw-payment.sd-wan-priority-high.yaml", "  - payment.secure.svc.clusterset.local", "  - other.secure.svc.clusterset.local")],
         flow: "cluster-2 → payment.secure.svc.clusterset.local [GET /payment]",
         why: "gets 404 at `cluster-1`'s gateway",
     },
@@ -194,7 +194,7 @@ const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "a ServiceEntry without endpoints that resolves DNS (issue 13 #10)",
         example: "canary",
-        edits: &[("client/secure/serviceentry-mcw-vhost-payment-secure.yaml", "resolution: STATIC", "resolution: DNS")],
+        edits: &[("client/secure/serviceentry-mcw-vhost.payment.secure.yaml", "resolution: STATIC", "resolution: DNS")],
         flow: "client → payment.secure.svc.clusterset.local",
         why: "resolves a name that does not exist",
     },
@@ -337,4 +337,65 @@ fn verify_follows_no_symbolic_link() {
     );
     assert!(printed.contains("not a regular file"), "{printed}");
     assert!(!printed.contains("TOP-SECRET"), "{printed}");
+}
+
+/// Gateway API caps an HTTPRoute at 64 matches a rule and 128 in all: a policy with more
+/// matches gets further HTTPRoutes, and every request still reaches its backend.
+#[test]
+fn many_matches_split_into_several_http_routes() {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    copy(&root().join("examples/l7-payment"), &input);
+    // Three rules of 50 matches (a WANRoute rule has at most 64), all over one policy.
+    let rules: Vec<String> = (0..3)
+        .map(|r| {
+            let matches: Vec<String> = (0..50)
+                .map(|i| format!("    - path: {{type: Exact, value: /item/{}}}", r * 50 + i))
+                .collect();
+            format!(
+                "  - matches:\n{}\n    wanPolicy: sd-wan-priority-high",
+                matches.join("\n")
+            )
+        })
+        .collect();
+    let route = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: payment, namespace: secure}}\nspec:\n  ports: [{{name: http, port: 8080}}]\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: payment, namespace: secure}}\n---\napiVersion: mcw.l7mp.io/v1alpha1\nkind: WANRoute\nmetadata: {{name: payment, namespace: secure}}\nspec:\n  rules:\n{}\n  default: {{deny: true}}\n",
+        rules.join("\n")
+    );
+    fs::write(input.join("clusters/cluster-1/payment.yaml"), route).unwrap();
+    let out = temp.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args([
+            "render",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let count = |name: &str| -> (usize, usize) {
+        let text = fs::read_to_string(out.join(format!("cluster-1/secure/httproute-{name}.yaml")))
+            .unwrap();
+        let route: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+        let rules = route["spec"]["rules"].as_array().unwrap();
+        let matches = rules
+            .iter()
+            .map(|r| r["matches"].as_array().unwrap().len())
+            .sum();
+        (rules.len(), matches)
+    };
+    assert_eq!(count("mcw-payment.sd-wan-priority-high"), (2, 128));
+    assert_eq!(count("mcw-payment.sd-wan-priority-high.2"), (1, 22));
+    let report = verify(&out, &["--format", "json"]);
+    assert!(report.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["source"] == "cluster-2"
+        && r["request"] == "GET /item/149"
+        && r["result"] == "secure/payment:8080"));
 }

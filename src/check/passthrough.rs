@@ -183,7 +183,23 @@ pub fn check(
                     )
                     .hint("Istio merges such objects unpredictably; route to the imported host from another host, or refine the export with a WANRoute"),
                 ),
-                None if kind == "VirtualService" && host.ends_with(&suffix) => virtual_hosts.push(host),
+                // A clusterset host mcwan registers must be a DNS name of `<svc>.<ns>` labels:
+                // it names the ServiceEntry mcwan writes for it.
+                None if kind == "VirtualService" && host.ends_with(&suffix) => {
+                    let labels: Vec<&str> = host.strip_suffix(&suffix).unwrap_or_default().split('.').collect();
+                    if labels.len() == 2 && labels.iter().all(|l| crate::check::names::is_dns1123_label(l)) {
+                        virtual_hosts.push(host);
+                    } else {
+                        diagnostics.push(
+                            Diagnostic::error(
+                                Code::InvalidName,
+                                at(&pointer),
+                                format!("{kind} `{namespace}/{name}` claims `{host}`, which is not `<service>.<namespace>{suffix}` with DNS-1123 labels"),
+                            )
+                            .hint("clusterset hosts name a service and a namespace, in lowercase letters, digits and `-`"),
+                        );
+                    }
+                }
                 _ => {}
             }
         }

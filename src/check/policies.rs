@@ -22,6 +22,9 @@ const ISTIO_RESERVED_PORTS: std::ops::RangeInclusive<u16> = 15000..=15090;
 const NODE_PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 /// The global WAN policies by name, with the document of each.
+/// Gateway API's limit on listeners in one Gateway.
+const MAX_LISTENERS: usize = 64;
+
 pub fn check(
     sources: &Sources,
     declarations: &Declarations,
@@ -87,6 +90,18 @@ pub fn check(
     check_ports(sources, &policies, topology, diagnostics);
     check_fabric(sources, &policies, topology, diagnostics);
     check_copies(sources, declarations, &policies, diagnostics);
+    // Each policy is a listener of every ingress Gateway, which Gateway API caps at 64
+    // (apis/v1/gateway_types.go, `Listeners` MaxItems, v1.2.0 L188-189).
+    if let Some((name, (_, doc))) = policies.iter().nth(MAX_LISTENERS) {
+        diagnostics.push(
+            Diagnostic::error(
+                Code::WanpolicyTooMany,
+                Some(sources.at(*doc, "/metadata/name")),
+                format!("WAN policy `{name}` is one of {} WAN policies; a Gateway has at most {MAX_LISTENERS} listeners, one per policy", policies.len()),
+            )
+            .hint("merge policies that share a tunnel and SLA; the SD-WAN classifies by port, so each policy needs its own listener"),
+        );
+    }
 
     if let Some(default) = &topology.default_policy {
         if !policies.contains_key(&default.value)

@@ -299,6 +299,21 @@ fn http_match(
                 NamedMatch { name, matcher }
             })
             .collect();
+        // Gateway API keys these lists by name (a list-map; header names case-insensitive),
+        // so the API server refuses a name given twice.
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, n) in out.iter().enumerate() {
+            if !seen.insert(n.name.clone()) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        Code::WanrouteMatchDuplicate,
+                        at(&format!("{base}/{field}/{k}/name")),
+                        format!("`{}` is matched twice in one match", n.name),
+                    )
+                    .hint("a match names each header or query parameter once; to accept either of two values, write two matches"),
+                );
+            }
+        }
         out.sort();
         out
     };
