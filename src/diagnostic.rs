@@ -151,7 +151,7 @@ impl Diagnostic {
         Diagnostic {
             code,
             severity,
-            message: message.into(),
+            message: printable(message.into()),
             hint: None,
             primary,
             secondary: Vec::new(),
@@ -160,17 +160,34 @@ impl Diagnostic {
 
     #[must_use]
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(printable(hint.into()));
         self
     }
 
     #[must_use]
     pub fn also(mut self, location: Option<Location>, label: impl Into<String>) -> Self {
         if let Some(location) = location {
-            self.secondary.push((location, label.into()));
+            self.secondary.push((location, printable(label.into())));
         }
         self
     }
+}
+
+/// The text with every control character escaped (`\u{1b}`): names from a hostile file
+/// can neither move a terminal's cursor nor break a line of `--format github` output.
+fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The shared list every pass appends to.
@@ -231,6 +248,20 @@ pub fn did_you_mean<'a>(
         .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 3))
         .min()
         .map(|(_, candidate)| candidate)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_in_messages_hints_and_labels() {
+        let d = Diagnostic::error(Code::InvalidName, None, "name `a\u{1b}[2Jb`")
+            .hint("x\ny")
+            .also(None, "z");
+        assert_eq!(d.message, "name `a\\u{1b}[2Jb`");
+        assert_eq!(d.hint.as_deref(), Some("x\\u{a}y"));
+    }
 }
 
 #[cfg(test)]

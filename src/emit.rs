@@ -17,6 +17,10 @@ use crate::render::OutputFile;
 /// The file in OUT that records what mcwan wrote there.
 pub const PROVENANCE: &str = "mcwan-provenance.json";
 
+/// The largest file of OUT mcwan reads back (`check`, `diff`, `verify`): Kubernetes
+/// refuses objects over 1.5 MiB, so nothing mcwan wrote comes near it.
+pub const MAX_OUT_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// What `PROVENANCE` holds. `owns` are the top-level entries of OUT mcwan wrote, itself
 /// excluded: files, and directories whose every file is mcwan's. Listing entries rather
 /// than files keeps the record, and what reads it, the size of the clusterset's topology.
@@ -155,16 +159,18 @@ impl Existing {
         files_below(&self.root, checked_relative(relative)?)
     }
 
-    /// The bytes of `relative` in OUT, if it exists.
+    /// The bytes of `relative` in OUT, if it exists. OUT may come from a pull request: a
+    /// symbolic link, FIFO or device there is refused, never opened, so that no file
+    /// outside OUT is read or printed and nothing blocks.
     ///
     /// # Errors
-    /// On I/O errors other than a missing file.
+    /// When the entry is not a regular file, or on I/O errors other than a missing file.
     pub fn read(&self, relative: &str) -> Result<Option<Vec<u8>>, Error> {
         let path = self.root.join(checked_relative(relative)?);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
+        match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(&path, e)),
+            Ok(_) => self.read_regular(relative, MAX_OUT_FILE_BYTES).map(Some),
         }
     }
 }

@@ -351,7 +351,7 @@ fn verify_out(
     let existing = Existing::open(out, &owns)?;
     // Each file holds one object, as render writes them.
     let parse = |path: &str| -> Result<Option<serde_json::Value>, Error> {
-        let bytes = existing.read_regular(path, 8 * 1024 * 1024)?;
+        let bytes = existing.read_regular(path, emit::MAX_OUT_FILE_BYTES)?;
         let text = String::from_utf8_lossy(&bytes);
         render::parse_yaml(&text)
             .map(Some)

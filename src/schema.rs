@@ -227,11 +227,28 @@ pub fn violations(validator: &Validator, schema: &Value, value: &Value) -> Vec<V
             }),
             _ => found.push(Violation::Invalid {
                 pointer,
-                message: error.to_string(),
+                message: shortened(&error.to_string(), error.instance()),
             }),
         }
     }
     found
+}
+
+/// A schema message without a long offending value echoed in it: the value is at the
+/// field's location already, and a hostile file may make it megabytes long.
+fn shortened(message: &str, instance: &Value) -> String {
+    const LONGEST: usize = 60;
+    let shown = instance.to_string();
+    if shown.len() <= LONGEST {
+        return message.to_string();
+    }
+    let summary = match instance {
+        Value::Array(items) => format!("a list of {} items", items.len()),
+        Value::Object(fields) => format!("an object of {} fields", fields.len()),
+        Value::String(s) => format!("a string of {} characters", s.chars().count()),
+        _ => "the value".to_string(),
+    };
+    message.replacen(&shown, &summary, 1)
 }
 
 /// `/spec/clusters/0/name` as `spec.clusters[0].name`, the way users read field paths.

@@ -1,0 +1,132 @@
+//! A pull request is hostile input: what it plants in the declarations or in a committed
+//! OUT must not make mcwan read, print or block on anything outside them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mcwan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn copy(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The payment example and its golden output, in a scratch directory.
+fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    let out = temp.path().join("out");
+    copy(&root().join("examples/payment"), &input);
+    copy(&root().join("golden/payment"), &out);
+    (temp, input, out)
+}
+
+fn printed(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Regression: `check` and `diff` read a committed OUT through a symbolic link and printed
+/// its target in the diff, so a pull request could dump any file the CI job can read.
+#[cfg(unix)]
+#[test]
+fn check_and_diff_print_nothing_through_a_link_in_out() {
+    let (temp, input, out) = scratch();
+    let secret = temp.path().join("secret");
+    fs::write(&secret, "TOP-SECRET\n").unwrap();
+    let planted = out.join("cluster-2/secure/serviceentry-mcw-payment.yaml");
+    fs::remove_file(&planted).unwrap();
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    for verb in ["check", "diff"] {
+        let output = mcwan(&[verb, input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        let text = printed(&output);
+        assert_eq!(output.status.code(), Some(2), "{verb}: {text}");
+        assert!(text.contains("not a regular file"), "{verb}: {text}");
+        assert!(!text.contains("TOP-SECRET"), "{verb}: {text}");
+    }
+}
+
+/// Regression: a FIFO in OUT made `check` block forever on opening it.
+#[cfg(unix)]
+#[test]
+fn check_never_opens_a_fifo_in_out() {
+    let (_temp, input, out) = scratch();
+    let planted = out.join("cluster-2/secure/serviceentry-mcw-payment.yaml");
+    fs::remove_file(&planted).unwrap();
+    let status = Command::new("mkfifo").arg(&planted).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args([
+            "check",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("check blocked on a FIFO in OUT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(2));
+}
+
+/// Regression: a schema message echoed the whole offending value (a list of thousands of
+/// items made a diagnostic of megabytes).
+#[test]
+fn a_huge_value_is_not_echoed_in_a_diagnostic() {
+    let (_temp, input, _) = scratch();
+    let namespaces: Vec<String> = (0..5000).map(|i| format!("ns-{i}")).collect();
+    let path = input.join("clusterset.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "namespaces: [secure, insecure]",
+        &format!("namespaces: {{list: [{}]}}", namespaces.join(", ")),
+        1,
+    );
+    fs::write(&path, text).unwrap();
+    let output = mcwan(&["validate", input.to_str().unwrap(), "--format", "github"]);
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("an object of 1 fields") || text.contains("is not of type"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ns-4999"),
+        "the value was echoed: {} bytes",
+        text.len()
+    );
+    assert!(text.len() < 4096, "{} bytes of diagnostics", text.len());
+}
