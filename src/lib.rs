@@ -756,8 +756,12 @@ fn check_output_location(dir: &Path, out: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// An absolute path for `path`, resolving symbolic links in the part that exists.
+/// An absolute path for `path` as the OS will resolve it once its missing directories are
+/// created: component by component, symbolic links resolved where the prefix exists, and
+/// `..` taken lexically where it does not (a directory mcwan creates has no link to
+/// follow). So `OUT/missing/../clusters` is seen inside `clusters`.
 fn resolve(path: &Path) -> Result<PathBuf, Error> {
+    use std::path::Component;
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -765,23 +769,23 @@ fn resolve(path: &Path) -> Result<PathBuf, Error> {
             .map_err(|e| Error::io(Path::new("."), e))?
             .join(path)
     };
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return Ok(rest
-                .iter()
-                .rev()
-                .fold(real, |acc: PathBuf, part| acc.join(part)));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+    let mut current = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => current.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                current.pop();
             }
-            _ => return Ok(absolute),
+            Component::Normal(name) => {
+                current.push(name);
+                if let Ok(real) = current.canonicalize() {
+                    current = real;
+                }
+            }
         }
     }
+    Ok(current)
 }
 
 fn print_stdout(text: &str) -> Result<(), Error> {

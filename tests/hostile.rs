@@ -130,3 +130,22 @@ fn a_huge_value_is_not_echoed_in_a_diagnostic() {
     );
     assert!(text.len() < 4096, "{} bytes of diagnostics", text.len());
 }
+
+/// Regression: `OUT` inside `clusters/` was refused, but not when written with `..` after
+/// a directory that does not exist yet, which render creates and then resolves.
+#[test]
+fn out_inside_the_declarations_is_refused_however_it_is_spelled() {
+    let (_temp, input, _) = scratch();
+    let sneaky = input.join("missing/../clusters/cluster-1/out");
+    let output = mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        sneaky.to_str().unwrap(),
+    ]);
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("is inside `clusters`"), "{text}");
+    assert!(!input.join("clusters/cluster-1/out").exists());
+    assert!(!input.join("missing").exists());
+}
