@@ -202,6 +202,33 @@ impl Existing {
     }
 }
 
+/// The file that marks a staging directory as mcwan's; `commit` removes it from OUT right
+/// after the swap.
+const STAGING_MARKER: &str = ".mcwan-staging";
+
+/// Opens (creating) OUT's lock file, never through a symbolic link and never a FIFO or
+/// device, which would block or write elsewhere.
+fn open_lock(path: &Path) -> Result<File, Error> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(Error::Usage(format!(
+                "the lock `{}` is not a regular file; remove it",
+                path.display()
+            )))
+        }
+        _ => {}
+    }
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        #[allow(clippy::cast_possible_wrap)]
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    options.open(path).map_err(|e| Error::io(path, e))
+}
+
 /// A render in progress: files go to a staging directory next to OUT, under OUT's lock.
 /// Dropping it without `commit` removes the staging directory and leaves OUT alone.
 pub struct Staging {
@@ -237,30 +264,50 @@ impl Staging {
         };
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let lock_path = parent.join(format!(".{name}.mcwan-lock"));
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let lock = open_lock(&lock_path)?;
+        if lock.try_lock().is_err() {
+            eprintln!(
+                "waiting for another mcwan render of `{}` to finish (it holds `{}`)",
+                out.display(),
+                lock_path.display()
+            );
+            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        }
 
         let previously_owned = take_over(out, owns)?;
         let prefix = format!(".{name}.mcwan-staging-");
+        // Only directories a killed render left (they hold the marker) are removed: an entry
+        // someone else named like them is not mcwan's.
         for entry in fs::read_dir(&parent)
             .map_err(|e| Error::io(&parent, e))?
             .flatten()
         {
-            if entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
+            // Empty: killed before it wrote the marker; with a provenance: the previous OUT,
+            // swapped out by a render killed before it removed it.
+            let path = entry.path();
+            let ours = entry.file_type().is_ok_and(|t| t.is_dir())
+                && (path.join(STAGING_MARKER).is_file()
+                    || path.join(PROVENANCE).is_file()
+                    || fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()));
+            if ours
+                && entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
             {
                 fs::remove_dir_all(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
             }
         }
-        let staging = parent.join(format!("{prefix}{}", std::process::id()));
-        fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
+        let mut staging = parent.join(format!("{prefix}{}", std::process::id()));
+        let mut attempt = 0;
+        while let Err(e) = fs::create_dir(&staging) {
+            attempt += 1;
+            if e.kind() != std::io::ErrorKind::AlreadyExists || attempt > 100 {
+                return Err(Error::io(&staging, e));
+            }
+            staging = parent.join(format!("{prefix}{}-{attempt}", std::process::id()));
+        }
+        File::create(staging.join(STAGING_MARKER)).map_err(|e| Error::io(&staging, e))?;
         Ok(Staging {
             out: out.to_path_buf(),
             directory: staging,
@@ -303,7 +350,7 @@ impl Staging {
                 let name = entry.map_err(|e| Error::io(&self.out, e))?.file_name();
                 let ours = name
                     .to_str()
-                    .is_some_and(|n| owned.contains(n) || n == PROVENANCE);
+                    .is_some_and(|n| owned.contains(n) || n == PROVENANCE || n == STAGING_MARKER);
                 if ours {
                     continue;
                 }
@@ -317,6 +364,10 @@ impl Staging {
         }
         swap(&self.directory, &self.out)?;
         self.committed = true;
+        // The marker came along with the swap; a render killed before this line leaves it
+        // in OUT, where the next render's swap brings it back and removes it.
+        let marker = self.out.join(STAGING_MARKER);
+        fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
         if self.directory.exists() {
             fs::remove_dir_all(&self.directory).map_err(|e| Error::io(&self.directory, e))?;
         }
@@ -346,7 +397,22 @@ pub fn apply_edits(dir: &Path, writes: &[(String, Option<String>)]) -> Result<()
                     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
                 let temporary = path.with_extension("mcwan-edit");
-                fs::write(&temporary, text).map_err(|e| Error::io(&temporary, e))?;
+                // Whatever stands at the temporary name (a link planted there) is removed,
+                // not written through, and the new file is created, never opened.
+                match fs::remove_file(&temporary) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(&temporary, e))
+                    }
+                    _ => {}
+                }
+                let mut file = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temporary)
+                    .map_err(|e| Error::io(&temporary, e))?;
+                std::io::Write::write_all(&mut file, text.as_bytes())
+                    .map_err(|e| Error::io(&temporary, e))?;
+                drop(file);
                 fs::rename(&temporary, &path).map_err(|e| Error::io(&path, e))?;
             }
             None => fs::remove_file(&path).map_err(|e| Error::io(&path, e))?,

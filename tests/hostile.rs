@@ -149,3 +149,90 @@ fn out_inside_the_declarations_is_refused_however_it_is_spelled() {
     assert!(!input.join("clusters/cluster-1/out").exists());
     assert!(!input.join("missing").exists());
 }
+
+/// Regression: the lock file was opened through a symbolic link planted at its name, which
+/// created or wrote the link's target.
+#[cfg(unix)]
+#[test]
+fn the_lock_is_never_opened_through_a_link() {
+    let (temp, input, _) = scratch();
+    let out = temp.path().join("fresh");
+    let target = temp.path().join("elsewhere");
+    std::os::unix::fs::symlink(&target, temp.path().join(".fresh.mcwan-lock")).unwrap();
+    let output = mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", printed(&output));
+    assert!(printed(&output).contains("not a regular file"));
+    assert!(!target.exists(), "the lock was created through the link");
+    assert!(!out.exists());
+}
+
+/// Regression: a user's directory named like a staging directory beside OUT was deleted.
+#[test]
+fn a_directory_named_like_a_staging_one_is_kept() {
+    let (temp, input, _) = scratch();
+    let out = temp.path().join("fresh");
+    let mine = temp.path().join(".fresh.mcwan-staging-notes");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join("keep.txt"), "mine").unwrap();
+    let output = mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", printed(&output));
+    assert_eq!(fs::read_to_string(mine.join("keep.txt")).unwrap(), "mine");
+    assert!(
+        !out.join(".mcwan-staging").exists(),
+        "the staging marker reached OUT"
+    );
+}
+
+/// Regression: the verbs wrote their temporary file through a link planted at its name,
+/// overwriting the link's target.
+#[cfg(unix)]
+#[test]
+fn verbs_never_write_through_a_planted_temporary_link() {
+    let (temp, input, _) = scratch();
+    let victim = temp.path().join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    // Plant a link at the temporary name of every YAML file the verb may rewrite.
+    let mut planted = 0;
+    for entry in walk(&input) {
+        if entry.extension().is_some_and(|e| e == "yaml") {
+            std::os::unix::fs::symlink(&victim, entry.with_extension("mcwan-edit")).unwrap();
+            planted += 1;
+        }
+    }
+    assert!(planted > 2);
+    let output = mcwan(&[
+        "unimport",
+        "insecure/logging",
+        "--cluster",
+        "cluster-1",
+        input.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", printed(&output));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(fs::read_to_string(input.join("clusterset.yaml"))
+        .unwrap()
+        .contains("insecure/logging"));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
