@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks mcwan against the I/O floor (cp -r of the same tree) and against what Argo CD
-# and Flux run on the output anyway (kubectl kustomize over every cluster directory).
+# and Flux run on the output anyway (kubectl kustomize over every cluster directory), and
+# what verifying costs: render against `render --no-verify`, and `mcwan verify OUT`.
 # Every figure of one size comes from the same run: compare them as ratios.
 #
 # Usage: bench/run.sh [SIZE ...]   SIZE is CLUSTERSxSERVICES; default 10x100 50x1000 100x1000
@@ -11,7 +12,7 @@
 #                 directories and nothing is deleted until the end: ext4 slows the creation of
 #                 files for minutes after many were deleted (it skips recently freed inodes),
 #                 which would penalize whichever command ran next. Needs free disk for
-#                 2 x ROUNDS trees of every size (100x5000 is about 9 GB a tree).
+#                 3 x ROUNDS trees of every size (100x5000 is about 9 GB a tree).
 #   SAMPLE=2      cluster directories kustomize builds per size; its time is scaled to every
 #                 cluster (all clusters are the same size). SAMPLE=0 skips kustomize.
 #   LAYOUTS=1     also times kustomize on one cluster of the last size, for both layouts.
@@ -42,18 +43,23 @@ kustomize_all() {
 
 echo "# $(date -u +%F) $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, ROUNDS=$rounds SAMPLE=$sample"
 echo
-echo '| size | objects | MB | render s | RSS MiB | objects/s | MB/s | cp -r s | kustomize s | check s | render/cp | render/kustomize | check/render |'
-echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+echo '| size | objects | MB | render s | RSS MiB | objects/s | MB/s | cp -r s | kustomize s | check s | render/cp | render/kustomize | check/render | no-verify s | verify s | render/no-verify | verify/render |'
+echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 for size in "${sizes[@]}"; do
   clusters=${size%x*}; services=${size#*x}
   input="$work/$size/in"; out="$work/$size/out-1"
   "$bin" generate -o "$input" --clusters "$clusters" --services "$services" \
     --exporters 2 --policies 2 --namespaces 20
-  renders=(); rss=(); copies=()
+  renders=(); rss=(); copies=(); unverified=(); verifies=()
   for round in $(seq "$rounds"); do
     sync
     read -r seconds kib < <(measure "$bin" render "$input" -o "$work/$size/out-$round")
     renders+=("$seconds"); rss+=("$kib")
+    sync
+    read -r seconds _ < <(measure "$bin" render "$input" -o "$work/$size/unverified-$round" --no-verify)
+    unverified+=("$seconds")
+    read -r seconds _ < <(measure "$bin" verify "$work/$size/out-$round")
+    verifies+=("$seconds")
     sync
     read -r seconds _ < <(measure cp -r "$work/$size/out-$round" "$work/$size/copy-$round")
     copies+=("$seconds")
@@ -72,15 +78,18 @@ for size in "${sizes[@]}"; do
     kustomize=$(python3 -c "print(round($(kustomize_all "${dirs[@]}") * $clusters / ${#dirs[@]}, 1))")
   fi
   python3 - "$size" "$objects" "$bytes" "$(min "${renders[@]}")" "$(max "${rss[@]}")" \
-    "$(min "${copies[@]}")" "$kustomize" "$(min "${checks[@]}")" <<'PY'
+    "$(min "${copies[@]}")" "$kustomize" "$(min "${checks[@]}")" \
+    "$(min "${unverified[@]}")" "$(min "${verifies[@]}")" <<'PY'
 import sys
-size, objects, nbytes, render, rss, cp, kust, check = sys.argv[1:]
+size, objects, nbytes, render, rss, cp, kust, check, unverified, verify = sys.argv[1:]
 objects, nbytes, render, rss, cp, check = int(objects), int(nbytes), float(render), int(rss), float(cp), float(check)
+unverified, verify = max(float(unverified), 0.01), float(verify)
 render = max(render, 0.01)
 ratio_k = "-" if kust == "-" else f"{render / float(kust):.4f}"
 print(f"| {size} | {objects} | {nbytes/1e6:.1f} | {render:.2f} | {rss//1024} | {objects/render:.0f} "
       f"| {nbytes/1e6/render:.1f} | {cp:.2f} | {kust} | {check:.2f} | {render/max(cp, 0.01):.2f} "
-      f"| {ratio_k} | {check/render:.2f} |")
+      f"| {ratio_k} | {check/render:.2f} | {unverified:.2f} | {verify:.2f} | {render/unverified:.2f} "
+      f"| {verify/render:.2f} |")
 PY
 done
 
