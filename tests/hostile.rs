@@ -1,33 +1,20 @@
 //! A pull request is hostile input: what it plants in the declarations or in a committed
 //! OUT must not make mcwan read, print or block on anything outside them.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{copy, root};
 
 fn mcwan(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mcwan"))
         .args(args)
         .output()
         .unwrap()
-}
-
-fn copy(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The payment example and its golden output, in a scratch directory.

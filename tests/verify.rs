@@ -2,13 +2,13 @@
 //! one object the way real mistakes do (one or more per kind verify reads, and each defect
 //! of docs/mesh.md reintroduced by hand) and must be named as a broken flow.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{copy, root};
 
 fn verify(out: &Path, extra: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
@@ -17,19 +17,6 @@ fn verify(out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn copy(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The golden tree of `example`, in a scratch directory.

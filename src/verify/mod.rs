@@ -121,17 +121,6 @@ impl Report {
             .filter(|r| matches!(r.verdict, Verdict::Unsure(_)))
             .count()
     }
-
-    /// Every flow of every cluster, compared with the intent, and every import the intent
-    /// declares that no cluster's objects carry. Sequential; `lib.rs` runs `rows_of` per
-    /// cluster in parallel instead.
-    #[must_use]
-    pub fn build(intent: &Intent, clusters: &[ClusterFacts], fabric: &Fabric) -> Self {
-        let view = View::new(intent, clusters, fabric);
-        Report {
-            rows: (0..clusters.len()).flat_map(|c| view.rows_of(c)).collect(),
-        }
-    }
 }
 
 /// Everything the verifier compares one cluster's flows with: the intent, every cluster's
@@ -367,11 +356,6 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The service the flow's host names, when the source imports it.
-    fn service(&self, host: &str) -> Option<&ServiceIntent> {
-        self.intent.service(host)
-    }
-
     /// The sidecar answered itself. Where the declarations deny, every exporter's gateway
     /// must refuse the same request too, on every listener of the service's policies.
     fn status(&self, base: Row, status: u16) -> Row {
@@ -379,7 +363,7 @@ impl Context<'_> {
             result: format!("{status} at the sidecar"),
             ..base
         };
-        let Some(service) = self.service(self.host) else {
+        let Some(service) = self.intent.service(self.host) else {
             return row;
         };
         row.verdict = match self.intent.expect(service, self.sample) {
@@ -515,7 +499,7 @@ impl Context<'_> {
                 port,
             } => format!("{namespace}/{service}:{port}"),
         };
-        let Some(target) = self.service(&destination.host) else {
+        let Some(target) = self.intent.service(&destination.host) else {
             return Verdict::Problem(format!("`{}` is no exported service", destination.host));
         };
         if !self
