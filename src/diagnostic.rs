@@ -117,7 +117,11 @@ codes! {
     VirtualserviceNoResilience => "virtualservice-no-resilience",
     WanrouteIngressUnenforceable => "wanroute-ingress-unenforceable",
     WanrouteMatchDuplicate => "wanroute-match-duplicate",
+    DiagnosticsTruncated => "diagnostics-truncated",
 }
+
+/// Diagnostics shown per file; the rest are counted in one `diagnostics-truncated`.
+pub const MAX_PER_FILE: usize = 100;
 
 /// One problem found in the declarations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,8 +228,51 @@ impl Diagnostics {
             (&a.primary, a.code, &a.message).cmp(&(&b.primary, b.code, &b.message))
         });
         self.items.dedup();
-        self.items
+        truncated(self.items)
     }
+}
+
+/// At most `MAX_PER_FILE` of the sorted diagnostics per file, the rest summed up in one,
+/// so that a hostile file cannot make megabytes of messages.
+fn truncated(sorted: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut kept = Vec::new();
+    // The first diagnostic not shown in the current file, how many, how many errors.
+    let mut dropped: Option<(Location, usize, usize)> = None;
+    let mut shown = 0;
+    for diagnostic in sorted {
+        let file = diagnostic.primary.as_ref().map(|l| &l.file);
+        if file
+            != kept
+                .last()
+                .and_then(|d: &Diagnostic| d.primary.as_ref())
+                .map(|l| &l.file)
+        {
+            kept.extend(dropped.take().map(summary));
+            shown = 0;
+        }
+        match &diagnostic.primary {
+            Some(at) if shown >= MAX_PER_FILE => {
+                let (_, count, errors) = dropped.get_or_insert_with(|| (at.clone(), 0, 0));
+                *count += 1;
+                *errors += usize::from(diagnostic.severity == Severity::Error);
+            }
+            _ => {
+                shown += 1;
+                kept.push(diagnostic);
+            }
+        }
+    }
+    kept.extend(dropped.map(summary));
+    kept
+}
+
+fn summary((at, count, errors): (Location, usize, usize)) -> Diagnostic {
+    Diagnostic::warning(
+        Code::DiagnosticsTruncated,
+        Some(at),
+        format!("{count} more problem(s) in this file not shown, {errors} of them error(s)"),
+    )
+    .hint("fix the problems shown and run again")
 }
 
 /// "did you mean" for a misspelled name: the closest candidate, comparing names without
@@ -285,6 +332,40 @@ mod tests {
                 "{text} is not documented in docs/diagnostics.md"
             );
         }
+    }
+
+    #[test]
+    fn at_most_a_hundred_diagnostics_are_shown_per_file() {
+        let at = |file: &str, line| Location {
+            file: PathBuf::from(file),
+            line,
+            col: 1,
+            offset: 0,
+        };
+        let mut all = Diagnostics::default();
+        for line in 1..=250 {
+            all.push(Diagnostic::error(
+                Code::UnknownField,
+                Some(at("a.yaml", line)),
+                "x",
+            ));
+        }
+        all.push(Diagnostic::warning(
+            Code::FileEmpty,
+            Some(at("b.yaml", 1)),
+            "y",
+        ));
+        all.push(Diagnostic::error(Code::ClustersetMissing, None, "z"));
+        let shown = all.into_sorted();
+        assert_eq!(shown.len(), 1 + MAX_PER_FILE + 1 + 1);
+        let summary = &shown[MAX_PER_FILE + 1];
+        assert_eq!(summary.code, Code::DiagnosticsTruncated);
+        assert_eq!(summary.primary, Some(at("a.yaml", 101)));
+        assert_eq!(
+            summary.message,
+            "150 more problem(s) in this file not shown, 150 of them error(s)"
+        );
+        assert_eq!(shown.last().map(|d| d.code), Some(Code::FileEmpty));
     }
 
     #[test]

@@ -233,6 +233,19 @@ fn slash_path(path: &Path) -> PathBuf {
     PathBuf::from(parts.join("/"))
 }
 
+/// Documents one file may hold, and mapping keys, values and list items (nodes) in all
+/// of them. Far above a real declaration file (a whole 5,000-service cluster in one file
+/// is about 150,000 nodes), far below what takes seconds or a gigabyte to load.
+pub const MAX_DOCUMENTS: usize = 10_000;
+pub const MAX_NODES: usize = 500_000;
+/// A field's JSON pointer longer than this is not recorded: its diagnostics point at the
+/// nearest recorded ancestor. Without it, long keys nested deep make the index quadratic.
+const MAX_POINTER_BYTES: usize = 2048;
+const DEPTH_HINT: &str =
+    "Kubernetes objects need a few levels; raise the limit with `--max-depth` if this is real";
+/// Longest key or value a message quotes.
+const QUOTED_CHARS: usize = 60;
+
 fn parse_documents(
     sources: &mut Sources,
     file_index: usize,
@@ -241,10 +254,35 @@ fn parse_documents(
     diagnostics: &mut Diagnostics,
 ) {
     let file = &sources.files[file_index];
-    let mut indexer = SpanIndexer::new(limits.max_depth);
-    // A scan error here is reported below by yaml_serde, which parsed the same text.
-    let _ = Parser::new_from_str(&file.text).load(&mut indexer, true);
-    let mut spans = indexer.documents.into_iter();
+    if let Some((line, col)) = flow_depth_exceeded(&file.text, limits.max_depth) {
+        diagnostics.push(
+            Diagnostic::error(
+                Code::YamlLimit,
+                Some(file.location(line, col)),
+                format!(
+                    "flow collections (`[`, `{{`) nest more than {} levels deep; the file is not loaded",
+                    limits.max_depth
+                ),
+            )
+            .hint(DEPTH_HINT),
+        );
+        return;
+    }
+    let indexed = match index(&file.text, limits) {
+        Ok(indexed) => indexed,
+        Err(stop) => {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::YamlLimit,
+                    Some(file.location(stop.line, stop.col)),
+                    format!("{}; the file is not loaded", stop.reason),
+                )
+                .hint(stop.hint),
+            );
+            return;
+        }
+    };
+    let mut spans = indexed.into_iter();
     let mut parsed = Vec::new();
     let before = diagnostics.len();
     for document in yaml_serde::Deserializer::from_str(&file.text) {
@@ -252,25 +290,13 @@ fn parse_documents(
             start,
             spans: span,
             duplicates,
-            depth,
         } = spans.next().unwrap_or_default();
-        if depth > limits.max_depth {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::YamlLimit,
-                    Some(file.location(start.0, start.1)),
-                    format!("document nests {depth} levels deep, more than the limit of {}", limits.max_depth),
-                )
-                .hint("Kubernetes objects need a few levels; raise the limit with `--max-depth` if this is real"),
-            );
-            continue;
-        }
         for (line, col, key) in &duplicates {
             diagnostics.push(
                 Diagnostic::error(
                     Code::YamlSyntax,
                     Some(file.location(*line, *col)),
-                    format!("duplicate key `{key}`"),
+                    format!("duplicate key `{}`", quoted(key)),
                 )
                 .hint(
                     "a key may appear once per mapping; YAML parsers disagree on which value wins",
@@ -330,6 +356,157 @@ fn parse_documents(
     sources.documents.extend(parsed);
 }
 
+/// At most `QUOTED_CHARS` characters of a key or value, for a message.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}… ({} characters)", &text[..end], text.chars().count()),
+    }
+}
+
+/// Where flow collections (`[`, `{`) first nest deeper than `max`, as (line, column).
+///
+/// Both YAML scanners check every pending flow level at every token, so nesting alone makes
+/// them quadratic before the first event: depth has to be bounded before they run. This is
+/// a linear over-estimate of the scanners' flow depth. Outside quotes and comments it counts
+/// like they do, except that at depth 0 any opener after a space counts. Inside what looks
+/// like a quote or a comment, an opener still counts and a closer only undoes an opener of
+/// the same quote or comment: a misjudged quote can raise the estimate, never lower it, so
+/// no input hides its depth from it. Real files nest flows a few levels, far below `max`.
+fn flow_depth_exceeded(text: &str, max: usize) -> Option<(usize, usize)> {
+    #[derive(PartialEq)]
+    enum Hidden {
+        No,
+        Comment,
+        Single,
+        Double,
+    }
+    let (mut depth, mut hidden, mut inner) = (0usize, Hidden::No, 0usize);
+    let (mut line, mut col, mut previous) = (1, 0, '\n');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        col += 1;
+        let token_start = previous.is_whitespace() || previous == '\u{feff}';
+        match c {
+            '\n' => {
+                (line, col) = (line + 1, 0);
+                if hidden == Hidden::Comment {
+                    (hidden, inner) = (Hidden::No, 0);
+                }
+            }
+            '[' | '{' if hidden != Hidden::No || depth > 0 || token_start => {
+                depth += 1;
+                if hidden != Hidden::No {
+                    inner += 1;
+                }
+                if depth > max {
+                    return Some((line, col));
+                }
+            }
+            ']' | '}' if hidden == Hidden::No => depth = depth.saturating_sub(1),
+            ']' | '}' if inner > 0 => (depth, inner) = (depth - 1, inner - 1),
+            '#' if hidden == Hidden::No && token_start => hidden = Hidden::Comment,
+            '\'' | '"' if hidden == Hidden::No && (token_start || "[{,:".contains(previous)) => {
+                hidden = if c == '"' {
+                    Hidden::Double
+                } else {
+                    Hidden::Single
+                };
+            }
+            '\\' if hidden == Hidden::Double => {
+                // An escaped character, which cannot end the quote.
+                if chars.next_if(|&n| n != '\n').is_some() {
+                    col += 1;
+                }
+            }
+            '"' if hidden == Hidden::Double => (hidden, inner) = (Hidden::No, 0),
+            '\'' if hidden == Hidden::Single => {
+                if chars.next_if_eq(&'\'').is_some() {
+                    col += 1; // `''` is a quote inside the quote
+                } else {
+                    (hidden, inner) = (Hidden::No, 0);
+                }
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    None
+}
+
+/// Where and why the event pass stopped reading a file.
+struct Stop {
+    line: usize,
+    col: usize,
+    reason: String,
+    hint: &'static str,
+}
+
+/// Reads the file's events once, recording positions, and stops at the first bound crossed,
+/// before any value is built. Events are pulled one at a time, so the scanner stops too.
+fn index(text: &str, limits: Limits) -> Result<Vec<IndexedDocument>, Stop> {
+    let mut indexer = SpanIndexer::new();
+    let mut parser = Parser::new_from_str(text);
+    let mut nodes = 0usize;
+    loop {
+        // A scan error is reported by yaml_serde, which reads the same text.
+        let Ok((event, mark)) = parser.next_token() else {
+            break;
+        };
+        let exceeded = match &event {
+            Event::StreamEnd => break,
+            Event::DocumentStart if indexer.documents.len() >= MAX_DOCUMENTS => Some((
+                format!("file holds more than {MAX_DOCUMENTS} documents"),
+                "split the declarations over several files",
+            )),
+            Event::MappingStart(..) | Event::SequenceStart(..)
+                if indexer.stack.len() >= limits.max_depth =>
+            {
+                Some((
+                    format!("document nests more than {} levels deep", limits.max_depth),
+                    DEPTH_HINT,
+                ))
+            }
+            Event::Scalar(..)
+            | Event::Alias(_)
+            | Event::MappingStart(..)
+            | Event::SequenceStart(..) => {
+                nodes += 1;
+                (nodes > MAX_NODES).then(|| {
+                    (
+                        format!("file holds more than {MAX_NODES} keys, values and list items"),
+                        "split the declarations over several files",
+                    )
+                })
+            }
+            _ => None,
+        };
+        if let Some((reason, hint)) = exceeded {
+            return Err(Stop {
+                line: mark.line(),
+                col: mark.col() + 1,
+                reason,
+                hint,
+            });
+        }
+        indexer.on_event(event, mark);
+    }
+    Ok(indexer.documents)
+}
+
+/// The pointer of a node whose position is not recorded: a mapping used as a key (invalid
+/// input anyway), or a field whose pointer would be longer than `MAX_POINTER_BYTES`.
+const UNRECORDED: &str = "\u{0}";
+
+/// `parent/segment`, or `UNRECORDED` when that is too long or the parent is unrecorded.
+fn child(parent: &str, segment: &str) -> String {
+    if parent.starts_with(UNRECORDED) || parent.len() + 1 + segment.len() > MAX_POINTER_BYTES {
+        UNRECORDED.to_string()
+    } else {
+        format!("{parent}/{segment}")
+    }
+}
+
 enum Frame {
     Mapping {
         pointer: String,
@@ -347,7 +524,6 @@ enum Frame {
 /// yaml_serde gives values without positions; this second, event-only pass gives positions
 /// without building values, so aliases are never expanded here.
 struct SpanIndexer {
-    max_depth: usize,
     stack: Vec<Frame>,
     current: IndexedDocument,
     documents: Vec<IndexedDocument>,
@@ -360,14 +536,11 @@ struct IndexedDocument {
     spans: Spans,
     /// Keys that appear twice in one mapping, with their second position.
     duplicates: Vec<(usize, usize, String)>,
-    /// The deepest nesting of mappings and sequences.
-    depth: usize,
 }
 
 impl SpanIndexer {
-    fn new(max_depth: usize) -> Self {
+    fn new() -> Self {
         SpanIndexer {
-            max_depth,
             stack: Vec::new(),
             current: IndexedDocument::default(),
             documents: Vec::new(),
@@ -394,10 +567,9 @@ impl SpanIndexer {
                         if !keys.insert(k.to_owned()) {
                             self.current.duplicates.push((line, col, k.to_owned()));
                         }
-                        if depth <= self.max_depth {
-                            let child = format!("{pointer}/{}", pointer_segment(k));
-                            self.current.spans.insert(child, line, col);
-                        }
+                        self.current
+                            .spans
+                            .insert(child(pointer, &pointer_segment(k)), line, col);
                         // A document's own position is that of its first key.
                         if depth == 1 {
                             self.current.spans.insert(String::new(), line, col);
@@ -406,17 +578,14 @@ impl SpanIndexer {
                     None
                 } else {
                     *awaiting_key = true;
-                    key.take()
-                        .map(|k| format!("{pointer}/{}", pointer_segment(&k)))
+                    key.take().map(|k| child(pointer, &pointer_segment(&k)))
                 }
             }
             Some(Frame::Sequence { pointer, next }) => {
-                let child = format!("{pointer}/{next}");
+                let item = child(pointer, &next.to_string());
                 *next += 1;
-                if depth <= self.max_depth {
-                    self.current.spans.insert(child.clone(), line, col);
-                }
-                Some(child)
+                self.current.spans.insert(item.clone(), line, col);
+                Some(item)
             }
         }
     }
@@ -440,9 +609,10 @@ impl MarkedEventReceiver for SpanIndexer {
                 self.node(mark, None);
             }
             Event::MappingStart(..) => {
-                self.current.depth = self.current.depth.max(self.stack.len() + 1);
                 // A mapping used as a key gets an unreachable pointer; such keys are invalid input anyway.
-                let pointer = self.node(mark, None).unwrap_or_else(|| "\u{0}".to_string());
+                let pointer = self
+                    .node(mark, None)
+                    .unwrap_or_else(|| UNRECORDED.to_string());
                 self.stack.push(Frame::Mapping {
                     pointer,
                     key: None,
@@ -451,8 +621,9 @@ impl MarkedEventReceiver for SpanIndexer {
                 });
             }
             Event::SequenceStart(..) => {
-                self.current.depth = self.current.depth.max(self.stack.len() + 1);
-                let pointer = self.node(mark, None).unwrap_or_else(|| "\u{0}".to_string());
+                let pointer = self
+                    .node(mark, None)
+                    .unwrap_or_else(|| UNRECORDED.to_string());
                 self.stack.push(Frame::Sequence { pointer, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
@@ -531,5 +702,42 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].code, Code::YamlSyntax);
         assert_eq!(all[0].primary.as_ref().map(|l| l.line), Some(3));
+    }
+
+    #[test]
+    fn flow_depth_counts_like_the_scanners_and_quotes_never_lower_it() {
+        let deep = |n| format!("a: {}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(flow_depth_exceeded(&deep(64), 64), None);
+        assert_eq!(flow_depth_exceeded(&deep(65), 64), Some((1, 68)));
+        // Brackets balanced in quotes and comments, or inside a plain scalar, do not count.
+        let text = "a: x[[[[\nb: 'x[[]]' # [[]]\nc: \"[\\\"]\"\nd: {e: [f, g]}\n";
+        assert_eq!(flow_depth_exceeded(text, 2), None);
+        // A quote the scanners do not see cannot hide nesting behind its closers.
+        let hidden = format!("a: [\"{}\", {}", "]".repeat(100), "[".repeat(100));
+        assert!(flow_depth_exceeded(&hidden, 64).is_some());
+        let apostrophe = format!("a: [it's {}", "[".repeat(100));
+        assert!(flow_depth_exceeded(&apostrophe, 64).is_some());
+    }
+
+    #[test]
+    fn no_real_file_is_refused_for_flow_depth() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for top in ["examples", "golden", "tests/invalid", "fuzz/seeds"] {
+            for entry in WalkDir::new(root.join(top)).into_iter().flatten() {
+                let deep_on_purpose = entry.path().ends_with("yaml-limit.case");
+                if let (Ok(text), false) = (std::fs::read_to_string(entry.path()), deep_on_purpose)
+                {
+                    seen += 1;
+                    assert_eq!(
+                        flow_depth_exceeded(&text, 16),
+                        None,
+                        "{}",
+                        entry.path().display()
+                    );
+                }
+            }
+        }
+        assert!(seen > 100);
     }
 }

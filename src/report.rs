@@ -65,6 +65,9 @@ pub fn human(
         let index = sources.files.iter().position(|f| f.path == location.file)?;
         let text = &sources.files[index].text;
         let start = location.offset.min(text.len());
+        if line_length(text, start) > LONGEST_SNIPPET_LINE {
+            return None;
+        }
         let end = start + token_length(&text[start..]);
         let label = if primary {
             Label::primary(ids[index], start..end)
@@ -86,10 +89,15 @@ pub fn human(
                 .iter()
                 .filter_map(|(l, m)| label(l, false, m)),
         );
-        let notes: Vec<String> = diagnostic
-            .hint
-            .iter()
-            .map(|hint| format!("hint: {hint}"))
+        // A location whose line is too long to show is named in a note instead.
+        let unshown = diagnostic
+            .primary
+            .as_ref()
+            .filter(|_| labels.is_empty())
+            .map(|l| format!("at {l} (the line is too long to show)"));
+        let notes: Vec<String> = unshown
+            .into_iter()
+            .chain(diagnostic.hint.iter().map(|hint| format!("hint: {hint}")))
             .collect();
         let snippet = Snippet::new(severity)
             .with_code(diagnostic.code.as_str())
@@ -103,6 +111,16 @@ pub fn human(
         writeln!(writer, "{errors} error(s), {warnings} warning(s)")?;
     }
     Ok(())
+}
+
+/// Longest line shown in a snippet; a minified or hostile line of megabytes is not echoed.
+const LONGEST_SNIPPET_LINE: usize = 1000;
+
+/// The length in bytes of the line around byte `at`.
+fn line_length(text: &str, at: usize) -> usize {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    end - start
 }
 
 /// The length of the token at the start of `text`: up to a `:`, a space or the line end.

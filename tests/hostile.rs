@@ -223,3 +223,121 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Wall time and peak memory of `mcwan validate --format github` on the payment example
+/// plus one hostile file, with its output. Memory comes from `/usr/bin/time` when the
+/// machine has it.
+fn validate_with(hostile: &str) -> (Duration, Option<u64>, Output) {
+    let (_temp, input, _) = scratch();
+    fs::write(input.join("clusters/cluster-1/hostile.yaml"), hostile).unwrap();
+    let time = Path::new("/usr/bin/time");
+    let started = Instant::now();
+    let args = ["validate", input.to_str().unwrap(), "--format", "github"];
+    let output = if time.exists() {
+        let temp = tempfile::NamedTempFile::new().unwrap();
+        let output = Command::new(time)
+            .args(["-f", "%M", "-o", temp.path().to_str().unwrap()])
+            .arg(env!("CARGO_BIN_EXE_mcwan"))
+            .args(args)
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let kib = fs::read_to_string(temp.path()).unwrap();
+        let kib = kib.lines().last().and_then(|l| l.trim().parse().ok());
+        return (elapsed, kib, output);
+    } else {
+        mcwan(&args)
+    };
+    (started.elapsed(), None, output)
+}
+
+/// Regression: deep flow nesting was quadratic in both YAML scanners (minutes for 8 MiB),
+/// a million tiny documents or a list of millions of items took tens of seconds and
+/// gigabytes, and their diagnostics ran to hundreds of megabytes. Each file here is within
+/// the 8 MiB file limit; the bounds are generous for a loaded machine and a debug build
+/// (bench/hostile.sh measures the release build).
+#[test]
+fn hostile_files_load_in_bounded_time_and_memory() {
+    const BYTES: usize = 8_000_000;
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "flow nesting",
+            format!("a: {}", "[".repeat(BYTES)),
+            "yaml-limit::flow collections",
+        ),
+        (
+            "nesting behind a quote the scanner does not see",
+            format!("a: [\"{}\", {}", "]".repeat(1000), "[".repeat(BYTES)),
+            "yaml-limit::flow collections",
+        ),
+        (
+            "a million documents",
+            "a: 1\n---\n".repeat(BYTES / 9),
+            "yaml-limit::file holds more than 10000 documents",
+        ),
+        (
+            "millions of list items",
+            format!("a:\n{}", "- a\n".repeat(BYTES / 4)),
+            "yaml-limit::file holds more than 500000",
+        ),
+        (
+            "millions of flow items",
+            format!("a: [{}]", "a,".repeat(BYTES / 2)),
+            "yaml-limit::file holds more than 500000",
+        ),
+        (
+            "long keys nested deep",
+            long_keys_nested_deep(BYTES),
+            "missing-field",
+        ),
+        (
+            "a hundred thousand unknown fields",
+            format!(
+                "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANRoute\nmetadata: {{name: s, namespace: secure}}\nspec:\n{}",
+                (0..100_000).map(|i| format!("  f{i}: 1\n")).collect::<String>()
+            ),
+            "title=diagnostics-truncated::99901 more problem(s)",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        assert!(
+            text.len() <= 8 * 1024 * 1024,
+            "{name} is within the file limit"
+        );
+        let (elapsed, kib, output) = validate_with(&text);
+        let printed = printed(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        assert!(
+            printed.contains(expected),
+            "{name}: {}",
+            &printed[..printed.len().min(2000)]
+        );
+        assert!(
+            printed.len() < 100_000,
+            "{name}: {} bytes of diagnostics",
+            printed.len()
+        );
+        assert!(elapsed < Duration::from_secs(30), "{name}: {elapsed:?}");
+        if let Some(kib) = kib {
+            assert!(kib < 1024 * 1024, "{name}: {kib} KiB");
+        }
+    }
+}
+
+/// Thirty mappings nested under 100 KB keys (explicit `?` keys, as implicit ones stop at
+/// 1024 characters), and as many short keys at the bottom as fit: recorded naively, every
+/// field's position would carry a 3 MB path.
+fn long_keys_nested_deep(bytes: usize) -> String {
+    let key = "k".repeat(100_000);
+    let mut text = String::new();
+    for depth in 0..30 {
+        let indent = " ".repeat(2 * depth);
+        text.push_str(&format!("{indent}? {key}\n{indent}:\n"));
+    }
+    let mut i = 0;
+    while text.len() + 80 < bytes {
+        text.push_str(&format!("{}x{i}: 1\n", " ".repeat(60)));
+        i += 1;
+    }
+    text
+}
