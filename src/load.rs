@@ -413,11 +413,9 @@ fn flow_depth_exceeded(text: &str, max: usize) -> Option<(usize, usize)> {
                     Hidden::Single
                 };
             }
-            '\\' if hidden == Hidden::Double => {
-                // An escaped character, which cannot end the quote.
-                if chars.next_if(|&n| n != '\n').is_some() {
-                    col += 1;
-                }
+            // An escaped character, which cannot end the quote.
+            '\\' if hidden == Hidden::Double && chars.next_if(|&n| n != '\n').is_some() => {
+                col += 1;
             }
             '"' if hidden == Hidden::Double => (hidden, inner) = (Hidden::No, 0),
             '\'' if hidden == Hidden::Single => {
@@ -448,11 +446,8 @@ fn index(text: &str, limits: Limits) -> Result<Vec<IndexedDocument>, Stop> {
     let mut indexer = SpanIndexer::new();
     let mut parser = Parser::new_from_str(text);
     let mut nodes = 0usize;
-    loop {
-        // A scan error is reported by yaml_serde, which reads the same text.
-        let Ok((event, mark)) = parser.next_token() else {
-            break;
-        };
+    // A scan error ends the loop; yaml_serde, which reads the same text, reports it.
+    while let Ok((event, mark)) = parser.next_token() {
         let exceeded = match &event {
             Event::StreamEnd => break,
             Event::DocumentStart if indexer.documents.len() >= MAX_DOCUMENTS => Some((

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -294,7 +295,10 @@ fn hostile_files_load_in_bounded_time_and_memory() {
             "a hundred thousand unknown fields",
             format!(
                 "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANRoute\nmetadata: {{name: s, namespace: secure}}\nspec:\n{}",
-                (0..100_000).map(|i| format!("  f{i}: 1\n")).collect::<String>()
+                (0..100_000).fold(String::new(), |mut text, i| {
+                    let _ = writeln!(text, "  f{i}: 1");
+                    text
+                })
             ),
             "title=diagnostics-truncated::99901 more problem(s)",
         ),
@@ -332,12 +336,75 @@ fn long_keys_nested_deep(bytes: usize) -> String {
     let mut text = String::new();
     for depth in 0..30 {
         let indent = " ".repeat(2 * depth);
-        text.push_str(&format!("{indent}? {key}\n{indent}:\n"));
+        let _ = write!(text, "{indent}? {key}\n{indent}:\n");
     }
     let mut i = 0;
     while text.len() + 80 < bytes {
-        text.push_str(&format!("{}x{i}: 1\n", " ".repeat(60)));
+        let _ = writeln!(text, "{}x{i}: 1", " ".repeat(60));
         i += 1;
     }
     text
+}
+
+/// Regression: names such as `yes`, `on`, `y` and `off` were written unquoted, and YAML 1.1
+/// readers (`kubectl` through go-yaml v2, PyYAML) read them as booleans. The payment example
+/// with its namespace, service, cluster and policy renamed so is rendered, and every file
+/// is read by PyYAML, a YAML 1.1 reader, which must see the same values YAML 1.2 does.
+/// Skipped, saying so, where python3 has no PyYAML.
+#[test]
+fn yaml_1_1_words_as_names_read_back_as_strings() {
+    let has_pyyaml = Command::new("python3")
+        .args(["-c", "import yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pyyaml {
+        eprintln!("skipped: python3 with PyYAML (a YAML 1.1 reader) is not installed");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let (input, out) = (temp.path().join("repo"), temp.path().join("out"));
+    copy(&root().join("examples/payment"), &input);
+    fs::rename(input.join("clusters/cluster-1"), input.join("clusters/y")).unwrap();
+    for file in walk(&input) {
+        let text = fs::read_to_string(&file).unwrap();
+        let renamed = text
+            .replace("secure", "yes")
+            .replace("payment", "on")
+            .replace("cluster-1", "y")
+            .replace("sd-wan-priority-high", "off");
+        fs::write(&file, renamed).unwrap();
+    }
+    let output = mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", printed(&output));
+    let script = "import json, sys, yaml\n\
+                  print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1]))), sort_keys=True))";
+    let mut checked = 0;
+    for file in walk(&out) {
+        if file.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        let expected: Vec<serde_json::Value> = yaml_serde::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let python = Command::new("python3")
+            .args(["-c", script, file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(python.status.success(), "{}", printed(&python));
+        let read: serde_json::Value = serde_json::from_slice(&python.stdout).unwrap();
+        assert_eq!(
+            read,
+            serde_json::Value::from(expected),
+            "{}",
+            file.display()
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "{checked} files");
 }

@@ -133,7 +133,7 @@ impl Renderer {
         env.add_filter(
             "yaml",
             |value: minijinja::Value| -> Result<String, minijinja::Error> {
-                yaml_serde::to_string(&value).map_err(|e| {
+                yaml::emitted(&value).map_err(|e| {
                     minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
                 })
             },

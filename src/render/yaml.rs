@@ -12,6 +12,8 @@
 
 use serde::de;
 use serde_json::{Map, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Parses one rendered document as `yaml_serde::from_str` does.
 ///
@@ -40,14 +42,64 @@ pub fn to_string(value: &Value) -> Result<String, yaml_serde::Error> {
         Value::Object(map) if !map.is_empty() && mapping(&mut out, map, 0, false).is_some() => {
             #[cfg(debug_assertions)]
             assert_eq!(
-                yaml_serde::to_string(value).ok().as_ref(),
+                emitted(value).ok().as_ref(),
                 Some(&out),
                 "render/yaml.rs wrote differently from yaml_serde"
             );
             Ok(out)
         }
-        _ => yaml_serde::to_string(value),
+        _ => emitted(value),
     }
+}
+
+/// `yaml_serde`'s YAML for `value`, with every plain scalar a YAML 1.1 reader would take
+/// for another type single-quoted (see `yaml11_reads_as_other`).
+///
+/// # Errors
+/// When `yaml_serde` fails.
+pub fn emitted<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, yaml_serde::Error> {
+    yaml_serde::to_string(value).map(|text| quoted_for_yaml11(&text))
+}
+
+/// `text` with its plain strings that YAML 1.1 reads as booleans, numbers, nulls or
+/// timestamps single-quoted. Such scalars are single tokens, so the emitter never folds
+/// them over lines and their text is their value.
+fn quoted_for_yaml11(text: &str) -> String {
+    struct Plain(Vec<(usize, usize)>);
+    impl MarkedEventReceiver for Plain {
+        fn on_event(&mut self, event: Event, mark: Marker) {
+            if let Event::Scalar(value, TScalarStyle::Plain, ..) = event {
+                // Only strings: a plain number stays a number.
+                if yaml11_reads_as_other(&value)
+                    && matches!(yaml_serde::from_str(&value), Ok(Value::String(_)))
+                {
+                    self.0.push((mark.index(), value.chars().count()));
+                }
+            }
+        }
+    }
+    let mut plain = Plain(Vec::new());
+    if Parser::new_from_str(text).load(&mut plain, true).is_err() || plain.0.is_empty() {
+        return text.to_string();
+    }
+    // Marks count characters; map them to byte offsets once.
+    let offsets: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    let mut out = String::with_capacity(text.len() + 2 * plain.0.len());
+    let mut copied = 0;
+    for (start, chars) in plain.0 {
+        let (start, end) = (offsets[start], offsets[start + chars]);
+        out.push_str(&text[copied..start]);
+        out.push('\'');
+        out.push_str(&text[start..end]);
+        out.push('\'');
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Deeper documents go to `yaml_serde`, which has its own recursion limit.
@@ -391,7 +443,7 @@ fn style(s: &str) -> Option<Style> {
         || s.ends_with(':')
         || s.starts_with("---")
         || s.starts_with("...");
-    Some(if indicator {
+    Some(if indicator || yaml11_reads_as_other(s) {
         Style::SingleQuoted
     } else {
         Style::Plain
@@ -422,6 +474,35 @@ fn reads_as_string(s: &str) -> bool {
     }
 }
 
+/// Whether a YAML 1.1 reader (go-yaml v2 under `kubectl`, PyYAML, many CI tools) may read
+/// plain `s` as something other than a string: the implicit types of YAML 1.1's type
+/// repository (yaml.org/type: bool, int, float, null, timestamp, merge, value), whose words
+/// YAML 1.2 reads as strings (`yes`, `on`, `n`, `0o17`, `1_000`, `12:30`, `2001-12-14`).
+/// The float pattern also matches IPv4 addresses; readers differ there, so they are quoted.
+fn yaml11_reads_as_other(s: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF", "true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL", "~", "",
+        "=", "<<",
+    ];
+    static NUMBER_OR_TIME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(concat!(
+            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+",
+            r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+",
+            r"|[-+]?(?:[0-9][0-9_]*)?\.[0-9.]*(?:[eE][-+][0-9]+)?",
+            r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+            r"|[0-9]{4}-[0-9]{2}-[0-9]{2}",
+            r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?",
+            r"(?:[ \t]*Z|[-+][0-9]{1,2}(?::[0-9]{2})?)?)$",
+        ))
+        .expect("the YAML 1.1 patterns are valid")
+    });
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    WORDS.contains(&s)
+        || (unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+            && NUMBER_OR_TIME.is_match(s))
+}
+
 /// Writes a string in the style the emitter would choose, or declines.
 fn string(out: &mut String, s: &str) -> Option<()> {
     match style(s)? {
@@ -443,13 +524,53 @@ fn pad(out: &mut String, indent: usize) {
 mod tests {
     use serde_json::json;
 
-    use super::{from_str, to_string, Reader};
+    use super::{emitted, from_str, to_string, Reader};
 
+    /// The direct path writes what `yaml_serde` writes once YAML 1.1's words are quoted.
     fn same_as_yaml_serde(value: &serde_json::Value) {
         assert_eq!(
             to_string(value).unwrap(),
-            yaml_serde::to_string(value).unwrap(),
+            emitted(value).unwrap(),
             "{value}"
+        );
+    }
+
+    #[test]
+    fn strings_yaml_1_1_reads_as_other_types_are_quoted_on_both_paths() {
+        for word in [
+            "yes",
+            "on",
+            "Off",
+            "n",
+            "Y",
+            "<<",
+            "=",
+            "1_000",
+            "12:30",
+            "1.2.3",
+            ".inf",
+            "2001-12-14",
+            "0o17",
+            "10.0.0.1",
+        ] {
+            let direct = json!({ word: word, "k": 1 });
+            assert_eq!(
+                to_string(&direct).unwrap(),
+                format!("'{word}': '{word}'\nk: 1\n")
+            );
+            // A float sends the document through yaml_serde.
+            let fallback = json!({ word: [word], "f": 0.5 });
+            assert_eq!(
+                to_string(&fallback).unwrap(),
+                format!("'{word}':\n- '{word}'\nf: 0.5\n")
+            );
+        }
+        assert_eq!(
+            to_string(
+                &json!({"port": 31111, "name": "yes-no", "retryOn": "5xx", "path": ".spec.x"})
+            )
+            .unwrap(),
+            "port: 31111\nname: yes-no\nretryOn: 5xx\npath: .spec.x\n"
         );
     }
 
