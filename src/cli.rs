@@ -32,6 +32,10 @@ pub enum Command {
         /// Write OUT even when `verify` finds a declared flow that would not work.
         #[arg(long)]
         no_verify: bool,
+        /// Give up, with exit code 2, after waiting this many seconds for another render of
+        /// OUT to release its lock (default: wait as long as it takes).
+        #[arg(long, value_name = "SECONDS")]
+        lock_timeout: Option<u64>,
     },
     /// Prove from a rendered OUT alone where every request goes: each cluster's sidecar
     /// routes, endpoints and priorities, the SD-WAN class of the hop, and the exporter's

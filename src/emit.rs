@@ -7,10 +7,14 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::names::is_dns1123_label;
+use crate::check::topology::FABRIC_DIRECTORY;
 use crate::error::Error;
 use crate::render::OutputFile;
 
@@ -219,7 +223,7 @@ fn open_lock(path: &Path) -> Result<File, Error> {
         _ => {}
     }
     let mut options = File::options();
-    options.create(true).truncate(false).write(true);
+    options.create(true).truncate(false).read(true).write(true);
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -227,6 +231,53 @@ fn open_lock(path: &Path) -> Result<File, Error> {
         options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     options.open(path).map_err(|e| Error::io(path, e))
+}
+
+/// Takes the lock at `path` for OUT, saying for whom it waits, and records this process
+/// in it for the next one to name.
+fn lock(path: &Path, out: &Path, timeout: Option<Duration>) -> Result<File, Error> {
+    let mut lock = open_lock(path)?;
+    if lock.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = (&lock).take(64).read_to_string(&mut holder);
+        let holder = holder.trim();
+        let holder = if holder.is_empty() {
+            "another mcwan render"
+        } else {
+            holder
+        };
+        eprintln!(
+            "waiting for {holder} to finish with `{}` (it holds `{}`{})",
+            out.display(),
+            path.display(),
+            timeout.map_or(String::new(), |t| format!(
+                "; giving up after {} s",
+                t.as_secs()
+            ))
+        );
+        match timeout {
+            None => lock.lock().map_err(|e| Error::io(path, e))?,
+            Some(timeout) => {
+                let deadline = Instant::now() + timeout;
+                while lock.try_lock().is_err() {
+                    if Instant::now() >= deadline {
+                        return Err(Error::Usage(format!(
+                            "{holder} still holds `{}` after {} s (--lock-timeout)",
+                            path.display(),
+                            timeout.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+    // The lock is held: no other mcwan writes the file now.
+    let _ = lock
+        .set_len(0)
+        .and_then(|()| lock.seek(std::io::SeekFrom::Start(0)))
+        .and_then(|_| write!(lock, "mcwan render (process {})", std::process::id()));
+    Ok(lock)
 }
 
 /// A render in progress: files go to a staging directory next to OUT, under OUT's lock.
@@ -247,7 +298,11 @@ impl Staging {
     /// # Errors
     /// When OUT is not mcwan's, when writing `owns` would take what mcwan did not write,
     /// or on I/O errors.
-    pub fn begin(out: &Path, owns: &BTreeSet<String>) -> Result<Self, Error> {
+    pub fn begin(
+        out: &Path,
+        owns: &BTreeSet<String>,
+        lock_timeout: Option<Duration>,
+    ) -> Result<Self, Error> {
         let name = out
             .file_name()
             .and_then(|n| n.to_str())
@@ -264,18 +319,12 @@ impl Staging {
         };
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let lock_path = parent.join(format!(".{name}.mcwan-lock"));
-        let lock = open_lock(&lock_path)?;
-        if lock.try_lock().is_err() {
-            eprintln!(
-                "waiting for another mcwan render of `{}` to finish (it holds `{}`)",
-                out.display(),
-                lock_path.display()
-            );
-            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-        }
+        let lock = lock(&lock_path, out, lock_timeout)?;
 
-        let previously_owned = take_over(out, owns)?;
         let prefix = format!(".{name}.mcwan-staging-");
+        recover_swapped_out(out, &parent, &prefix)?;
+        refuse_mounts(out, &parent)?;
+        let previously_owned = take_over(out, owns)?;
         // Only directories a killed render left (they hold the marker) are removed: an entry
         // someone else named like them is not mcwan's.
         for entry in fs::read_dir(&parent)
@@ -295,7 +344,7 @@ impl Staging {
                     .to_str()
                     .is_some_and(|n| n.starts_with(&prefix))
             {
-                fs::remove_dir_all(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
+                remove_staging(&path).map_err(|e| Error::io(&path, e))?;
             }
         }
         let mut staging = parent.join(format!("{prefix}{}", std::process::id()));
@@ -359,7 +408,7 @@ impl Staging {
                 if fs::symlink_metadata(&to).is_ok() {
                     return Err(not_written(from));
                 }
-                copy_entry(&from, &to)?;
+                carry(&from, &to)?;
             }
         }
         swap(&self.directory, &self.out)?;
@@ -368,8 +417,9 @@ impl Staging {
         // in OUT, where the next render's swap brings it back and removes it.
         let marker = self.out.join(STAGING_MARKER);
         fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
-        if self.directory.exists() {
-            fs::remove_dir_all(&self.directory).map_err(|e| Error::io(&self.directory, e))?;
+        // The previous OUT, now where the staging directory was.
+        if fs::symlink_metadata(&self.directory).is_ok() {
+            remove_staging(&self.directory).map_err(|e| Error::io(&self.directory, e))?;
         }
         Ok(())
     }
@@ -378,9 +428,108 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_dir_all(&self.directory);
+            let _ = remove_staging(&self.directory);
         }
     }
+}
+
+/// Puts the previous OUT back where a render on a filesystem without atomic exchange was
+/// killed between its two renames (OUT moved aside, the new one not yet in place): the
+/// directory beside OUT with a provenance and no staging marker.
+fn recover_swapped_out(out: &Path, parent: &Path, prefix: &str) -> Result<(), Error> {
+    if fs::symlink_metadata(out).is_ok() {
+        return Ok(());
+    }
+    let mut aside: Vec<PathBuf> = fs::read_dir(parent)
+        .map_err(|e| Error::io(parent, e))?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .map(|e| e.path())
+        .filter(|p| p.join(PROVENANCE).is_file() && !p.join(STAGING_MARKER).exists())
+        .collect();
+    aside.sort();
+    match aside.first() {
+        Some(previous) => {
+            eprintln!(
+                "`{}` was moved aside by a render that did not finish; restoring it",
+                out.display()
+            );
+            fs::rename(previous, out).map_err(|e| Error::io(out, e))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Refuses an OUT that is a mount point (a container volume: rename cannot move it), or
+/// that holds one (the swap would carry it into the previous OUT, which is then deleted).
+#[cfg(unix)]
+fn refuse_mounts(out: &Path, parent: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    let device = metadata.dev();
+    let parent_device = fs::metadata(parent)
+        .map_err(|e| Error::io(parent, e))?
+        .dev();
+    if device != parent_device {
+        return Err(Error::Usage(format!(
+            "`{}` is a mount point (a volume?): mcwan replaces OUT in one rename, which cannot move a mount point; render into a directory inside it, such as `{}`",
+            out.display(),
+            out.join("rendered").display()
+        )));
+    }
+    for entry in walk(out) {
+        let entry = entry.map_err(|e| Error::io(out, e.into()))?;
+        if entry.file_type().is_dir()
+            && entry
+                .metadata()
+                .map_err(|e| Error::io(entry.path(), e.into()))?
+                .dev()
+                != device
+        {
+            return Err(Error::Usage(format!(
+                "`{}` is a mount point inside OUT: a render would move it out of OUT and then delete its contents; unmount it, or mount it outside OUT",
+                entry.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_mounts(_out: &Path, _parent: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Removes a staging directory, or a previous OUT swapped out, so that a render killed at
+/// any moment leaves something the next one recognises as mcwan's: the marker goes in
+/// first (created anew, never written through what stands at its name) and out last, and
+/// then the directory is empty.
+fn remove_staging(directory: &Path) -> std::io::Result<()> {
+    let marker = directory.join(STAGING_MARKER);
+    match fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    File::options().write(true).create_new(true).open(&marker)?;
+    for entry in fs::read_dir(directory)? {
+        let entry = entry?;
+        if entry.file_name() == STAGING_MARKER {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    fs::remove_file(&marker)?;
+    fs::remove_dir(directory)
 }
 
 /// Writes or deletes files of the declarations repository, each atomically (a sibling
@@ -437,7 +586,17 @@ fn swap(staging: &Path, out: &Path) -> Result<(), Error> {
             Err(e) => return Err(Error::io(out, e.into())),
         }
     }
-    let old = staging.with_extension("old");
+    swap_by_renames(staging, out)
+}
+
+/// The swap on filesystems without atomic exchange: OUT moves aside under the staging
+/// directory's name plus `-old` (so the next render recognises it), the staging directory
+/// takes its place, and the previous OUT takes the staging directory's name. A render
+/// killed between the first two renames leaves no OUT; the next one restores it.
+fn swap_by_renames(staging: &Path, out: &Path) -> Result<(), Error> {
+    let mut name = staging.file_name().unwrap_or_default().to_os_string();
+    name.push("-old");
+    let old = staging.with_file_name(name);
     fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
     fs::rename(staging, out).map_err(|e| Error::io(out, e))?;
     fs::rename(&old, staging).map_err(|e| Error::io(staging, e))
@@ -470,6 +629,27 @@ fn take_over(out: &Path, owns: &BTreeSet<String>) -> Result<Option<BTreeSet<Stri
         }
     }
     Ok(Some(owned.entries))
+}
+
+/// Whether mcwan could have written the top-level entry `name` of `out`: the summary, the
+/// fabric's directory, or a cluster directory (a DNS-1123 label holding a regular
+/// `kustomization.yaml`). A provenance is a file anyone can edit: what it claims beyond
+/// these (`.git`, `README.md`, a directory of documents) is not mcwan's to replace or
+/// delete, and is carried over like any foreign entry.
+fn could_have_written(out: &Path, name: &str) -> bool {
+    let kind = |path: &Path| fs::symlink_metadata(path).map(|m| m.file_type()).ok();
+    let path = out.join(name);
+    match name {
+        crate::SUMMARY => kind(&path).is_none_or(|t| t.is_file()),
+        FABRIC_DIRECTORY => kind(&path).is_none_or(|t| t.is_dir()),
+        _ if !is_dns1123_label(name) => false,
+        _ => match kind(&path) {
+            None => true,
+            Some(t) => {
+                t.is_dir() && kind(&path.join("kustomization.yaml")).is_some_and(|t| t.is_file())
+            }
+        },
+    }
 }
 
 /// The refusal to overwrite `path`, which mcwan did not write.
@@ -506,7 +686,10 @@ fn read_owned(out: &Path) -> Result<Option<Owned>, Error> {
             .map_err(|e| e.to_string())
             .and_then(Recorded::owned)
         {
-            Ok(owned) => Ok(Some(owned)),
+            Ok(mut owned) => {
+                owned.entries.retain(|name| could_have_written(out, name));
+                Ok(Some(owned))
+            }
             Err(e) => refuse(&format!("its `{PROVENANCE}` is not mcwan's ({e})")),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -561,25 +744,45 @@ fn walk(start: &Path) -> walkdir::WalkDir {
         .follow_root_links(false)
 }
 
-/// Copies the file, directory or symbolic link `from` to `to`; links stay links.
-fn copy_entry(from: &Path, to: &Path) -> Result<(), Error> {
+/// Carries a foreign entry of OUT into the staging directory without copying its data:
+/// everything but directories is hard-linked (the same inode, so mode, owner, times, other
+/// hard links and sparse extents are kept), and directories are recreated with their mode
+/// and modification time. Where the system refuses a hard link (another filesystem,
+/// protected links), a file is copied instead and a warning says so.
+fn carry(from: &Path, to: &Path) -> Result<(), Error> {
+    let mut directories = Vec::new();
     for entry in walk(from) {
         let entry = entry.map_err(|e| Error::io(from, e.into()))?;
         let target = match entry.path().strip_prefix(from) {
             Ok(inner) if !inner.as_os_str().is_empty() => to.join(inner),
             _ => to.to_path_buf(),
         };
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
-        } else if file_type.is_symlink() {
-            let link = fs::read_link(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-            #[cfg(unix)]
-            std::os::unix::fs::symlink(&link, &target).map_err(|e| Error::io(&target, e))?;
-            #[cfg(not(unix))]
+        if entry.file_type().is_dir() {
+            fs::create_dir(&target).map_err(|e| Error::io(&target, e))?;
+            let metadata = entry
+                .metadata()
+                .map_err(|e| Error::io(entry.path(), e.into()))?;
+            directories.push((target, metadata));
+        } else if let Err(error) = fs::hard_link(entry.path(), &target) {
+            if !entry.file_type().is_file() {
+                return Err(Error::io(entry.path(), error));
+            }
+            eprintln!(
+                "warning: `{}` is copied, not linked ({error}): its owner, times and other links are not kept",
+                entry.path().display()
+            );
             fs::copy(entry.path(), &target).map_err(|e| Error::io(entry.path(), e))?;
-        } else {
-            fs::copy(entry.path(), &target).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
+    // Deepest first, once their entries exist: a read-only directory takes no new entry,
+    // and every new entry changes a directory's modification time.
+    for (directory, metadata) in directories.iter().rev() {
+        fs::set_permissions(directory, metadata.permissions())
+            .map_err(|e| Error::io(directory, e))?;
+        if let Ok(modified) = metadata.modified() {
+            File::open(directory)
+                .and_then(|d| d.set_modified(modified))
+                .map_err(|e| Error::io(directory, e))?;
         }
     }
     Ok(())
@@ -645,6 +848,81 @@ mod tests {
         ] {
             let recorded: Recorded = serde_json::from_str(bad).unwrap();
             assert!(recorded.owned().is_err(), "{bad}");
+        }
+    }
+
+    fn tree(root: &Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+    }
+
+    /// Regression: the swap without atomic exchange moved OUT aside as `.out.old`, a name
+    /// no later render recognised, so a render killed there left the old OUT behind.
+    #[test]
+    fn the_swap_by_renames_leaves_the_previous_out_under_the_staging_name() {
+        let temp = tempfile::tempdir().unwrap();
+        let (out, staging) = (
+            temp.path().join("out"),
+            temp.path().join(".out.mcwan-staging-1"),
+        );
+        tree(&out, &[(PROVENANCE, "old")]);
+        tree(&staging, &[(PROVENANCE, "new")]);
+        swap_by_renames(&staging, &out).unwrap();
+        assert_eq!(fs::read_to_string(out.join(PROVENANCE)).unwrap(), "new");
+        assert_eq!(fs::read_to_string(staging.join(PROVENANCE)).unwrap(), "old");
+        assert_eq!(fs::read_dir(temp.path()).unwrap().count(), 2);
+    }
+
+    /// A render killed between the two renames leaves OUT aside; the next one restores it
+    /// before anything else, so its foreign entries are not lost with the staging ones.
+    #[test]
+    fn out_moved_aside_by_a_killed_render_is_restored() {
+        let temp = tempfile::tempdir().unwrap();
+        let out = temp.path().join("out");
+        let aside = temp.path().join(".out.mcwan-staging-1-old");
+        let staging = temp.path().join(".out.mcwan-staging-1");
+        let provenance = r#"{"generator": "mcwan", "owns": ["cluster-1"]}"#;
+        tree(
+            &aside,
+            &[
+                (PROVENANCE, provenance),
+                ("cluster-1/kustomization.yaml", ""),
+                ("notes.txt", "mine"),
+            ],
+        );
+        tree(&staging, &[(STAGING_MARKER, ""), (PROVENANCE, provenance)]);
+        let owns = BTreeSet::from(["cluster-1".to_string()]);
+        let begun = Staging::begin(&out, &owns, None).unwrap();
+        assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+        assert!(!aside.exists() && !staging.exists());
+        drop(begun);
+    }
+
+    /// A render killed while deleting the previous OUT left a directory that was neither
+    /// empty, nor marked, nor holding a provenance, so no render removed it. Removal now
+    /// plants the marker first (never through a link at its name) and removes it last.
+    #[test]
+    fn a_staging_directory_is_removed_marker_first_and_last() {
+        let temp = tempfile::tempdir().unwrap();
+        let staging = temp.path().join("s");
+        tree(
+            &staging,
+            &[(PROVENANCE, "p"), ("a/b.yaml", "x"), ("c.yaml", "y")],
+        );
+        remove_staging(&staging).unwrap();
+        assert!(!staging.exists());
+        // A link planted at the marker's name is replaced, not written through.
+        #[cfg(unix)]
+        {
+            let victim = temp.path().join("victim");
+            fs::write(&victim, "untouched").unwrap();
+            tree(&staging, &[("a.yaml", "x")]);
+            std::os::unix::fs::symlink(&victim, staging.join(STAGING_MARKER)).unwrap();
+            remove_staging(&staging).unwrap();
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
         }
     }
 }

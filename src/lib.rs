@@ -76,12 +76,14 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             input,
             output,
             no_verify,
+            lock_timeout,
         } => {
             check_output_location(&input.dir, &output.out)?;
             let Some((model, renderer)) = prepare(&input, &output)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
-            let report = render(&model, &renderer, &output.out, !no_verify)?;
+            let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
+            let report = render(&model, &renderer, &output.out, !no_verify, lock_timeout)?;
             if no_verify {
                 eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
                 return Ok(ExitCode::SUCCESS);
@@ -449,7 +451,7 @@ pub fn compile(
 }
 
 /// Renders every cluster in parallel into a staging directory, verifies the flows, then
-/// swaps it in for OUT. Returns the verification; OUT is replaced only when it found no
+/// swaps it in for OUT, waiting at most `lock_timeout` for another render of OUT. Returns the verification; OUT is replaced only when it found no
 /// problem, or `verify` is false.
 ///
 /// # Errors
@@ -459,8 +461,9 @@ pub fn render(
     renderer: &Renderer,
     out: &Path,
     verify: bool,
+    lock_timeout: Option<std::time::Duration>,
 ) -> Result<verify::Report, Error> {
-    let staging = Staging::begin(out, &owned_entries(model))?;
+    let staging = Staging::begin(out, &owned_entries(model), lock_timeout)?;
     let produced = produce(model, renderer, verify, &|_, files: &[OutputFile]| {
         staging.write(files)
     })?;

@@ -408,3 +408,179 @@ fn yaml_1_1_words_as_names_read_back_as_strings() {
     }
     assert!(checked > 10, "{checked} files");
 }
+
+fn render(input: &Path, out: &Path) -> Output {
+    mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// Regression: a hand-edited provenance whose `owns` listed `.git`, `README.md` or any
+/// directory made render delete them. What it claims beyond the names mcwan writes (the
+/// summary, `sdwan/`, cluster directories with their kustomization) is not honoured.
+#[test]
+fn a_forged_provenance_cannot_make_render_delete_what_mcwan_did_not_write() {
+    let (_temp, input, out) = scratch();
+    fs::create_dir_all(out.join(".git")).unwrap();
+    fs::write(out.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    fs::write(out.join("README.md"), "mine\n").unwrap();
+    fs::create_dir_all(out.join("docs")).unwrap();
+    fs::write(out.join("docs/notes.txt"), "mine\n").unwrap();
+    let provenance = out.join("mcwan-provenance.json");
+    let mut recorded: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&provenance).unwrap()).unwrap();
+    let owns = recorded["owns"].as_array_mut().unwrap();
+    owns.extend([".git", "README.md", "docs"].map(serde_json::Value::from));
+    fs::write(&provenance, recorded.to_string()).unwrap();
+    let output = render(&input, &out);
+    assert!(output.status.success(), "{}", printed(&output));
+    assert_eq!(
+        fs::read_to_string(out.join(".git/HEAD")).unwrap(),
+        "ref: refs/heads/main\n"
+    );
+    assert_eq!(fs::read_to_string(out.join("README.md")).unwrap(), "mine\n");
+    assert_eq!(
+        fs::read_to_string(out.join("docs/notes.txt")).unwrap(),
+        "mine\n"
+    );
+}
+
+/// Regression: foreign entries of OUT were copied into the new OUT, losing their mode,
+/// times and hard links, and filling sparse files. They are carried by hard link now: the
+/// same inodes come through.
+#[cfg(unix)]
+#[test]
+fn foreign_entries_come_through_a_render_as_the_same_files() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (_temp, input, out) = scratch();
+    let notes = out.join("notes");
+    fs::create_dir(&notes).unwrap();
+    fs::write(notes.join("a.txt"), "a\n").unwrap();
+    fs::hard_link(notes.join("a.txt"), notes.join("b.txt")).unwrap();
+    fs::set_permissions(notes.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    let sparse = fs::File::create(notes.join("sparse")).unwrap();
+    sparse.set_len(1 << 30).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    sparse.set_modified(old).unwrap();
+    drop(sparse);
+    fs::set_permissions(&notes, fs::Permissions::from_mode(0o750)).unwrap();
+    let before: Vec<_> = ["a.txt", "b.txt", "sparse"]
+        .map(|n| fs::metadata(notes.join(n)).unwrap())
+        .into();
+    let output = render(&input, &out);
+    assert!(output.status.success(), "{}", printed(&output));
+    let after: Vec<_> = ["a.txt", "b.txt", "sparse"]
+        .map(|n| fs::metadata(notes.join(n)).unwrap())
+        .into();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            (a.ino(), a.mode(), a.mtime(), a.nlink()),
+            (b.ino(), b.mode(), b.mtime(), b.nlink())
+        );
+    }
+    assert_eq!(after[0].nlink(), 2, "a.txt and b.txt are still one file");
+    assert!(after[2].blocks() < 64, "the sparse file was not filled");
+    assert_eq!(fs::metadata(&notes).unwrap().mode() & 0o777, 0o750);
+}
+
+/// Runs `script` (with `$MCWAN`, `$REPO`, `$OUT` set) as root of a new user and mount
+/// namespace, where it may mount a tmpfs; `None` where this machine does not allow that.
+#[cfg(target_os = "linux")]
+fn in_mount_namespace(script: &str, input: &Path, out: &Path) -> Option<Output> {
+    let allowed = Command::new("unshare")
+        .args(["-rm", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !allowed {
+        eprintln!("skipped: `unshare -rm` (user and mount namespaces) is not allowed here");
+        return None;
+    }
+    let output = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .env("MCWAN", env!("CARGO_BIN_EXE_mcwan"))
+        .env("REPO", input)
+        .env("OUT", out)
+        .output()
+        .unwrap();
+    Some(output)
+}
+
+/// Regression: a filesystem mounted inside OUT moved with the swap and was then emptied
+/// with the previous OUT. Now render refuses, naming the mount point, and it keeps its
+/// contents.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_mount_inside_out_is_refused_and_keeps_its_contents() {
+    let (_temp, input, out) = scratch();
+    fs::create_dir(out.join("volume")).unwrap();
+    let script = r#"mount -t tmpfs none "$OUT/volume" && echo kept > "$OUT/volume/data" &&
+        "$MCWAN" render "$REPO" -o "$OUT"; echo "exit=$?"; cat "$OUT/volume/data""#;
+    let Some(output) = in_mount_namespace(script, &input, &out) else {
+        return;
+    };
+    let text = printed(&output);
+    assert!(text.contains("is a mount point inside OUT"), "{text}");
+    assert!(text.contains("exit=2\nkept\n"), "{text}");
+}
+
+/// Regression: an OUT that is itself a mount point (a container volume) failed with
+/// "Device or resource busy". It is refused with what to do instead.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_out_that_is_a_mount_point_is_refused_with_what_to_do() {
+    let (temp, input, _) = scratch();
+    let out = temp.path().join("volume");
+    fs::create_dir(&out).unwrap();
+    let script =
+        r#"mount -t tmpfs none "$OUT" && "$MCWAN" render "$REPO" -o "$OUT"; echo "exit=$?""#;
+    let Some(output) = in_mount_namespace(script, &input, &out) else {
+        return;
+    };
+    let text = printed(&output);
+    assert!(
+        text.contains("is a mount point") && text.contains("render into a directory inside it"),
+        "{text}"
+    );
+    assert!(text.contains("exit=2"), "{text}");
+}
+
+/// Regression: a held lock made render wait silently forever. It says that it waits and
+/// for whom (the holder records itself in the lock), and `--lock-timeout` bounds the wait.
+#[test]
+fn a_held_lock_is_announced_and_the_wait_can_be_bounded() {
+    let (temp, input, out) = scratch();
+    let path = temp.path().join(".out.mcwan-lock");
+    fs::write(&path, "mcwan render (process 4242)").unwrap();
+    let held = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    held.lock().unwrap();
+    let started = Instant::now();
+    let output = mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--lock-timeout",
+        "1",
+    ]);
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("waiting for mcwan render (process 4242) to finish")
+            && text.contains("giving up after 1 s")
+            && text.contains("still holds"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    held.unlock().unwrap();
+    let output = render(&input, &out);
+    assert!(output.status.success(), "{}", printed(&output));
+    let recorded = fs::read_to_string(&path).unwrap();
+    assert!(recorded.starts_with("mcwan render (process "), "{recorded}");
+}

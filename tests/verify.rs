@@ -132,7 +132,7 @@ const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "an exporter reaching its own Service in plaintext (issue 13 #3)",
         example: "payment",
-        edits: &[("cluster-1/secure/serviceentry-mcw-payment.yaml", "  - address: 10.111.1.29\n    ports:\n      http: 31111", "  - address: payment.secure.svc.cluster.local\n    ports:\n      http: 8080")],
+        edits: &[("cluster-1/secure/serviceentry-mcw-payment.yaml", "  - address: '10.111.1.29'\n    ports:\n      http: 31111", "  - address: payment.secure.svc.cluster.local\n    ports:\n      http: 8080")],
         flow: "cluster-1 → payment.secure.svc.clusterset.local",
         why: "reached in plaintext",
     },
@@ -167,7 +167,7 @@ const MUTATIONS: &[Mutation] = &[
     Mutation {
         name: "a LoadBalancer gateway not pinned (issue 13 #7)",
         example: "failover",
-        edits: &[("cluster-1/mcw-system/gateway-mcw-ingress.yaml", "  addresses:\n  - type: IPAddress\n    value: 10.20.1.10\n", "")],
+        edits: &[("cluster-1/mcw-system/gateway-mcw-ingress.yaml", "  addresses:\n  - type: IPAddress\n    value: '10.20.1.10'\n", "")],
         flow: "cluster-2 → payment.secure.svc.clusterset.local",
         why: "does not request 10.20.1.10",
     },
