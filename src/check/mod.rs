@@ -8,6 +8,7 @@ mod exports;
 pub mod names;
 mod passthrough;
 mod policies;
+mod re2;
 mod routes;
 pub mod topology;
 

@@ -340,8 +340,8 @@ fn string_match(kind: Option<&str>, value: &str, default: MatchKind) -> StringMa
     }
 }
 
-/// Envoy evaluates regular expressions with RE2; Rust's `regex` has the same syntax and the
-/// same exclusions (no backreferences, no lookaround), so what it rejects, Envoy rejects.
+/// Envoy evaluates regular expressions with RE2. Rust's `regex` shares most of its syntax
+/// and its exclusions (no backreferences, no lookaround); `re2` checks where they differ.
 fn check_regex(
     value: &str,
     pointer: &str,
@@ -363,6 +363,15 @@ fn check_regex(
                 format!("`{value}` is not a valid RE2 regular expression: {detail}"),
             )
             .hint("Envoy uses RE2: no backreferences and no lookaround"),
+        );
+    } else if let Some(problem) = super::re2::problem(value) {
+        diagnostics.push(
+            Diagnostic::error(
+                Code::WanrouteInvalidRegex,
+                at(pointer),
+                format!("`{value}` is not a regular expression Envoy accepts as meant: {problem}"),
+            )
+            .hint("Envoy uses RE2 (github.com/google/re2/wiki/Syntax)"),
         );
     }
 }
