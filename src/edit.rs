@@ -289,7 +289,22 @@ fn add_item(
         lines[line - 1].push_str(newline);
         lines.insert(line, format!("{}{key}: [{item}]\n", " ".repeat(col - 1)));
     }
-    Ok(lines.concat())
+    Ok(line_endings_of(text, &lines.concat()))
+}
+
+/// `edited` with the line endings of `original`: the lines an edit adds end in `\n`, which
+/// in a CRLF file must become `\r\n`.
+fn line_endings_of(original: &str, edited: &str) -> String {
+    if !original.contains("\r\n") {
+        return edited.to_string();
+    }
+    edited
+        .split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(body) if !body.ends_with('\r') => format!("{body}\r\n"),
+            _ => line.to_string(),
+        })
+        .collect()
 }
 
 /// Removes `item` from the list `key` of cluster `c`; an emptied list loses its key line.
@@ -332,7 +347,7 @@ fn remove_item(
             lines.remove(line - 1);
         }
     }
-    Ok(lines.concat())
+    Ok(line_endings_of(text, &lines.concat()))
 }
 
 fn position(sources: &Sources, doc: usize, pointer: &str) -> (usize, usize) {

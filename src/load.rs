@@ -112,9 +112,10 @@ pub fn read(dir: &Path, limits: Limits) -> Result<Vec<InputFile>, Error> {
 pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics) -> Sources {
     let mut sources = Sources::default();
     for file in files {
-        let Some(place) = place_of(&file.path) else {
+        let place = place_of(&file.path);
+        if place.is_none() && file.content != Content::Symlink {
             continue;
-        };
+        }
         let file_index = sources.files.len();
         let relative = PathBuf::from(&file.path);
         match &file.content {
@@ -165,7 +166,9 @@ pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics)
             }
             Content::Text(text) => {
                 sources.files.push(SourceFile::new(relative, text.clone()));
-                parse_documents(&mut sources, file_index, &place, limits, diagnostics);
+                if let Some(place) = &place {
+                    parse_documents(&mut sources, file_index, place, limits, diagnostics);
+                }
             }
         }
     }
@@ -196,8 +199,14 @@ fn input_files(dir: &Path) -> Result<Vec<String>, Error> {
     }
     for top in ["policies", "clusters"] {
         let root = dir.join(top);
-        if !root.is_dir() {
-            continue;
+        match std::fs::symlink_metadata(&root) {
+            // Reported, never walked: `clusters -> $HOME` must not be read.
+            Ok(m) if m.file_type().is_symlink() => {
+                files.push(top.to_string());
+                continue;
+            }
+            Ok(m) if m.is_dir() => {}
+            _ => continue,
         }
         for entry in WalkDir::new(&root).follow_links(false).sort_by_file_name() {
             let entry = entry.map_err(|error| {
@@ -209,7 +218,8 @@ fn input_files(dir: &Path) -> Result<Vec<String>, Error> {
             }
             let relative = slash_path(entry.path().strip_prefix(dir).unwrap_or(entry.path()));
             let relative = relative.to_string_lossy().into_owned();
-            if place_of(&relative).is_some() {
+            // Every link is reported, whatever its name: a linked directory is not walked.
+            if place_of(&relative).is_some() || entry.path_is_symlink() {
                 files.push(relative);
             }
         }
@@ -314,8 +324,10 @@ fn parse_documents(
                 damaged: !duplicates.is_empty(),
             }),
             Err(error) => {
-                let (line, col) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
                 let message = error.to_string();
+                let (line, col) = reader_position(&file.text, &message)
+                    .or_else(|| error.location().map(|l| (l.line(), l.column())))
+                    .unwrap_or((1, 1));
                 if message.contains("limit exceeded") {
                     // yaml_serde's own bounds: alias expansion ("billion laughs") and recursion.
                     diagnostics.push(
@@ -354,6 +366,23 @@ fn parse_documents(
         );
     }
     sources.documents.extend(parsed);
+}
+
+/// Where a reader error (a control character, a NUL byte) stopped: yaml_serde locates it
+/// at the start of the stream, and says "at position N", a byte offset, in its message.
+fn reader_position(text: &str, message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.find(" at position ")? + " at position ".len()..];
+    let offset: usize = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Some((
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    ))
 }
 
 /// At most `QUOTED_CHARS` characters of a key or value, for a message.

@@ -584,3 +584,76 @@ fn a_held_lock_is_announced_and_the_wait_can_be_bounded() {
     let recorded = fs::read_to_string(&path).unwrap();
     assert!(recorded.starts_with("mcwan render (process "), "{recorded}");
 }
+
+/// Regression: the verbs wrote LF lines into a CRLF file. The file keeps its line endings.
+#[test]
+fn verbs_keep_a_files_crlf_line_endings() {
+    let (_temp, input, _) = scratch();
+    let clusterset = input.join("clusterset.yaml");
+    let crlf = fs::read_to_string(&clusterset)
+        .unwrap()
+        .replace('\n', "\r\n");
+    fs::write(&clusterset, &crlf).unwrap();
+    let dir = input.to_str().unwrap();
+    for verb in ["unimport", "import"] {
+        let output = mcwan(&[verb, "insecure/logging", "--cluster", "cluster-1", dir]);
+        assert!(output.status.success(), "{verb}: {}", printed(&output));
+        let text = fs::read_to_string(&clusterset).unwrap();
+        assert_eq!(
+            text.matches('\n').count(),
+            text.matches("\r\n").count(),
+            "{verb}: {text:?}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(&clusterset).unwrap().lines().count(),
+        crlf.lines().count()
+    );
+}
+
+/// Regression: a NUL byte was reported at line 1, column 1, not where it is.
+#[test]
+fn a_nul_byte_is_reported_where_it_is() {
+    let (_temp, input, _) = scratch();
+    let file = input.join("clusters/cluster-1/nul.yaml");
+    fs::write(
+        &file,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\0y\n",
+    )
+    .unwrap();
+    let output = mcwan(&["validate", input.to_str().unwrap(), "--format", "github"]);
+    assert!(
+        printed(&output)
+            .contains("file=clusters/cluster-1/nul.yaml,line=4,col=10,title=yaml-syntax"),
+        "{}",
+        printed(&output)
+    );
+}
+
+/// Regression: links to directories in the declarations (`policies -> /elsewhere`,
+/// `clusters/x -> $HOME`) were followed and their files quoted in diagnostics. Each link is
+/// reported as `file-symlink` and never read.
+#[cfg(unix)]
+#[test]
+fn linked_directories_in_the_declarations_are_reported_not_read() {
+    let (temp, input, _) = scratch();
+    let elsewhere = temp.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("secret.yaml"), "TOP-SECRET: [unclosed\n").unwrap();
+    fs::rename(input.join("policies"), temp.path().join("policies")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, input.join("policies")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, input.join("clusters/cluster-9")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, input.join("clusters/cluster-1/more")).unwrap();
+    let output = mcwan(&["validate", input.to_str().unwrap(), "--format", "github"]);
+    let text = printed(&output);
+    for link in ["policies", "clusters/cluster-9", "clusters/cluster-1/more"] {
+        assert!(
+            text.contains(&format!("file={link},line=1,col=1,title=file-symlink")),
+            "{link}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("TOP-SECRET") && !text.contains("secret.yaml"),
+        "{text}"
+    );
+}

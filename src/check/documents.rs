@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::schema::{field_path, violations, Lookup, Schemas, Violation};
-use crate::source::{Place, Sources};
+use crate::source::{pointer_segment, Place, Sources};
 use crate::spec;
 
 /// The group the seed used for MCS objects. No real cluster serves it.
@@ -131,25 +131,28 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
         match kind {
             "ClusterSet" => push(
                 &mut declarations.clustersets,
-                parse(sources, doc, diagnostics),
+                parse(sources, doc, &mut declarations.broken, diagnostics),
             ),
             "WANPolicy" if cluster.is_empty() => {
-                push(&mut declarations.policies, parse(sources, doc, diagnostics));
+                push(
+                    &mut declarations.policies,
+                    parse(sources, doc, &mut declarations.broken, diagnostics),
+                );
             }
             "WANPolicy" => push_in(
                 &mut declarations.policy_copies,
                 &cluster,
-                parse(sources, doc, diagnostics),
+                parse(sources, doc, &mut declarations.broken, diagnostics),
             ),
             "Service" => push_in(
                 &mut declarations.services,
                 &cluster,
-                parse(sources, doc, diagnostics),
+                parse(sources, doc, &mut declarations.broken, diagnostics),
             ),
             "ServiceExport" => push_in(
                 &mut declarations.exports,
                 &cluster,
-                parse(sources, doc, diagnostics),
+                parse(sources, doc, &mut declarations.broken, diagnostics),
             ),
             "VirtualService" | "DestinationRule" => {
                 let object = Located {
@@ -161,12 +164,12 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
             "WANRoute" => push_in(
                 &mut declarations.routes,
                 &cluster,
-                parse(sources, doc, diagnostics),
+                parse(sources, doc, &mut declarations.broken, diagnostics),
             ),
             "Namespace" => push_in(
                 &mut declarations.namespaces,
                 &cluster,
-                parse(sources, doc, diagnostics),
+                parse(sources, doc, &mut declarations.broken, diagnostics),
             ),
             other => unreachable!("input schema for `{other}` without a reader"),
         }
@@ -182,21 +185,60 @@ fn push_in<T>(list: &mut Vec<(String, Located<T>)>, cluster: &str, item: Option<
     list.extend(item.map(|item| (cluster.to_string(), item)));
 }
 
+/// Reads a document that passed its schema into its type. What the schema cannot say (a
+/// float where a port is expected) is reported at the offending value, and the object is
+/// marked broken so that nothing that names it fails again.
 fn parse<T: DeserializeOwned>(
     sources: &Sources,
     doc: usize,
+    broken: &mut BTreeSet<(String, String)>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Located<T>> {
-    match serde_json::from_value(sources.documents[doc].value.clone()) {
+    let value = &sources.documents[doc].value;
+    match serde_json::from_value(value.clone()) {
         Ok(value) => Some(Located { value, doc }),
         Err(error) => {
-            diagnostics.push(Diagnostic::error(
+            let message = error.to_string();
+            let pointer = quoted_token(&message)
+                .and_then(|token| pointer_of(value, token, String::new()))
+                .unwrap_or_default();
+            let mut diagnostic = Diagnostic::error(
                 Code::InvalidValue,
-                Some(sources.at(doc, "")),
-                error.to_string(),
-            ));
+                Some(sources.at(doc, &pointer)),
+                &message,
+            );
+            if message.contains("floating point") {
+                diagnostic = diagnostic.hint("write a whole number, without a decimal point");
+            }
+            diagnostics.push(diagnostic);
+            let name = value["metadata"]["name"].as_str().unwrap_or_default();
+            let kind = value["kind"].as_str().unwrap_or_default();
+            broken.insert((kind.to_string(), name.to_string()));
             None
         }
+    }
+}
+
+/// The first `` `token` `` of a serde message: the offending value as serde prints it.
+fn quoted_token(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(&message[start..end])
+}
+
+/// The pointer of the first scalar in `value`, in document order, that prints as `token`.
+fn pointer_of(value: &Value, token: &str, pointer: String) -> Option<String> {
+    match value {
+        Value::Object(fields) => fields.iter().find_map(|(key, field)| {
+            pointer_of(field, token, format!("{pointer}/{}", pointer_segment(key)))
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| pointer_of(item, token, format!("{pointer}/{i}"))),
+        Value::Number(n) if n.to_string() == token => Some(pointer),
+        Value::String(s) if s == token => Some(pointer),
+        _ => None,
     }
 }
 
