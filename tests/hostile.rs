@@ -147,12 +147,7 @@ fn the_lock_is_never_opened_through_a_link() {
     let out = temp.path().join("fresh");
     let target = temp.path().join("elsewhere");
     std::os::unix::fs::symlink(&target, temp.path().join(".fresh.mcwan-lock")).unwrap();
-    let output = mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = render(&input, &out);
     assert_eq!(output.status.code(), Some(2), "{}", printed(&output));
     assert!(printed(&output).contains("not a regular file"));
     assert!(!target.exists(), "the lock was created through the link");
@@ -167,12 +162,7 @@ fn a_directory_named_like_a_staging_one_is_kept() {
     let mine = temp.path().join(".fresh.mcwan-staging-notes");
     fs::create_dir(&mine).unwrap();
     fs::write(mine.join("keep.txt"), "mine").unwrap();
-    let output = mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = render(&input, &out);
     assert!(output.status.success(), "{}", printed(&output));
     assert_eq!(fs::read_to_string(mine.join("keep.txt")).unwrap(), "mine");
     assert!(
@@ -374,12 +364,7 @@ fn yaml_1_1_words_as_names_read_back_as_strings() {
             .replace("sd-wan-priority-high", "off");
         fs::write(&file, renamed).unwrap();
     }
-    let output = mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = render(&input, &out);
     assert!(output.status.success(), "{}", printed(&output));
     let script = "import json, sys, yaml\n\
                   print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1]))), sort_keys=True))";
@@ -410,12 +395,7 @@ fn yaml_1_1_words_as_names_read_back_as_strings() {
 }
 
 fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ])
+    mcwan(&["render", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
 }
 
 /// Regression: a hand-edited provenance whose `owns` listed `.git`, `README.md` or any
