@@ -395,7 +395,12 @@ fn yaml_1_1_words_as_names_read_back_as_strings() {
 }
 
 fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&["render", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+    mcwan(&[
+        "render",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
 }
 
 /// Regression: a hand-edited provenance whose `owns` listed `.git`, `README.md` or any
@@ -636,4 +641,68 @@ fn linked_directories_in_the_declarations_are_reported_not_read() {
         !text.contains("TOP-SECRET") && !text.contains("secret.yaml"),
         "{text}"
     );
+}
+
+/// Regression: generated names joined service and policy with `-`, so service `pay` with
+/// policy `high-prio` and service `pay-high` with policy `prio` both made
+/// `mcw-pay-high-prio`: one file overwrote the other and kustomize failed. Every rendered
+/// object now has its own (kind, namespace, name) and its own file.
+#[test]
+fn service_and_policy_pairs_that_join_alike_get_distinct_objects() {
+    let temp = tempfile::tempdir().unwrap();
+    let (input, out) = (temp.path().join("repo"), temp.path().join("out"));
+    copy(&root().join("examples/payment"), &input);
+    for file in walk(&input) {
+        let text = fs::read_to_string(&file).unwrap();
+        let renamed = text
+            .replace("sd-wan-priority-high", "high-prio")
+            .replace("sd-wan-priority-low", "prio");
+        fs::write(&file, renamed).unwrap();
+    }
+    for (old, new) in [
+        ("sd-wan-priority-high", "high-prio"),
+        ("sd-wan-priority-low", "prio"),
+    ] {
+        fs::rename(
+            input.join(format!("policies/{old}.yaml")),
+            input.join(format!("policies/{new}.yaml")),
+        )
+        .unwrap();
+    }
+    let service = |name: &str, policy: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: secure}}\nspec:\n  ports: [{{name: http, port: 8080}}]\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: {name}\n  namespace: secure\n  annotations: {{mcw.l7mp.io/mc-wan-policy: {policy}}}\n---\n"
+        )
+    };
+    fs::write(
+        input.join("clusters/cluster-1/pairs.yaml"),
+        service("pay", "high-prio") + &service("pay-high", "prio"),
+    )
+    .unwrap();
+    let output = render(&input, &out);
+    assert!(output.status.success(), "{}", printed(&output));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut files = 0;
+    for file in walk(&out.join("cluster-1")) {
+        if file.file_name().is_some_and(|n| n == "kustomization.yaml") {
+            continue;
+        }
+        let object: serde_json::Value =
+            yaml_serde::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+        let key = (
+            object["kind"].to_string(),
+            object["metadata"]["namespace"].to_string(),
+            object["metadata"]["name"].to_string(),
+        );
+        assert!(seen.insert(key.clone()), "{key:?} twice");
+        files += 1;
+    }
+    assert_eq!(seen.len(), files);
+    for name in ["mcw-pay.high-prio", "mcw-pay-high.prio"] {
+        assert!(
+            out.join(format!("cluster-1/secure/httproute-{name}.yaml"))
+                .is_file(),
+            "{name}"
+        );
+    }
 }
