@@ -180,3 +180,28 @@ pub struct Input {
     #[arg(long, value_name = "LEVELS", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=128))]
     pub max_depth: u16,
 }
+
+impl Input {
+    /// The declarations in `dir`, read under the default limits, as `verify --declarations`
+    /// reads them.
+    #[must_use]
+    pub fn defaults(dir: PathBuf) -> Self {
+        let limits = crate::load::Limits::default();
+        Input {
+            dir,
+            format: Format::Human,
+            resolve_conflicts: false,
+            max_file_bytes: limits.max_file_bytes,
+            max_depth: u16::try_from(limits.max_depth).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// The bounds the flags set on reading the declarations.
+    #[must_use]
+    pub fn limits(&self) -> crate::load::Limits {
+        crate::load::Limits {
+            max_file_bytes: self.max_file_bytes,
+            max_depth: usize::from(self.max_depth),
+        }
+    }
+}

@@ -233,10 +233,7 @@ fn run_verb(
             target.service
         )));
     };
-    let limits = load::Limits {
-        max_file_bytes: input.max_file_bytes,
-        ..load::Limits::default()
-    };
+    let limits = input.limits();
     let files = load::read(&input.dir, limits)?;
     let Some((sources, model)) = checked(&files, input, limits)? else {
         eprintln!("error: the repository is invalid; fix it before changing it");
@@ -327,14 +324,7 @@ fn verify_out(
 ) -> Result<ExitCode, Error> {
     let intent = match declarations {
         Some(dir) => {
-            let input = Input {
-                dir: dir.to_path_buf(),
-                format: report::Format::Human,
-                resolve_conflicts: false,
-                max_file_bytes: 8 * 1024 * 1024,
-                max_depth: 64,
-            };
-            let Some(model) = validate(&input)? else {
+            let Some(model) = validate(&Input::defaults(dir.to_path_buf()))? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
             verify::intent::Intent::of(&model)
@@ -418,10 +408,7 @@ fn is_yaml(path: &str) -> bool {
 
 /// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
 fn validate(input: &Input) -> Result<Option<Model>, Error> {
-    let limits = load::Limits {
-        max_file_bytes: input.max_file_bytes,
-        ..load::Limits::default()
-    };
+    let limits = input.limits();
     Ok(checked(&load::read(&input.dir, limits)?, input, limits)?.map(|(_, model)| model))
 }
 

@@ -706,3 +706,33 @@ fn service_and_policy_pairs_that_join_alike_get_distinct_objects() {
         );
     }
 }
+
+/// Regression: `--max-depth` was parsed and then ignored; only the default applied.
+#[test]
+fn the_max_depth_flag_is_applied() {
+    let (_temp, input, _) = scratch();
+    let labels =
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: secure\n  labels: {a: [[[[x]]]]}\n";
+    fs::write(input.join("clusters/cluster-1/deep.yaml"), labels).unwrap();
+    let dir = input.to_str().unwrap();
+    let shallow = mcwan(&["validate", dir, "--format", "github", "--max-depth", "5"]);
+    assert!(
+        printed(&shallow).contains("title=yaml-limit::document nests more than 5 levels deep"),
+        "{}",
+        printed(&shallow)
+    );
+    let block = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: secure\n  labels:\n    a:\n      b:\n        c:\n          d: x\n";
+    fs::write(input.join("clusters/cluster-1/deep.yaml"), block).unwrap();
+    let shallow = mcwan(&["validate", dir, "--format", "github", "--max-depth", "4"]);
+    assert!(
+        printed(&shallow).contains("title=yaml-limit::document nests more than 4 levels deep"),
+        "{}",
+        printed(&shallow)
+    );
+    let default = mcwan(&["validate", dir, "--format", "github"]);
+    assert!(
+        !printed(&default).contains("yaml-limit"),
+        "{}",
+        printed(&default)
+    );
+}
