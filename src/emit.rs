@@ -804,6 +804,62 @@ fn checked_relative(path: &str) -> Result<&Path, Error> {
     }
 }
 
+/// OUT may sit inside the declarations repository (that is the usual layout), but never
+/// where mcwan reads declarations from, and never above or at the repository itself.
+pub(crate) fn check_output_location(dir: &Path, out: &Path) -> Result<(), Error> {
+    let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let out_abs = resolve(out)?;
+    let refuse = |why: &str| {
+        Err(Error::Usage(format!(
+            "output directory `{}` {why}",
+            out.display()
+        )))
+    };
+    if dir.starts_with(&out_abs) {
+        return refuse("contains the declarations; render would replace them");
+    }
+    for input in ["clusters", "policies", "clusterset.yaml", "clusterset.yml"] {
+        if out_abs.starts_with(dir.join(input)) {
+            return refuse(&format!(
+                "is inside `{input}`, where mcwan reads declarations"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An absolute path for `path` as the OS will resolve it once its missing directories are
+/// created: component by component, symbolic links resolved where the prefix exists, and
+/// `..` taken lexically where it does not (a directory mcwan creates has no link to
+/// follow). So `OUT/missing/../clusters` is seen inside `clusters`.
+fn resolve(path: &Path) -> Result<PathBuf, Error> {
+    use std::path::Component;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(Path::new("."), e))?
+            .join(path)
+    };
+    let mut current = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => current.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                current.pop();
+            }
+            Component::Normal(name) => {
+                current.push(name);
+                if let Ok(real) = current.canonicalize() {
+                    current = real;
+                }
+            }
+        }
+    }
+    Ok(current)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

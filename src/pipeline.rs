@@ -1,0 +1,355 @@
+//! The pipeline behind `render`, `check`, `diff` and the fuzzer: load → check → plan →
+//! render → verify → emit, with every cluster planned and rendered in parallel.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::check::topology::FABRIC_DIRECTORY;
+use crate::diagnostic::Diagnostics;
+use crate::diff::{Change, ChangeKind};
+use crate::emit::{Existing, Provenance, Staging};
+use crate::error::Error;
+use crate::fabric::SiteFlows;
+use crate::model::Model;
+use crate::plan::Plan;
+use crate::render::OutputFile;
+use crate::render::Renderer;
+use crate::schema::Schemas;
+use crate::SUMMARY;
+use crate::{check, fabric, load, summary, verify};
+
+/// Runs the whole pipeline on in-memory files, keeping nothing but the number of files a
+/// render would write (0 for invalid input). For the fuzzer: any panic here is a bug.
+///
+/// # Errors
+/// When rendering fails, which for valid input is a bug too.
+pub fn compile(
+    files: &[load::InputFile],
+    limits: load::Limits,
+    diagnostics: &mut Diagnostics,
+) -> Result<usize, Error> {
+    static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
+    static RENDERER: std::sync::OnceLock<Result<Renderer, String>> = std::sync::OnceLock::new();
+    let sources = load::parse(files, limits, diagnostics);
+    let schemas = SCHEMAS.get_or_init(Schemas::input);
+    let Some(model) = check::check(&sources, schemas, check::Options::default(), diagnostics)
+    else {
+        return Ok(0);
+    };
+    let renderer = RENDERER
+        .get_or_init(|| Renderer::new(&[]).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::Internal(e.clone()))?;
+    Ok(produce(&model, renderer, true, &|_, _: &[OutputFile]| Ok(()))?.files)
+}
+
+/// Renders every cluster in parallel into a staging directory, verifies the flows, then
+/// swaps it in for OUT, waiting at most `lock_timeout` for another render of OUT. Returns the verification; OUT is replaced only when it found no
+/// problem, or `verify` is false.
+///
+/// # Errors
+/// When a template fails, or on I/O errors; OUT is then left as it was.
+pub fn render(
+    model: &Model,
+    renderer: &Renderer,
+    out: &Path,
+    verify: bool,
+    lock_timeout: Option<std::time::Duration>,
+) -> Result<verify::Report, Error> {
+    let staging = Staging::begin(out, &owned_entries(model), lock_timeout)?;
+    let produced = produce(model, renderer, verify, &|_, files: &[OutputFile]| {
+        staging.write(files)
+    })?;
+    if !verify || produced.report.problems() == 0 {
+        staging.commit()?;
+    }
+    Ok(produced.report)
+}
+
+/// What render would change in OUT, sorted by path.
+///
+/// # Errors
+/// When a template fails, OUT is not mcwan's, or on I/O errors.
+pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Change>, Error> {
+    let existing = Existing::open(out, &owned_entries(model))?;
+    let changes = Mutex::new(Vec::new());
+    let produced = produce(model, renderer, true, &|whole, files: &[OutputFile]| {
+        let mut found = Vec::new();
+        for file in files {
+            let (kind, old) = match existing.read(&file.path)? {
+                Some(old) if old == file.bytes => continue,
+                Some(old) => (ChangeKind::Changed, old),
+                None => (ChangeKind::Added, Vec::new()),
+            };
+            found.push(Change {
+                path: file.path.clone(),
+                kind,
+                old,
+                new: file.bytes.clone(),
+            });
+        }
+        if let Some(directory) = whole.filter(|d| existing.owned().contains(*d)) {
+            let written: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            let stale = existing.files_below(directory)?;
+            found.extend(removed(&existing, stale, |path| written.contains(path))?);
+        }
+        changes.lock().map_err(|_| poisoned())?.extend(found);
+        Ok(())
+    })?;
+    let mut changes = changes.into_inner().map_err(|_| poisoned())?;
+    // Cluster directories were compared whole as they arrived; the rest is compared here.
+    let clusters: BTreeSet<&str> = model
+        .clusterset
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    for entry in existing
+        .owned()
+        .iter()
+        .filter(|e| !clusters.contains(e.as_str()))
+    {
+        let stale = existing.files_below(entry)?;
+        changes.extend(removed(&existing, stale, |path| {
+            produced.loose.contains(path)
+        })?);
+    }
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(changes)
+}
+
+/// The files among `paths` that were not `written`, as removals.
+fn removed(
+    existing: &Existing,
+    paths: Vec<String>,
+    written: impl Fn(&str) -> bool,
+) -> Result<Vec<Change>, Error> {
+    let mut changes = Vec::new();
+    for path in paths.into_iter().filter(|p| !written(p)) {
+        if let Some(old) = existing.read(&path)? {
+            changes.push(Change {
+                path,
+                kind: ChangeKind::Removed,
+                old,
+                new: Vec::new(),
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// Where `produce` hands its files: with the directory they make up entirely, if they do
+/// (a cluster's), so that a sink can tell the stale files there at once.
+type Sink<'a> = dyn Fn(Option<&str>, &[OutputFile]) -> Result<(), Error> + Sync + 'a;
+
+/// What `produce` wrote. Not every path: the cluster directories' files, which make up
+/// nearly all of them, were handed over whole and are not listed.
+struct Produced {
+    /// The paths outside cluster directories: the fabric's and each site's files (a few
+    /// per cluster), the summary and the provenance.
+    loose: BTreeSet<String>,
+    /// How many files in all.
+    files: usize,
+    /// Where every request goes, compared with the declarations.
+    report: verify::Report,
+}
+
+/// The top-level entries of OUT a render writes, its provenance excepted: each cluster's
+/// directory, the fabric's and the summary.
+fn owned_entries(model: &Model) -> BTreeSet<String> {
+    let clusters = model.clusterset.clusters.iter().map(|c| c.name.clone());
+    clusters
+        .chain([FABRIC_DIRECTORY.to_string(), SUMMARY.to_string()])
+        .collect()
+}
+
+/// The one pipeline behind `render`, `check` and `diff`: plans and renders every cluster in
+/// parallel, handing each cluster's files and then its SD-WAN site's to `sink` as soon as
+/// they exist, then the fabric, the summary and the provenance.
+///
+/// With `verify`, each cluster's objects and the fabric's files are also read as the data
+/// plane reads them, and the reachability matrix goes into the summary.
+fn produce(
+    model: &Model,
+    renderer: &Renderer,
+    verify: bool,
+    sink: &Sink,
+) -> Result<Produced, Error> {
+    let plan = Plan::new(model);
+    let classification = fabric::classify(model);
+    let totals = Mutex::new(summary::Totals::default());
+    let produced = Mutex::new(Produced {
+        loose: BTreeSet::new(),
+        files: 0,
+        report: verify::Report::default(),
+    });
+    let intent = verify::intent::Intent::of(model);
+    let facts = Mutex::new(Vec::new());
+    let fabric = Mutex::new(verify::Fabric::default());
+    let read_fabric = |files: &[OutputFile]| -> Result<(), Error> {
+        for file in files.iter().filter(|f| verify && is_yaml(&f.path)) {
+            let document: serde_json::Value = yaml_serde::from_slice(&file.bytes)
+                .map_err(|e| Error::Internal(format!("`{}` does not read back: {e}", file.path)))?;
+            fabric.lock().map_err(|_| poisoned())?.add(&document);
+        }
+        Ok(())
+    };
+    let emit = |whole: Option<&str>, files: &[OutputFile]| -> Result<(), Error> {
+        sink(whole, files)?;
+        let mut produced = produced.lock().map_err(|_| poisoned())?;
+        produced.files += files.len();
+        if whole.is_none() {
+            produced.loose.extend(files.iter().map(|f| f.path.clone()));
+        }
+        Ok(())
+    };
+    for_each_cluster(model.clusterset.clusters.len(), |c| {
+        let cluster_plan = plan.cluster(c);
+        let (files, objects) = renderer.cluster_objects(model, c, &cluster_plan)?;
+        emit(Some(&cluster_plan.name), &files)?;
+        drop(files);
+        if verify {
+            let cluster_facts =
+                verify::facts::ClusterFacts::of(&cluster_plan.name, &objects, &intent);
+            facts
+                .lock()
+                .map_err(|_| poisoned())?
+                .push((c, cluster_facts));
+        }
+        let site = SiteFlows::of(model, c, &cluster_plan);
+        let site_files = renderer.site(model, &classification, &site)?;
+        read_fabric(&site_files)?;
+        emit(None, &site_files)?;
+        totals.lock().map_err(|_| poisoned())?.add(model, &site);
+        Ok(())
+    })?;
+    let fabric_files = renderer.fabric(&classification)?;
+    read_fabric(&fabric_files)?;
+    emit(None, &fabric_files)?;
+    let report = reachability(
+        &intent,
+        facts.into_inner().map_err(|_| poisoned())?,
+        &fabric.into_inner().map_err(|_| poisoned())?,
+    )?;
+    let version = env!("CARGO_PKG_VERSION");
+    let totals = totals.into_inner().map_err(|_| poisoned())?;
+    let mut summary = summary::markdown(&plan, &classification, &totals, version);
+    summary.push_str(&summary::reachability(verify.then_some(&report)));
+    emit(
+        None,
+        &[OutputFile {
+            path: SUMMARY.to_string(),
+            bytes: summary.into_bytes(),
+        }],
+    )?;
+    let provenance = Provenance {
+        generator: "mcwan".into(),
+        version: version.into(),
+        input_digest: model.input_digest.clone(),
+        owns: owned_entries(model),
+        intent: Some(intent),
+    };
+    emit(None, &[provenance.file()])?;
+    let mut produced = produced.into_inner().map_err(|_| poisoned())?;
+    produced.report = report;
+    Ok(produced)
+}
+
+/// The reachability matrix: each cluster's rows in parallel, then in ClusterSet order.
+pub(crate) fn reachability(
+    intent: &verify::intent::Intent,
+    mut facts: Vec<(usize, verify::facts::ClusterFacts)>,
+    fabric: &verify::Fabric,
+) -> Result<verify::Report, Error> {
+    facts.sort_by_key(|(c, _)| *c);
+    let facts: Vec<_> = facts.into_iter().map(|(_, f)| f).collect();
+    let view = verify::View::new(intent, &facts, fabric);
+    let rows = Mutex::new(Vec::new());
+    for_each_cluster(facts.len(), |c| {
+        let of = view.rows_of(c);
+        rows.lock().map_err(|_| poisoned())?.push((c, of));
+        Ok(())
+    })?;
+    let mut rows = rows.into_inner().map_err(|_| poisoned())?;
+    rows.sort_by_key(|(c, _)| *c);
+    Ok(verify::Report {
+        rows: rows.into_iter().flat_map(|(_, r)| r).collect(),
+    })
+}
+
+pub(crate) fn poisoned() -> Error {
+    Error::Internal("a render thread panicked".into())
+}
+
+/// Runs `work` for every cluster index on all cores. Each worker holds one cluster's
+/// output at a time. The error of the lowest failing cluster is returned, so that failures
+/// are reported the same way on every run.
+pub(crate) fn for_each_cluster(
+    count: usize,
+    work: impl Fn(usize) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(count.max(1));
+    let mut errors: Vec<(usize, Error)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut errors = Vec::new();
+                    loop {
+                        let c = next.fetch_add(1, Ordering::Relaxed);
+                        if c >= count {
+                            break errors;
+                        }
+                        if let Err(error) = work(c) {
+                            errors.push((c, error));
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    vec![(
+                        usize::MAX,
+                        Error::Internal("a render thread panicked".into()),
+                    )]
+                })
+            })
+            .collect()
+    });
+    errors.sort_by_key(|(c, _)| *c);
+    errors
+        .into_iter()
+        .next()
+        .map_or(Ok(()), |(_, error)| Err(error))
+}
+
+/// Whether an OUT-relative path is a YAML file mcwan wrote (always lowercase `.yaml`).
+pub(crate) fn is_yaml(path: &str) -> bool {
+    Path::new(path).extension().is_some_and(|e| e == "yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target's base repository must render, or fuzzing only exercises rejections.
+    #[test]
+    fn compile_renders_the_fuzz_base() {
+        let files = load::read(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/l7-payment")),
+            load::Limits::default(),
+        )
+        .unwrap();
+        let mut diagnostics = Diagnostics::default();
+        let written = compile(&files, load::Limits::default(), &mut diagnostics).unwrap();
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.into_sorted());
+        assert!(written > 30, "{written} files");
+    }
+}

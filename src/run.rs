@@ -1,0 +1,393 @@
+//! One function per command: parses the command line, runs the pipeline or the verbs,
+//! prints diagnostics and reports, and maps the outcome to an exit code.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use clap::Parser;
+
+use crate::check::topology::FABRIC_DIRECTORY;
+use crate::cli::{Cli, Command, Input};
+use crate::diagnostic::Diagnostics;
+use crate::emit::Existing;
+use crate::error::Error;
+use crate::fabric::SiteFlows;
+use crate::model::Model;
+use crate::pipeline::{self, compare, for_each_cluster, is_yaml, poisoned, reachability};
+use crate::plan::Plan;
+use crate::render::Renderer;
+use crate::schema::Schemas;
+use crate::{
+    check, cli, diagnostic, diff, edit, emit, generate, load, render, report, source, status,
+    summary, verify,
+};
+
+/// Exit code for invalid declarations.
+const EXIT_INVALID: u8 = 1;
+/// Exit code for usage and I/O errors.
+const EXIT_FATAL: u8 = 2;
+
+/// Parses the command line and runs the command.
+#[must_use]
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Validate { input } => {
+            Ok(validate(&input)?.map_or(ExitCode::from(EXIT_INVALID), |_| ExitCode::SUCCESS))
+        }
+        Command::Render {
+            input,
+            output,
+            no_verify,
+            lock_timeout,
+        } => {
+            emit::check_output_location(&input.dir, &output.out)?;
+            let Some((model, renderer)) = prepare(&input, &output)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
+            let report =
+                pipeline::render(&model, &renderer, &output.out, !no_verify, lock_timeout)?;
+            if no_verify {
+                eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
+                return Ok(ExitCode::SUCCESS);
+            }
+            if report.problems() == 0 {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprint!("{}", report.human_problems());
+            eprintln!("error: {} declared flow(s) would not work; `{}` was left as it was (`mcwan render --no-verify` writes it anyway)", report.problems(), output.out.display());
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Command::Verify {
+            out,
+            declarations,
+            format,
+        } => verify_out(&out, declarations.as_deref(), format),
+        Command::Check { input, output } => {
+            let Some((model, renderer)) = prepare(&input, &output)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let out = output.out;
+            let changes = compare(&model, &renderer, &out)?;
+            if changes.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_stdout(diff::unified(&changes).trim_end())?;
+            let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+            eprintln!(
+                "error: `{}` is out of date: {} file(s) differ from what `mcwan render` writes:\n  {}\nrun `mcwan render {} -o {}` and commit the result",
+                out.display(),
+                files.len(),
+                files.join("\n  "),
+                input.dir.display(),
+                out.display()
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Command::Diff { input, output } => {
+            let Some((model, renderer)) = prepare(&input, &output)? else {
+                return Ok(ExitCode::from(EXIT_FATAL));
+            };
+            let changes = compare(&model, &renderer, &output.out)?;
+            if changes.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_stdout(&format!(
+                "{}\n{}",
+                diff::summary(&changes),
+                diff::unified(&changes).trim_end()
+            ))?;
+            Ok(ExitCode::from(1))
+        }
+        Command::Status { service, input } => {
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            match status::describe(&model, &service) {
+                Ok(text) => {
+                    print_stdout(text.trim_end())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    Ok(ExitCode::from(EXIT_INVALID))
+                }
+            }
+        }
+        Command::Graph { input, dot } => {
+            let Some(model) = validate(&input)? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            let plan = Plan::new(&model);
+            let edges = (0..model.clusterset.clusters.len())
+                .flat_map(|c| summary::edges(&model, &SiteFlows::of(&model, c, &plan.cluster(c))))
+                .collect();
+            let text = if dot {
+                summary::dot(&plan, &edges)
+            } else {
+                summary::mermaid(&plan, &edges)
+            };
+            print_stdout(text.trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { target, wan_policy } => run_verb(edit::Verb::Export, &target, wan_policy),
+        Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None),
+        Command::Import { target } => run_verb(edit::Verb::Import, &target, None),
+        Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None),
+        Command::Generate { out, shape } => {
+            if std::fs::read_dir(&out).is_ok_and(|mut entries| entries.next().is_some()) {
+                return Err(Error::Usage(format!(
+                    "`{}` exists and is not empty",
+                    out.display()
+                )));
+            }
+            let writes: Vec<(String, Option<String>)> = generate::repository(shape)
+                .into_iter()
+                .map(|(path, text)| (path, Some(text)))
+                .collect();
+            emit::apply_edits(&out, &writes)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "mcwan", &mut script);
+            print_stdout(String::from_utf8_lossy(&script).trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { kind } => {
+            let schemas = Schemas::input();
+            let selected: Vec<_> = schemas
+                .sources()
+                .filter(|(k, _)| {
+                    kind.as_deref()
+                        .is_none_or(|wanted| k.eq_ignore_ascii_case(wanted))
+                })
+                .map(|(_, s)| s.clone())
+                .collect();
+            if selected.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no input kind `{}`",
+                    kind.unwrap_or_default()
+                )));
+            }
+            let text = if selected.len() == 1 {
+                serde_json::to_string_pretty(&selected[0])
+            } else {
+                serde_json::to_string_pretty(&selected)
+            };
+            print_stdout(&text.map_err(|e| Error::Internal(e.to_string()))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Carries out an imperative verb: the repository must be valid before, and the edit is
+/// written only if the repository is still valid after it.
+fn run_verb(
+    verb: edit::Verb,
+    target: &cli::Target,
+    wan_policy: Option<String>,
+) -> Result<ExitCode, Error> {
+    let input = &target.input;
+    let Some((namespace, name)) = target.service.split_once('/') else {
+        return Err(Error::Usage(format!(
+            "`{}` is not NAMESPACE/NAME",
+            target.service
+        )));
+    };
+    let limits = input.limits();
+    let files = load::read(&input.dir, limits)?;
+    let Some((sources, model)) = checked(&files, input, limits)? else {
+        eprintln!("error: the repository is invalid; fix it before changing it");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let request = edit::Request {
+        verb,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        cluster: target.cluster.clone(),
+        wan_policy,
+    };
+    let (writes, message) = match edit::apply(&request, &files, &sources, &model) {
+        Ok(done) => done,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let mut edited: Vec<load::InputFile> = files
+        .into_iter()
+        .filter(|f| !writes.iter().any(|(p, _)| *p == f.path))
+        .collect();
+    for (path, content) in &writes {
+        if let Some(text) = content {
+            edited.push(load::InputFile {
+                path: path.clone(),
+                content: load::Content::Text(text.clone()),
+            });
+        }
+    }
+    edited.sort_by(|a, b| a.path.cmp(&b.path));
+    if checked(&edited, input, limits)?.is_none() {
+        eprintln!("error: refusing the change: the repository would not validate");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    emit::apply_edits(&input.dir, &writes)?;
+    eprintln!("{message}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses and checks in-memory files, printing diagnostics; `None` if invalid.
+fn checked(
+    files: &[load::InputFile],
+    input: &Input,
+    limits: load::Limits,
+) -> Result<Option<(source::Sources, Model)>, Error> {
+    let mut diagnostics = Diagnostics::default();
+    let sources = load::parse(files, limits, &mut diagnostics);
+    let options = check::Options {
+        resolve_conflicts: input.resolve_conflicts,
+    };
+    let model = check::check(&sources, &Schemas::input(), options, &mut diagnostics);
+    print_diagnostics(input.format, &sources, &diagnostics.into_sorted())?;
+    Ok(model.map(|model| (sources, model)))
+}
+
+fn print_diagnostics(
+    format: report::Format,
+    sources: &source::Sources,
+    all: &[diagnostic::Diagnostic],
+) -> Result<(), Error> {
+    match report::print(format, sources, all) {
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Error::io(Path::new("<output>"), error))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The renderer an output asks for and the checked model; `None` if the input is invalid.
+/// Template overrides are compiled first, so a broken override fails before any input is read.
+fn prepare(input: &Input, output: &cli::Output) -> Result<Option<(Model, Renderer)>, Error> {
+    let overrides = match &output.templates {
+        Some(dir) => load::template_overrides(dir)?,
+        None => Vec::new(),
+    };
+    let renderer = Renderer::new(&overrides)?.with_layout(output.layout);
+    Ok(validate(input)?.map(|model| (model, renderer)))
+}
+
+/// `mcwan verify OUT`: reads OUT's cluster directories and fabric, under the rules `check`
+/// reads OUT by, and compares them with the recorded intent or the declarations.
+fn verify_out(
+    out: &Path,
+    declarations: Option<&Path>,
+    format: report::Format,
+) -> Result<ExitCode, Error> {
+    let intent = match declarations {
+        Some(dir) => {
+            let Some(model) = validate(&Input::defaults(dir.to_path_buf()))? else {
+                return Ok(ExitCode::from(EXIT_INVALID));
+            };
+            verify::intent::Intent::of(&model)
+        }
+        None => emit::recorded_intent(out)?
+            .map(verify::intent::Intent::indexed)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "`{}` records no intent (render it with this mcwan, or pass --declarations)",
+                    out.display()
+                ))
+            })?,
+    };
+    let mut owns: BTreeSet<String> = intent.clusters.iter().map(|c| c.name.clone()).collect();
+    owns.insert(FABRIC_DIRECTORY.to_string());
+    let existing = Existing::open(out, &owns)?;
+    // Each file holds one object, as render writes them.
+    let parse = |path: &str| -> Result<Option<serde_json::Value>, Error> {
+        let bytes = existing.read_regular(path, emit::MAX_OUT_FILE_BYTES)?;
+        let text = String::from_utf8_lossy(&bytes);
+        render::parse_yaml(&text)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("`{path}` in OUT is not YAML mcwan can read: {e}")))
+    };
+    // Render names each file `<kind>-<name>.yaml`: only the kinds the proxies read are read.
+    let verified = |path: &str| {
+        let file = path.rsplit('/').next().unwrap_or_default();
+        is_yaml(path)
+            && render::VERIFIED_KINDS
+                .iter()
+                .any(|k| file.starts_with(&format!("{}-", k.to_ascii_lowercase())))
+    };
+    let facts = Mutex::new(Vec::new());
+    for_each_cluster(intent.clusters.len(), |c| {
+        let name = &intent.clusters[c].name;
+        let mut objects = Vec::new();
+        for path in existing.files_below(name)?.iter().filter(|p| verified(p)) {
+            objects.extend(parse(path)?);
+        }
+        objects.retain(|o| render::VERIFIED_KINDS.iter().any(|k| o["kind"] == *k));
+        let cluster_facts = verify::facts::ClusterFacts::of(name, &objects, &intent);
+        facts
+            .lock()
+            .map_err(|_| poisoned())?
+            .push((c, cluster_facts));
+        Ok(())
+    })?;
+    let mut fabric = verify::Fabric::default();
+    for path in existing.files_below(FABRIC_DIRECTORY)? {
+        if is_yaml(&path) {
+            fabric.add(&parse(&path)?.unwrap_or_default());
+        }
+    }
+    let report = reachability(
+        &intent,
+        facts.into_inner().map_err(|_| poisoned())?,
+        &fabric,
+    )?;
+    let text = match format {
+        report::Format::Human => report.human(),
+        report::Format::Json => {
+            let mut json = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            json.push('\n');
+            json
+        }
+        report::Format::Github => report.github(),
+    };
+    print_stdout(text.trim_end())?;
+    Ok(if report.problems() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+/// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
+fn validate(input: &Input) -> Result<Option<Model>, Error> {
+    let limits = input.limits();
+    Ok(checked(&load::read(&input.dir, limits)?, input, limits)?.map(|(_, model)| model))
+}
+
+fn print_stdout(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    match writeln!(io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io(Path::new("<stdout>"), e)),
+        _ => Ok(()),
+    }
+}
