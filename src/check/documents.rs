@@ -35,15 +35,70 @@ pub struct Declarations {
     pub routes: Vec<(String, Located<spec::WanRoute>)>,
     /// Istio VirtualServices and DestinationRules to copy to their cluster unchanged.
     pub passthrough: Vec<(String, Located<Value>)>,
-    /// `(kind, name)` of objects that were declared but are invalid. Later passes do not
-    /// report references to them as missing: the object's own diagnostics say enough.
-    pub broken: BTreeSet<(String, String)>,
+    /// Objects that were declared but are invalid. Later passes do not report references
+    /// to them as missing: the object's own diagnostics say enough.
+    pub broken: BTreeSet<ObjectKey>,
+}
+
+/// Which object: its kind, its cluster directory (empty outside `clusters/`), its
+/// namespace (empty for cluster-scoped kinds) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of a document, from its place and metadata.
+    fn of(document: &crate::source::Document) -> Self {
+        let value = &document.value;
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        let namespaced = !matches!(kind.as_str(), "ClusterSet" | "WANPolicy" | "Namespace");
+        let namespace = match value["metadata"]["namespace"].as_str() {
+            Some(namespace) if namespaced => namespace,
+            None if namespaced => "default",
+            _ => "",
+        };
+        ObjectKey {
+            cluster: match &document.place {
+                Place::Cluster(cluster) => cluster.clone(),
+                Place::ClusterSet | Place::Policies => String::new(),
+            },
+            namespace: namespace.to_string(),
+            name: value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            kind,
+        }
+    }
 }
 
 impl Declarations {
+    /// Whether the `kind` object `namespace/name` was declared broken in `cluster` (a
+    /// directory name), or in any cluster for `None`. Cluster-scoped kinds take `""`.
     #[must_use]
-    pub fn is_broken(&self, kind: &str, name: &str) -> bool {
-        self.broken.contains(&(kind.to_string(), name.to_string()))
+    pub fn is_broken(
+        &self,
+        kind: &str,
+        cluster: Option<&str>,
+        namespace: &str,
+        name: &str,
+    ) -> bool {
+        self.broken.iter().any(|key| {
+            key.kind == kind
+                && key.namespace == namespace
+                && key.name == name
+                && cluster.is_none_or(|c| key.cluster == c)
+        })
+    }
+
+    /// Whether any `kind` object was declared broken.
+    #[must_use]
+    pub fn any_broken(&self, kind: &str) -> bool {
+        self.broken.iter().any(|key| key.kind == kind)
     }
 }
 
@@ -116,12 +171,7 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
             diagnostics.push(schema_diagnostic(sources, doc, kind, violation));
         }
         if !found.is_empty() || !placed_well(sources, doc, kind, diagnostics) || document.damaged {
-            let name = document.value["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default();
-            declarations
-                .broken
-                .insert((kind.to_string(), name.to_string()));
+            declarations.broken.insert(ObjectKey::of(document));
             continue;
         }
         let cluster = match &document.place {
@@ -191,7 +241,7 @@ fn push_in<T>(list: &mut Vec<(String, Located<T>)>, cluster: &str, item: Option<
 fn parse<T: DeserializeOwned>(
     sources: &Sources,
     doc: usize,
-    broken: &mut BTreeSet<(String, String)>,
+    broken: &mut BTreeSet<ObjectKey>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Located<T>> {
     let value = &sources.documents[doc].value;
@@ -211,9 +261,7 @@ fn parse<T: DeserializeOwned>(
                 diagnostic = diagnostic.hint("write a whole number, without a decimal point");
             }
             diagnostics.push(diagnostic);
-            let name = value["metadata"]["name"].as_str().unwrap_or_default();
-            let kind = value["kind"].as_str().unwrap_or_default();
-            broken.insert((kind.to_string(), name.to_string()));
+            broken.insert(ObjectKey::of(&sources.documents[doc]));
             None
         }
     }

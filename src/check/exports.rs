@@ -107,7 +107,7 @@ pub fn check(
         }
         let key = (*cluster, namespace.clone(), name.clone());
         let Some(service) = services.get(&key) else {
-            if declarations.is_broken("Service", name) {
+            if declarations.is_broken("Service", Some(cluster_name), namespace, name) {
                 continue;
             }
             let nearby = services
@@ -336,7 +336,7 @@ fn export_policy(
     );
     match meta.annotations.get(POLICY_ANNOTATION) {
         Some(policy) if policies.contains_key(policy) => Some(policy.clone()),
-        Some(policy) if declarations.is_broken("WANPolicy", policy) => None,
+        Some(policy) if declarations.is_broken("WANPolicy", None, "", policy) => None,
         Some(policy) => {
             let pointer = format!(
                 "/metadata/annotations/{}",

@@ -115,9 +115,13 @@ pub fn check(
                 continue;
             }
             let Some((_, generated)) = imported(c, &host) else {
-                let service = host.split('.').next().unwrap_or_default();
-                if declarations.is_broken("Service", service)
-                    || declarations.is_broken("ServiceExport", service)
+                let mut labels = host.split('.');
+                let (service, namespace) = (
+                    labels.next().unwrap_or_default(),
+                    labels.next().unwrap_or_default(),
+                );
+                if declarations.is_broken("Service", None, namespace, service)
+                    || declarations.is_broken("ServiceExport", None, namespace, service)
                 {
                     // The export's own diagnostics explain why it is missing.
                     continue;

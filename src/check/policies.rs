@@ -105,7 +105,7 @@ pub fn check(
 
     if let Some(default) = &topology.default_policy {
         if !policies.contains_key(&default.value)
-            && !declarations.is_broken("WANPolicy", &default.value)
+            && !declarations.is_broken("WANPolicy", None, "", &default.value)
         {
             let mut diagnostic = Diagnostic::error(
                 Code::DefaultPolicyUnknown,

@@ -56,7 +56,7 @@ pub fn check(
             .iter_mut()
             .find(|(e, _)| e.cluster == c && e.namespace == namespace && e.name == meta.name)
         else {
-            if !declarations.is_broken("ServiceExport", &meta.name) {
+            if !declarations.is_broken("ServiceExport", Some(cluster), &namespace, &meta.name) {
                 diagnostics.push(
                     Diagnostic::error(Code::WanrouteNoExport, at("/metadata/name"), format!("WANRoute `{shown}` in cluster `{cluster}` refines no ServiceExport"))
                         .hint("a WANRoute has the name and namespace of the ServiceExport it refines, in the same cluster"),

@@ -33,11 +33,7 @@ pub fn check(
     diagnostics: &mut Diagnostics,
 ) -> Option<Topology> {
     let Some(first) = declarations.clustersets.first() else {
-        if declarations
-            .broken
-            .iter()
-            .any(|(kind, _)| kind == "ClusterSet")
-        {
+        if declarations.any_broken("ClusterSet") {
             return None;
         }
         diagnostics.push(
