@@ -176,6 +176,7 @@ pub fn check(
                 .into_iter()
                 .collect(),
         };
+        let claimed_hosts: Vec<String> = claimed.iter().map(|(_, h)| h.clone()).collect();
         let mut virtual_hosts = Vec::new();
         for (pointer, host) in claimed {
             match imported(c, &host) {
@@ -206,6 +207,21 @@ pub fn check(
                 }
                 _ => {}
             }
+        }
+        // A registered host takes its ports from the imported hosts the object routes to.
+        if let (Some(host), true) = (virtual_hosts.first(), destinations.is_empty()) {
+            let index = claimed_hosts
+                .iter()
+                .position(|h| h == host)
+                .unwrap_or_default();
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::VirtualserviceUnknownImport,
+                    at(&format!("/spec/hosts/{index}")),
+                    format!("{kind} `{namespace}/{name}` claims `{host}`, which no cluster exports, and routes to no imported host, so mcwan cannot tell which ports to register it on"),
+                )
+                .hint("route it to an imported host, such as `<service>.<namespace>` of an export"),
+            );
         }
         if diagnostics.has_errors() && !problems_before {
             continue;
