@@ -287,7 +287,8 @@ fn scalar(text: &str) -> Option<Value> {
 /// The JSON value at the start of `text`, and what follows it on the line. JSON's escapes
 /// are YAML's too, but for surrogate halves, which libyaml refuses.
 fn json<T: de::DeserializeOwned>(text: &str) -> Option<(T, &str)> {
-    if text.contains("\\ud") || text.contains("\\uD") {
+    // Most values have no backslash at all: one byte search settles them.
+    if text.contains('\\') && (text.contains("\\ud") || text.contains("\\uD")) {
         return None;
     }
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
