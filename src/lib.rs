@@ -2,6 +2,8 @@
 //! directories. The pipeline is `load` → `check` → `plan` → `render` → `emit`; only `load`
 //! and `emit` touch the filesystem. See ARCHITECTURE.md.
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
