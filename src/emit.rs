@@ -238,8 +238,13 @@ fn open_lock(path: &Path) -> Result<File, Error> {
 fn lock(path: &Path, out: &Path, timeout: Option<Duration>) -> Result<File, Error> {
     let mut lock = open_lock(path)?;
     if lock.try_lock().is_err() {
-        let mut holder = String::new();
-        let _ = (&lock).take(64).read_to_string(&mut holder);
+        let mut recorded = Vec::new();
+        let _ = (&lock).take(64).read_to_end(&mut recorded);
+        // A lock file can be committed by anyone: print none of its control characters.
+        let holder: String = String::from_utf8_lossy(&recorded)
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
         let holder = holder.trim();
         let holder = if holder.is_empty() {
             "another mcwan render"
