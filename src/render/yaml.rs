@@ -652,4 +652,42 @@ mod tests {
         let deep = format!("a:\n{}x\n", "- ".repeat(100_000));
         reads_as_yaml_serde(&deep);
     }
+
+    /// The differential test of the direct path against yaml_serde, in every build (the
+    /// assertions inside `from_str` and `to_string` run only with debug assertions): every
+    /// rendered file of every golden tree is read by both and written by both.
+    #[test]
+    fn every_golden_file_reads_and_writes_as_yaml_serde_does() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
+        let mut direct = 0;
+        for entry in walkdir::WalkDir::new(golden).into_iter().flatten() {
+            if entry.path().extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let expected: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+            if let Some(read) = Reader::new(&text).and_then(|mut r| r.document()) {
+                assert_eq!(read, expected, "{}", entry.path().display());
+                direct += 1;
+            }
+            let mut written = String::new();
+            if let serde_json::Value::Object(map) = &expected {
+                if super::mapping(&mut written, map, 0, false).is_some() {
+                    assert_eq!(
+                        written,
+                        emitted(&expected).unwrap(),
+                        "{}",
+                        entry.path().display()
+                    );
+                }
+            }
+            assert_eq!(
+                to_string(&expected).unwrap(),
+                text,
+                "{}",
+                entry.path().display()
+            );
+        }
+        assert!(direct > 100, "{direct} files read directly");
+    }
 }
