@@ -5,7 +5,7 @@
 //! survive, and each verb undoes the other byte for byte.
 
 use crate::check::names::is_dns1123_label;
-use crate::check::POLICY_ANNOTATION;
+use crate::conventions::POLICY_ANNOTATION;
 use crate::load::{Content, InputFile};
 use crate::model::Model;
 use crate::source::{Place, Sources};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::check::names::is_dns1123_label;
-use crate::check::topology::FABRIC_DIRECTORY;
+use crate::conventions::FABRIC_DIRECTORY;
 use crate::error::Error;
 use crate::render::OutputFile;
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::conventions::{CLUSTER_LABEL, WAN_POLICY_LABEL};
 use crate::model::{Model, Sla};
 use crate::plan::ClusterPlan;
 
@@ -252,10 +253,8 @@ pub fn verify(model: &Model, c: usize, object: &Value) -> Result<(), String> {
         Some("ServiceEntry") => {
             for endpoint in object["spec"]["endpoints"].as_array().into_iter().flatten() {
                 let labels = &endpoint["labels"];
-                let policy_name = labels["mcw.l7mp.io/wan-policy"]
-                    .as_str()
-                    .unwrap_or_default();
-                let target = labels["mcw.l7mp.io/cluster"].as_str().unwrap_or_default();
+                let policy_name = labels[WAN_POLICY_LABEL].as_str().unwrap_or_default();
+                let target = labels[CLUSTER_LABEL].as_str().unwrap_or_default();
                 if target == cluster.name {
                     continue;
                 }

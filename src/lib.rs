@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod conventions;
 pub mod diagnostic;
 pub mod diff;
 pub mod edit;
@@ -28,8 +29,6 @@ pub mod summary;
 pub mod value_diff;
 pub mod verify;
 
+pub use conventions::SUMMARY;
 pub use pipeline::{compare, compile, render};
 pub use run::run;
-
-/// The review summary mcwan writes at the top of OUT.
-pub const SUMMARY: &str = "SUMMARY.md";

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::check::topology::FABRIC_DIRECTORY;
+use crate::conventions::FABRIC_DIRECTORY;
+use crate::conventions::SUMMARY;
 use crate::diagnostic::Diagnostics;
 use crate::diff::{Change, ChangeKind};
 use crate::emit::{Existing, Provenance, Staging};
@@ -17,7 +18,6 @@ use crate::plan::Plan;
 use crate::render::OutputFile;
 use crate::render::Renderer;
 use crate::schema::Schemas;
-use crate::SUMMARY;
 use crate::{check, fabric, load, summary, verify};
 
 /// Runs the whole pipeline on in-memory files, keeping nothing but the number of files a

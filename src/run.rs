@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use clap::Parser;
 
-use crate::check::topology::FABRIC_DIRECTORY;
 use crate::cli::{Cli, Command, Input};
+use crate::conventions::FABRIC_DIRECTORY;
 use crate::diagnostic::Diagnostics;
 use crate::emit::Existing;
 use crate::error::Error;

@@ -6,16 +6,15 @@ use std::collections::BTreeMap;
 use crate::check::documents::{quoted, Declarations, Located};
 use crate::check::names::{is_dns1123_label, label_hint};
 use crate::check::topology::{check_namespace, Topology};
+use crate::conventions::{
+    PER_TRY_TIMEOUT_ANNOTATION, POLICY_ANNOTATION, PORT_ANNOTATION, RETRIES_ANNOTATION,
+    TIMEOUT_ANNOTATION,
+};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::model::{AppProtocol, Export, Millis, Overrides, ServicePort, ServiceType, WanPolicy};
 use crate::source::Sources;
 use crate::spec;
 
-pub const POLICY_ANNOTATION: &str = "mcw.l7mp.io/mc-wan-policy";
-pub const PORT_ANNOTATION: &str = "mcw.l7mp.io/port";
-pub const TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/timeout";
-pub const RETRIES_ANNOTATION: &str = "mcw.l7mp.io/retries";
-pub const PER_TRY_TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/per-try-timeout";
 const KNOWN_ANNOTATIONS: &[&str] = &[
     POLICY_ANNOTATION,
     PORT_ANNOTATION,

@@ -22,8 +22,6 @@ use crate::model::Model;
 use crate::schema::Schemas;
 use crate::source::Sources;
 
-pub use exports::{POLICY_ANNOTATION, PORT_ANNOTATION};
-
 /// Options that change what counts as valid.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {

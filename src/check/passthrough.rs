@@ -9,12 +9,10 @@ use serde_json::Value;
 
 use crate::check::documents::Declarations;
 use crate::check::topology::{check_namespace, Topology};
+use crate::conventions::GENERATED_PREFIX;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::model::{Export, PassThrough};
 use crate::source::Sources;
-
-/// Names mcwan generates start with this; users may not take them.
-pub const GENERATED_PREFIX: &str = "mcw-";
 
 pub fn check(
     sources: &Sources,

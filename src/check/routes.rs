@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::check::documents::{quoted, Declarations};
-use crate::check::exports::POLICY_ANNOTATION;
 use crate::check::topology::Topology;
+use crate::conventions::POLICY_ANNOTATION;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::model::{
     Action, Export, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanPolicy, WanRoute,

@@ -6,16 +6,10 @@ use std::net::IpAddr;
 
 use crate::check::documents::{Declarations, Located};
 use crate::check::names::{is_address, is_dns1123_label, is_dns1123_subdomain, label_hint};
+use crate::conventions::{FABRIC_DIRECTORY, GATEWAY_NAME, RESERVED_NAMESPACE};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 use crate::source::{Place, Sources};
-
-/// The namespace mcwan owns in every cluster.
-pub const RESERVED_NAMESPACE: &str = "mcw-system";
-/// The shared ingress Gateway's name; Istio derives `<name>-<class>` from it.
-pub const GATEWAY_NAME: &str = "mcw-ingress";
-/// The output directory of the SD-WAN fabric's files, which no cluster's may replace.
-pub const FABRIC_DIRECTORY: &str = "sdwan";
 
 /// The validated topology and what later passes need to look clusters up.
 pub struct Topology {

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::{json, Value};
 
-use crate::check::topology::{GATEWAY_NAME, RESERVED_NAMESPACE};
+use crate::conventions::{
+    CLUSTER_LABEL, GATEWAY_NAME, MANAGED_BY, RESERVED_NAMESPACE, SERVICE_LABEL, WAN_POLICY_LABEL,
+};
 use crate::error::Error;
 use crate::fabric::{self, Classification, SiteFlows};
 use crate::model::Model;
@@ -77,7 +79,6 @@ pub const VERIFIED_KINDS: &[&str] = &[
 
 /// The ConfigMap Istio reads Gateway deployment customizations from.
 const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mcwan");
 
 /// One rendered file, with its path relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,7 +318,7 @@ impl Renderer {
                     "name": policy.name, "tunnel": policy.tunnel, "port": policy.port,
                     "sla": {"jitterMs": policy.sla.jitter_ms, "latencyMs": policy.sla.latency_ms, "lossPercent": policy.sla.loss_percent},
                 },
-                "labels": labels(cluster, &[("mcw.l7mp.io/wan-policy", &policy.name)]),
+                "labels": labels(cluster, &[(WAN_POLICY_LABEL, &policy.name)]),
             });
             object("wanpolicy.yaml.j2", &context)?;
         }
@@ -486,7 +487,7 @@ fn exports(
         }
     }
     for export in &plan.exports {
-        let service = [("mcw.l7mp.io/service", export.name.as_str())];
+        let service = [(SERVICE_LABEL, export.name.as_str())];
         object(
             "serviceexport.yaml.j2",
             &json!({"export": export, "mcs_api_version": mcs_api_version, "labels": user_labels(cluster, &export.labels, &service)}),
@@ -497,7 +498,7 @@ fn exports(
                 &json!({
                     "route": route, "namespace": export.namespace, "service": export.name, "cluster": cluster,
                     "gateway_name": GATEWAY_NAME, "gateway_namespace": RESERVED_NAMESPACE,
-                    "labels": labels(cluster, &[service[0], ("mcw.l7mp.io/wan-policy", &route.policy)]),
+                    "labels": labels(cluster, &[service[0], (WAN_POLICY_LABEL, &route.policy)]),
                 }),
             )?;
         }
@@ -511,7 +512,7 @@ fn import_objects(
     mcs_api_version: &str,
     object: &mut impl FnMut(&str, &Value) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let labels = labels(cluster, &[("mcw.l7mp.io/service", &import.name)]);
+    let labels = labels(cluster, &[(SERVICE_LABEL, &import.name)]);
     let name = format!("mcw-{}", import.name);
     let ports: Vec<Value> = import
         .ports
@@ -673,7 +674,7 @@ fn user_labels(
 ) -> BTreeMap<String, String> {
     let mut labels = user.clone();
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
-    labels.insert("mcw.l7mp.io/cluster".into(), cluster.into());
+    labels.insert(CLUSTER_LABEL.into(), cluster.into());
     for (key, value) in extra {
         labels.insert((*key).into(), (*value).into());
     }

@@ -1,0 +1,35 @@
+//! The names mcwan writes and reads by convention, in one place: directories of OUT, the
+//! namespace and Gateway it owns, the prefix of generated names, and its labels and
+//! annotations.
+
+/// The review summary mcwan writes at the top of OUT.
+pub const SUMMARY: &str = "SUMMARY.md";
+/// The output directory of the SD-WAN fabric's files, which no cluster's may replace.
+pub const FABRIC_DIRECTORY: &str = "sdwan";
+
+/// The namespace mcwan owns in every cluster.
+pub const RESERVED_NAMESPACE: &str = "mcw-system";
+/// The shared ingress Gateway's name; Istio derives `<name>-<class>` from it.
+pub const GATEWAY_NAME: &str = "mcw-ingress";
+/// Names mcwan generates start with this; users may not take them.
+pub const GENERATED_PREFIX: &str = "mcw-";
+
+/// The label every rendered object carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mcwan");
+/// The cluster an object was rendered for.
+pub const CLUSTER_LABEL: &str = "mcw.l7mp.io/cluster";
+/// The service an object serves.
+pub const SERVICE_LABEL: &str = "mcw.l7mp.io/service";
+/// The WAN policy an object or endpoint belongs to.
+pub const WAN_POLICY_LABEL: &str = "mcw.l7mp.io/wan-policy";
+
+/// A ServiceExport's WAN policy.
+pub const POLICY_ANNOTATION: &str = "mcw.l7mp.io/mc-wan-policy";
+/// The Service port a ServiceExport exports.
+pub const PORT_ANNOTATION: &str = "mcw.l7mp.io/port";
+/// A ServiceExport's request timeout.
+pub const TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/timeout";
+/// A ServiceExport's retry count.
+pub const RETRIES_ANNOTATION: &str = "mcw.l7mp.io/retries";
+/// A ServiceExport's timeout per try.
+pub const PER_TRY_TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/per-try-timeout";
