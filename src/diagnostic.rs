@@ -198,10 +198,12 @@ fn printable(text: String) -> String {
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
+    errors: usize,
 }
 
 impl Diagnostics {
     pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.errors += usize::from(diagnostic.severity == Severity::Error);
         self.items.push(diagnostic);
     }
 
@@ -217,7 +219,14 @@ impl Diagnostics {
 
     #[must_use]
     pub fn has_errors(&self) -> bool {
-        self.items.iter().any(|d| d.severity == Severity::Error)
+        self.errors > 0
+    }
+
+    /// How many errors so far: a pass compares the count before and after it to learn
+    /// whether it found any, which `has_errors` cannot tell once an earlier pass failed.
+    #[must_use]
+    pub fn errors(&self) -> usize {
+        self.errors
     }
 
     /// The diagnostics in a stable order: by file, line and column, then by code, so that

@@ -106,7 +106,7 @@ pub fn check(
             );
             continue;
         }
-        let problems_before = diagnostics.has_errors();
+        let errors_before = diagnostics.errors();
         let mut destinations = BTreeSet::new();
         for (pointer, host, subset) in destinations_of(value) {
             if !host.ends_with(&suffix) {
@@ -221,7 +221,7 @@ pub fn check(
                 .hint("route it to an imported host, such as `<service>.<namespace>` of an export"),
             );
         }
-        if diagnostics.has_errors() && !problems_before {
+        if diagnostics.errors() > errors_before {
             continue;
         }
         out.push(PassThrough {

@@ -109,7 +109,7 @@ fn route(
     diagnostics: &mut Diagnostics,
 ) -> Option<WanRoute> {
     let at = |pointer: &str| Some(sources.at(doc, pointer));
-    let errors_before = diagnostics.has_errors();
+    let errors_before = diagnostics.errors();
     let mut ok = true;
     let mut action =
         |raw: Option<&spec::RouteAction>, pointer: &str, diagnostics: &mut Diagnostics| -> Action {
@@ -152,7 +152,7 @@ fn route(
         });
     }
     let default = action(spec.default.as_ref(), "/spec/default", diagnostics);
-    if !ok || (diagnostics.has_errors() && !errors_before) {
+    if !ok || diagnostics.errors() > errors_before {
         return None;
     }
     let mut shadowed = Vec::new();
