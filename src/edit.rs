@@ -395,3 +395,33 @@ fn flow_list(line: &str, col: usize, key: &str) -> Option<FlowList> {
         alone: line[..start].trim().is_empty(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_lines_take_the_files_line_endings() {
+        assert_eq!(
+            line_endings_of("a\r\nb\r\n", "a\r\nnew\nb\r\n"),
+            "a\r\nnew\r\nb\r\n"
+        );
+        assert_eq!(line_endings_of("a\nb\n", "a\nnew\nb\n"), "a\nnew\nb\n");
+        // The last line keeps having no line end.
+        assert_eq!(line_endings_of("a\r\nb", "a\r\nnew\nb"), "a\r\nnew\r\nb");
+    }
+
+    #[test]
+    fn a_flow_list_is_edited_in_place() {
+        let line = "  imports: [secure/payment, insecure/logging] # kept\n";
+        let list = flow_list(line, 3, "imports").unwrap();
+        assert_eq!(list.entries, ["secure/payment", "insecure/logging"]);
+        assert!(list.alone);
+        assert_eq!(
+            list.with(&["secure/payment".to_string()]),
+            "  imports: [secure/payment] # kept\n"
+        );
+        assert!(flow_list("  imports:\n", 3, "imports").is_none());
+        assert!(flow_list("  other: [a]\n", 3, "imports").is_none());
+    }
+}
