@@ -772,3 +772,82 @@ fn import_port(export: &Export) -> ImportPort {
         istio_protocol: export.port.protocol.istio().to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Diagnostics;
+    use crate::load::{self, Content, InputFile, Limits};
+
+    /// Three clusters: `payment` exported in eu-west (cluster-1) and us-east (cluster-3),
+    /// imported everywhere; cluster-2 sits in eu-west too.
+    fn model() -> Model {
+        let clusterset = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: ClusterSet\nmetadata: {name: t}\nspec:\n  defaultWANPolicy: p\n  sdwan: {colors: {business: mpls}}\n  clusters:\n  - {name: cluster-1, region: eu-west, zone: a, sdwanSite: 1, gateway: {address: 10.0.1.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-2, region: eu-west, zone: b, sdwanSite: 2, gateway: {address: 10.0.2.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-3, region: us-east, sdwanSite: 3, gateway: {address: 10.0.3.10, exposure: NodePort}, namespaces: [secure]}\n";
+        let policy = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: p}\nspec: {tunnel: business, port: 31111, sla: {latencyMs: 100, jitterMs: 50, lossPercent: 1}}\n";
+        let export = "apiVersion: v1\nkind: Service\nmetadata: {name: payment, namespace: secure}\nspec: {ports: [{name: http, port: 8080}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: payment, namespace: secure}\n";
+        let file = |path: &str, text: &str| InputFile {
+            path: path.to_string(),
+            content: Content::Text(text.to_string()),
+        };
+        let files = [
+            file("clusters/cluster-1/payment.yaml", export),
+            file("clusters/cluster-3/payment.yaml", export),
+            file("clusterset.yaml", clusterset),
+            file("policies/p.yaml", policy),
+        ];
+        let mut diagnostics = Diagnostics::default();
+        let sources = load::parse(&files, Limits::default(), &mut diagnostics);
+        let schemas = crate::schema::Schemas::input();
+        let model = crate::check::check(
+            &sources,
+            &schemas,
+            crate::check::Options::default(),
+            &mut diagnostics,
+        );
+        assert!(!diagnostics.has_errors(), "{:?}", diagnostics.into_sorted());
+        model.unwrap()
+    }
+
+    fn endpoints(plan: &ClusterPlan) -> Vec<(String, bool, usize)> {
+        plan.imports[0]
+            .endpoints
+            .iter()
+            .map(|e| (e.address.clone(), e.local, e.rank))
+            .collect()
+    }
+
+    #[test]
+    fn importers_rank_the_nearer_region_first_and_exporters_reach_themselves_through_their_gateway()
+    {
+        let model = model();
+        let plan = Plan::new(&model);
+        let ten = |n| format!("10.0.{n}.10");
+        assert_eq!(
+            endpoints(&plan.cluster(1)),
+            [(ten(1), false, 0), (ten(3), false, 1)]
+        );
+        assert_eq!(
+            endpoints(&plan.cluster(0)),
+            [(ten(1), true, 0), (ten(3), false, 1)]
+        );
+        assert_eq!(
+            endpoints(&plan.cluster(2)),
+            [(ten(3), true, 0), (ten(1), false, 1)]
+        );
+        // Ranks become labels and Istio's failoverPriority: rank 0 is under every threshold.
+        assert_eq!(
+            plan.cluster(1).imports[0].failover_priority,
+            ["mcw.l7mp.io/rank-below-1=true"]
+        );
+    }
+
+    #[test]
+    fn every_exporter_gets_an_ingress_route_for_its_export_and_a_listener_per_policy() {
+        let model = model();
+        let plan = Plan::new(&model);
+        let exporter = plan.cluster(0);
+        assert_eq!(exporter.exports[0].routes.len(), 1);
+        assert_eq!(exporter.exports[0].routes[0].name, "mcw-payment.p");
+        assert!(plan.cluster(1).exports.is_empty());
+    }
+}
