@@ -121,100 +121,7 @@ impl Report {
             .filter(|r| matches!(r.verdict, Verdict::Unsure(_)))
             .count()
     }
-}
 
-/// Everything the verifier compares one cluster's flows with: the intent, every cluster's
-/// facts by name (for the exporters' gateways) and the fabric.
-pub struct View<'a> {
-    intent: &'a Intent,
-    clusters: &'a [ClusterFacts],
-    by_name: BTreeMap<&'a str, &'a ClusterFacts>,
-    fabric: &'a Fabric,
-}
-
-impl<'a> View<'a> {
-    #[must_use]
-    pub fn new(intent: &'a Intent, clusters: &'a [ClusterFacts], fabric: &'a Fabric) -> Self {
-        let by_name = clusters.iter().map(|c| (c.name.as_str(), c)).collect();
-        View {
-            intent,
-            clusters,
-            by_name,
-            fabric,
-        }
-    }
-
-    /// The rows of cluster `c` as a source: its flows, its broken hosts, and the imports
-    /// the intent gives it that its objects do not route.
-    #[must_use]
-    pub fn rows_of(&self, c: usize) -> Vec<Row> {
-        let (intent, fabric) = (self.intent, self.fabric);
-        let cluster = &self.clusters[c];
-        let mut rows = Vec::new();
-        for flow in &cluster.flows {
-            let request = flow
-                .sample
-                .as_ref()
-                .map_or_else(|_| "-".into(), Sample::to_string);
-            let base = Row::new(&cluster.name, &flow.host, &flow.class, request);
-            let sample = match (&flow.sample, &flow.outcome) {
-                (_, Outcome::Unsure(why)) | (Err(why), _) => {
-                    rows.push(Row {
-                        verdict: Verdict::Unsure(why.clone()),
-                        ..base
-                    });
-                    continue;
-                }
-                (Ok(sample), _) => sample,
-            };
-            let ctx = Context {
-                intent,
-                by_name: &self.by_name,
-                fabric,
-                source: &cluster.name,
-                host: &flow.host,
-                sample,
-            };
-            match &flow.outcome {
-                Outcome::Status(status) => rows.push(ctx.status(base, *status)),
-                Outcome::Routes(destinations) => {
-                    for destination in destinations.iter().filter(|d| d.weight > 0) {
-                        rows.extend(ctx.destination(&base, destination));
-                    }
-                }
-                Outcome::Unsure(_) => {}
-            }
-        }
-        for (host, why) in &cluster.defects {
-            let mut row = Row::new(&cluster.name, host, "any request", "-".into());
-            row.verdict = Verdict::Problem(why.clone());
-            rows.push(row);
-        }
-        let Some(importer) = intent.cluster(&cluster.name) else {
-            return rows;
-        };
-        let routed: BTreeSet<&str> = cluster.flows.iter().map(|f| f.host.as_str()).collect();
-        for service in intent
-            .services
-            .iter()
-            .filter(|s| intent.imports(importer, s))
-        {
-            let host = intent.host(service);
-            if !routed.contains(host.as_str()) {
-                let mut row = Row::new(&cluster.name, &host, "any request", "-".into());
-                row.result = "no route".into();
-                row.verdict = Verdict::Problem(format!(
-                    "cluster `{}` imports `{}/{}` but its objects do not route `{host}`",
-                    cluster.name, service.namespace, service.name
-                ));
-                rows.push(row);
-            }
-        }
-        rows
-    }
-}
-
-impl Report {
     /// The matrix as a Markdown table, aggregated by (source, exporter, tunnel, verdict)
     /// once it has more than `limit` rows.
     #[must_use]
@@ -334,6 +241,97 @@ impl Report {
             );
         }
         out
+    }
+}
+
+/// Everything the verifier compares one cluster's flows with: the intent, every cluster's
+/// facts by name (for the exporters' gateways) and the fabric.
+pub struct View<'a> {
+    intent: &'a Intent,
+    clusters: &'a [ClusterFacts],
+    by_name: BTreeMap<&'a str, &'a ClusterFacts>,
+    fabric: &'a Fabric,
+}
+
+impl<'a> View<'a> {
+    #[must_use]
+    pub fn new(intent: &'a Intent, clusters: &'a [ClusterFacts], fabric: &'a Fabric) -> Self {
+        let by_name = clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+        View {
+            intent,
+            clusters,
+            by_name,
+            fabric,
+        }
+    }
+
+    /// The rows of cluster `c` as a source: its flows, its broken hosts, and the imports
+    /// the intent gives it that its objects do not route.
+    #[must_use]
+    pub fn rows_of(&self, c: usize) -> Vec<Row> {
+        let (intent, fabric) = (self.intent, self.fabric);
+        let cluster = &self.clusters[c];
+        let mut rows = Vec::new();
+        for flow in &cluster.flows {
+            let request = flow
+                .sample
+                .as_ref()
+                .map_or_else(|_| "-".into(), Sample::to_string);
+            let base = Row::new(&cluster.name, &flow.host, &flow.class, request);
+            let sample = match (&flow.sample, &flow.outcome) {
+                (_, Outcome::Unsure(why)) | (Err(why), _) => {
+                    rows.push(Row {
+                        verdict: Verdict::Unsure(why.clone()),
+                        ..base
+                    });
+                    continue;
+                }
+                (Ok(sample), _) => sample,
+            };
+            let ctx = Context {
+                intent,
+                by_name: &self.by_name,
+                fabric,
+                source: &cluster.name,
+                host: &flow.host,
+                sample,
+            };
+            match &flow.outcome {
+                Outcome::Status(status) => rows.push(ctx.status(base, *status)),
+                Outcome::Routes(destinations) => {
+                    for destination in destinations.iter().filter(|d| d.weight > 0) {
+                        rows.extend(ctx.destination(&base, destination));
+                    }
+                }
+                Outcome::Unsure(_) => {}
+            }
+        }
+        for (host, why) in &cluster.defects {
+            let mut row = Row::new(&cluster.name, host, "any request", "-".into());
+            row.verdict = Verdict::Problem(why.clone());
+            rows.push(row);
+        }
+        let Some(importer) = intent.cluster(&cluster.name) else {
+            return rows;
+        };
+        let routed: BTreeSet<&str> = cluster.flows.iter().map(|f| f.host.as_str()).collect();
+        for service in intent
+            .services
+            .iter()
+            .filter(|s| intent.imports(importer, s))
+        {
+            let host = intent.host(service);
+            if !routed.contains(host.as_str()) {
+                let mut row = Row::new(&cluster.name, &host, "any request", "-".into());
+                row.result = "no route".into();
+                row.verdict = Verdict::Problem(format!(
+                    "cluster `{}` imports `{}/{}` but its objects do not route `{host}`",
+                    cluster.name, service.namespace, service.name
+                ));
+                rows.push(row);
+            }
+        }
+        rows
     }
 }
 
