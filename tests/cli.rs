@@ -1,5 +1,5 @@
-//! End-to-end tests through the real `mcwan` binary. Golden trees, invalid-input cases and
-//! permutations are data: adding a case means adding a directory or a `.case` file.
+//! End-to-end tests through the real `mcwan` binary. The golden trees and the invalid-input
+//! cases run in `tests/cases.rs`, one test each; permutations and the rest run here.
 //! `MCWAN_BLESS=1 cargo test` rewrites the expected outputs from what mcwan produces.
 
 use std::collections::BTreeMap;
@@ -7,13 +7,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-fn bless() -> bool {
-    std::env::var_os("MCWAN_BLESS").is_some()
-}
+use common::{
+    apply_case, assert_same_tree, example_names, parse_case, read_tree, root, write_tree,
+};
 
 fn mcwan(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mcwan"))
@@ -29,89 +27,6 @@ fn path_str(path: &Path) -> &str {
 
 fn render(input: &Path, out: &Path) -> Output {
     mcwan(&["render", path_str(input), "-o", path_str(out)])
-}
-
-/// Every file below `dir`, by `/`-separated relative path.
-fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut tree = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.expect("walk");
-        if entry.file_type().is_file() {
-            let relative = entry.path().strip_prefix(dir).unwrap();
-            let key = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            tree.insert(key, fs::read(entry.path()).unwrap());
-        }
-    }
-    tree
-}
-
-fn write_tree(dir: &Path, tree: &BTreeMap<String, Vec<u8>>) {
-    for (relative, bytes) in tree {
-        let path = dir.join(relative);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, bytes).unwrap();
-    }
-}
-
-fn example_names() -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 2, "expected at least two examples");
-    names
-}
-
-/// Asserts two trees are byte-identical, showing a unified diff of the first difference.
-fn assert_same_tree(
-    expected: &BTreeMap<String, Vec<u8>>,
-    actual: &BTreeMap<String, Vec<u8>>,
-    what: &str,
-) {
-    let expected_files: Vec<_> = expected.keys().collect();
-    let actual_files: Vec<_> = actual.keys().collect();
-    assert_eq!(
-        expected_files, actual_files,
-        "{what}: the set of files differs"
-    );
-    for (path, bytes) in expected {
-        if actual[path] != *bytes {
-            let diff = similar::TextDiff::from_lines(
-                std::str::from_utf8(bytes).unwrap_or("<binary>"),
-                std::str::from_utf8(&actual[path]).unwrap_or("<binary>"),
-            )
-            .unified_diff()
-            .header("expected", "actual")
-            .to_string();
-            panic!("{what}: {path} differs\n{diff}");
-        }
-    }
-}
-
-#[test]
-fn examples_render_to_their_golden_trees() {
-    for name in example_names() {
-        let temp = tempfile::tempdir().unwrap();
-        let out = temp.path().join("out");
-        let output = render(&root().join("examples").join(&name), &out);
-        assert!(
-            output.status.success(),
-            "render {name} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let actual = read_tree(&out);
-        let golden = root().join("golden").join(&name);
-        if bless() {
-            let _ = fs::remove_dir_all(&golden);
-            write_tree(&golden, &actual);
-        }
-        assert_same_tree(&read_tree(&golden), &actual, &format!("golden/{name}"));
-    }
 }
 
 /// What Argo CD and Flux run on each cluster directory must succeed and yield exactly the
@@ -163,180 +78,6 @@ fn every_rendered_cluster_builds_with_kubectl_kustomize() {
         }
     }
     assert!(checked >= 5, "only {checked} cluster directories checked");
-}
-
-/// One `tests/invalid/*.case` file: a base example, edits to it, and the expected
-/// diagnostics in `--format github`.
-struct Case {
-    path: PathBuf,
-    base: String,
-    args: Vec<String>,
-    edits: Vec<(String, String, String)>,
-    expect: String,
-}
-
-fn parse_case(path: &Path) -> Case {
-    let text = fs::read_to_string(path).unwrap();
-    let mut case = Case {
-        path: path.to_path_buf(),
-        base: String::new(),
-        args: Vec::new(),
-        edits: Vec::new(),
-        expect: String::new(),
-    };
-    let mut section: Option<(String, String)> = None;
-    let mut body = String::new();
-    let flush =
-        |section: &Option<(String, String)>, body: &mut String, case: &mut Case| match section {
-            Some((verb, _)) if verb == "expect" => case.expect = std::mem::take(body),
-            Some((verb, target)) => {
-                case.edits
-                    .push((verb.clone(), target.clone(), std::mem::take(body)));
-            }
-            None => body.clear(),
-        };
-    for line in text.lines() {
-        if let Some(header) = line.strip_prefix("--- ") {
-            flush(&section, &mut body, &mut case);
-            let (verb, target) = header.split_once(' ').unwrap_or((header, ""));
-            section = Some((verb.to_string(), target.to_string()));
-        } else if section.is_none() {
-            if let Some(base) = line.strip_prefix("base: ") {
-                case.base = base.to_string();
-            } else if let Some(args) = line.strip_prefix("args: ") {
-                case.args = args.split_whitespace().map(str::to_string).collect();
-            }
-        } else {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    flush(&section, &mut body, &mut case);
-    case
-}
-
-fn apply_case(case: &Case, dir: &Path) {
-    write_tree(dir, &read_tree(&root().join("examples").join(&case.base)));
-    for (verb, target, body) in &case.edits {
-        let path = dir.join(target);
-        match verb.as_str() {
-            "file" => {
-                fs::create_dir_all(path.parent().unwrap()).unwrap();
-                fs::write(&path, body).unwrap();
-            }
-            "bytes" => fs::write(
-                &path,
-                body.trim()
-                    .split(' ')
-                    .map(|b| u8::from_str_radix(b, 16).unwrap())
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap(),
-            "append" => {
-                let mut text = fs::read_to_string(&path).unwrap();
-                text.push_str(body);
-                fs::write(&path, text).unwrap();
-            }
-            "remove" => fs::remove_file(&path).unwrap(),
-            "symlink" => {
-                fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::os::unix::fs::symlink(body.trim(), &path).unwrap();
-            }
-            other => panic!("{}: unknown section `{other}`", case.path.display()),
-        }
-    }
-}
-
-fn case_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(root().join("tests/invalid"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "case"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// Every invalid input is reported with its code and `file:line:col`, exits 1, and leaves
-/// a previously rendered OUT byte-identical.
-#[test]
-fn invalid_inputs_report_diagnostics_and_keep_previous_output() {
-    for file in case_files() {
-        let case = parse_case(&file);
-        let temp = tempfile::tempdir().unwrap();
-        let input = temp.path().join("repo");
-        apply_case(&case, &input);
-        let mut args = vec!["validate", path_str(&input), "--format", "github"];
-        args.extend(case.args.iter().map(String::as_str));
-        let output = mcwan(&args);
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        if bless() {
-            let text = fs::read_to_string(&file).unwrap();
-            let head = text.split("\n--- expect\n").next().unwrap();
-            fs::write(&file, format!("{head}\n--- expect\n{stdout}")).unwrap();
-        } else {
-            assert_eq!(
-                stdout,
-                case.expect,
-                "{}: diagnostics differ",
-                file.display()
-            );
-        }
-        let has_errors = stdout.lines().any(|l| l.starts_with("::error"));
-        assert!(
-            !stdout.is_empty(),
-            "{}: no diagnostic at all",
-            file.display()
-        );
-        assert_eq!(
-            output.status.code(),
-            Some(i32::from(has_errors)),
-            "{}: validate exit code",
-            file.display()
-        );
-        if has_errors && !bless() {
-            let out = temp.path().join("out");
-            assert!(render(&root().join("examples").join(&case.base), &out)
-                .status
-                .success());
-            let before = read_tree(&out);
-            let mut args = vec!["render", path_str(&input), "-o", path_str(&out)];
-            args.extend(case.args.iter().map(String::as_str));
-            assert_eq!(
-                mcwan(&args).status.code(),
-                Some(1),
-                "{}: render exit code",
-                file.display()
-            );
-            assert_same_tree(
-                &before,
-                &read_tree(&out),
-                &format!("{}: OUT after a failed render", file.display()),
-            );
-        }
-    }
-}
-
-/// Each documented diagnostic code has at least one invalid-input case that produces it.
-#[test]
-fn every_diagnostic_code_has_a_case() {
-    let docs = fs::read_to_string(root().join("docs/diagnostics.md")).unwrap();
-    let codes: Vec<&str> = docs
-        .lines()
-        .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
-        .collect();
-    let mut seen = String::new();
-    for file in case_files() {
-        seen.push_str(&parse_case(&file).expect);
-    }
-    let missing: Vec<_> = codes
-        .iter()
-        .filter(|c| !seen.contains(&format!("title={c}::")))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "codes without a case in tests/invalid: {missing:?}"
-    );
 }
 
 /// A tiny deterministic generator, so permutations are reproducible without a crate.

@@ -1,0 +1,159 @@
+//! The data-driven tests, one test each, so that each can fail and run alone
+//! (`cargo test --test cases -- invalid::yaml-limit`): every example renders to its golden
+//! tree, and every `tests/invalid/*.case` reports its diagnostics and keeps a previous OUT.
+//! Adding an example or a case adds a test, with no code. `MCWAN_BLESS=1` rewrites them.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use libtest_mimic::{Arguments, Trial};
+
+use common::{
+    apply_case, assert_same_tree, bless, case_files, example_names, parse_case, read_tree, root,
+    write_tree,
+};
+
+fn main() {
+    let arguments = Arguments::from_args();
+    let mut trials: Vec<Trial> = example_names()
+        .into_iter()
+        .map(|name| {
+            Trial::test(format!("golden::{name}"), move || {
+                golden(&name);
+                Ok(())
+            })
+        })
+        .collect();
+    for file in case_files() {
+        let name = file
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        trials.push(Trial::test(format!("invalid::{name}"), move || {
+            invalid(&file);
+            Ok(())
+        }));
+    }
+    trials.push(Trial::test("every_diagnostic_code_has_a_case", || {
+        every_diagnostic_code_has_a_case();
+        Ok(())
+    }));
+    libtest_mimic::run(&arguments, trials).exit();
+}
+
+fn mcwan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mcwan")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn render(input: &Path, out: &Path) -> Output {
+    mcwan(&["render", path_str(input), "-o", path_str(out)])
+}
+
+/// `examples/<name>` renders to `golden/<name>`, byte for byte.
+fn golden(name: &str) {
+    let temp = tempfile::tempdir().unwrap();
+    let out = temp.path().join("out");
+    let output = render(&root().join("examples").join(name), &out);
+    assert!(
+        output.status.success(),
+        "render {name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let actual = read_tree(&out);
+    let golden = root().join("golden").join(name);
+    if bless() {
+        let _ = fs::remove_dir_all(&golden);
+        write_tree(&golden, &actual);
+    }
+    assert_same_tree(&read_tree(&golden), &actual, &format!("golden/{name}"));
+}
+
+/// Every invalid input is reported with its code and `file:line:col`, exits 1, and leaves
+/// a previously rendered OUT byte-identical.
+fn invalid(file: &Path) {
+    let case = parse_case(file);
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("repo");
+    apply_case(&case, &input);
+    let mut args = vec!["validate", path_str(&input), "--format", "github"];
+    args.extend(case.args.iter().map(String::as_str));
+    let output = mcwan(&args);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    if bless() {
+        let text = fs::read_to_string(file).unwrap();
+        let head = text.split("\n--- expect\n").next().unwrap();
+        fs::write(file, format!("{head}\n--- expect\n{stdout}")).unwrap();
+    } else {
+        assert_eq!(
+            stdout,
+            case.expect,
+            "{}: diagnostics differ",
+            file.display()
+        );
+    }
+    let has_errors = stdout.lines().any(|l| l.starts_with("::error"));
+    assert!(
+        !stdout.is_empty(),
+        "{}: no diagnostic at all",
+        file.display()
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(has_errors)),
+        "{}: validate exit code",
+        file.display()
+    );
+    if has_errors && !bless() {
+        let out = temp.path().join("out");
+        assert!(render(&root().join("examples").join(&case.base), &out)
+            .status
+            .success());
+        let before = read_tree(&out);
+        let mut args = vec!["render", path_str(&input), "-o", path_str(&out)];
+        args.extend(case.args.iter().map(String::as_str));
+        assert_eq!(
+            mcwan(&args).status.code(),
+            Some(1),
+            "{}: render exit code",
+            file.display()
+        );
+        assert_same_tree(
+            &before,
+            &read_tree(&out),
+            &format!("{}: OUT after a failed render", file.display()),
+        );
+    }
+}
+
+/// Each documented diagnostic code has at least one invalid-input case that produces it.
+fn every_diagnostic_code_has_a_case() {
+    let docs = fs::read_to_string(root().join("docs/diagnostics.md")).unwrap();
+    let codes: Vec<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
+        .collect();
+    let mut seen = String::new();
+    for file in case_files() {
+        seen.push_str(&parse_case(&file).expect);
+    }
+    let missing: Vec<_> = codes
+        .iter()
+        .filter(|c| !seen.contains(&format!("title={c}::")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without a case in tests/invalid: {missing:?}"
+    );
+}
