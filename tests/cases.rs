@@ -7,13 +7,12 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use libtest_mimic::{Arguments, Trial};
 
 use common::{
-    apply_case, assert_same_tree, bless, case_files, example_names, parse_case, read_tree, root,
-    write_tree,
+    apply_case, assert_same_tree, bless, case_files, example_names, mcwan, parse_case, path_str,
+    read_tree, render, root, write_tree,
 };
 
 fn main() {
@@ -43,22 +42,6 @@ fn main() {
         Ok(())
     }));
     libtest_mimic::run(&arguments, trials).exit();
-}
-
-fn mcwan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mcwan")
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&["render", path_str(input), "-o", path_str(out)])
 }
 
 /// `examples/<name>` renders to `golden/<name>`, byte for byte.

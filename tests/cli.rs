@@ -10,25 +10,9 @@ use std::process::{Command, Output};
 mod common;
 
 use common::{
-    apply_case, assert_same_tree, example_names, parse_case, read_tree, root, write_tree,
+    apply_case, assert_same_tree, example_names, mcwan, parse_case, path_str, read_tree, render,
+    root, write_tree,
 };
-
-fn mcwan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mcwan")
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&["render", path_str(input), "-o", path_str(out)])
-}
-
 /// What Argo CD and Flux run on each cluster directory must succeed and yield exactly the
 /// objects the directory holds.
 #[test]

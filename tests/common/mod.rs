@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -179,4 +180,21 @@ pub fn case_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Runs the mcwan binary under test, without colour.
+pub fn mcwan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mcwan")
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+pub fn render(input: &Path, out: &Path) -> Output {
+    mcwan(&["render", path_str(input), "-o", path_str(out)])
 }
