@@ -264,20 +264,6 @@ fn parse_documents(
     diagnostics: &mut Diagnostics,
 ) {
     let file = &sources.files[file_index];
-    if let Some((line, col)) = flow_depth_exceeded(&file.text, limits.max_depth) {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::YamlLimit,
-                Some(file.location(line, col)),
-                format!(
-                    "flow collections (`[`, `{{`) nest more than {} levels deep; the file is not loaded",
-                    limits.max_depth
-                ),
-            )
-            .hint(DEPTH_HINT),
-        );
-        return;
-    }
     let indexed = match index(&file.text, limits) {
         Ok(indexed) => indexed,
         Err(stop) => {
@@ -470,8 +456,20 @@ struct Stop {
 }
 
 /// Reads the file's events once, recording positions, and stops at the first bound crossed,
-/// before any value is built. Events are pulled one at a time, so the scanner stops too.
+/// before any value is built. Flow depth is bounded before the scanner starts (see
+/// `flow_depth_exceeded`); events are pulled one at a time, so a later bound stops it too.
 fn index(text: &str, limits: Limits) -> Result<Vec<IndexedDocument>, Stop> {
+    if let Some((line, col)) = flow_depth_exceeded(text, limits.max_depth) {
+        return Err(Stop {
+            line,
+            col,
+            reason: format!(
+                "flow collections (`[`, `{{`) nest more than {} levels deep",
+                limits.max_depth
+            ),
+            hint: DEPTH_HINT,
+        });
+    }
     let mut indexer = SpanIndexer::new();
     let mut parser = Parser::new_from_str(text);
     let mut nodes = 0usize;
