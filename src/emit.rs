@@ -511,17 +511,23 @@ fn refuse_mounts(_out: &Path, _parent: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Creates the file `path` anew: whatever stands at its name (a link a pull request planted
+/// there) is removed, never opened or written through.
+fn create_anew(path: &Path) -> std::io::Result<File> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    File::options().write(true).create_new(true).open(path)
+}
+
 /// Removes a staging directory, or a previous OUT swapped out, so that a render killed at
 /// any moment leaves something the next one recognises as mcwan's: the marker goes in
 /// first (created anew, never written through what stands at its name) and out last, and
 /// then the directory is empty.
 fn remove_staging(directory: &Path) -> std::io::Result<()> {
     let marker = directory.join(STAGING_MARKER);
-    match fs::remove_file(&marker) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    File::options().write(true).create_new(true).open(&marker)?;
+    create_anew(&marker)?;
     for entry in fs::read_dir(directory)? {
         let entry = entry?;
         if entry.file_name() == STAGING_MARKER {
@@ -551,19 +557,7 @@ pub fn apply_edits(dir: &Path, writes: &[(String, Option<String>)]) -> Result<()
                     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
                 let temporary = path.with_extension("mcwan-edit");
-                // Whatever stands at the temporary name (a link planted there) is removed,
-                // not written through, and the new file is created, never opened.
-                match fs::remove_file(&temporary) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(Error::io(&temporary, e))
-                    }
-                    _ => {}
-                }
-                let mut file = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&temporary)
-                    .map_err(|e| Error::io(&temporary, e))?;
+                let mut file = create_anew(&temporary).map_err(|e| Error::io(&temporary, e))?;
                 std::io::Write::write_all(&mut file, text.as_bytes())
                     .map_err(|e| Error::io(&temporary, e))?;
                 drop(file);
