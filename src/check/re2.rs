@@ -18,6 +18,8 @@ use regex_syntax::ast::{
 
 /// RE2's largest count in `{n,m}`, also for the product of nested counts.
 const MAX_REPEAT: u64 = 1000;
+/// The estimate for any Unicode class (RE2 compiles `\\pL` to 1,200 instructions).
+const UNICODE_CLASS: u64 = 1_300;
 /// `re2.max_program_size.error_level` as Istio's bootstrap sets it.
 pub const MAX_PROGRAM_SIZE: u64 = 32_768;
 
@@ -61,7 +63,7 @@ fn syntax(tree: &Ast, pattern: &str, repeat: u64) -> Option<String> {
             _ => unsupported("`\\<`, `\\>` or `\\b{…}` word boundary; use `\\b`"),
         },
         Ast::ClassUnicode(class) => unicode(&class.kind),
-        Ast::ClassBracketed(class) => bracketed(&class.kind, false),
+        Ast::ClassBracketed(class) => bracketed(&class.kind),
         Ast::Repetition(repetition) => {
             let count = match &repetition.op.kind {
                 RepetitionKind::Range(range) => {
@@ -116,23 +118,23 @@ fn unicode(kind: &ClassUnicodeKind) -> Option<String> {
         .then(|| "RE2 has no `\\p{name=value}` class; name a category or script".to_string())
 }
 
-/// RE2 reads `&&`, `--`, `~~` and a `[` inside a class as literal characters.
-fn bracketed(set: &ClassSet, nested: bool) -> Option<String> {
-    let item = match set {
+/// RE2 reads `&&`, `--`, `~~` and a `[` inside a class as literal characters. `set` is the
+/// contents of a bracketed class, so any bracketed item in it is a nested class.
+fn bracketed(set: &ClassSet) -> Option<String> {
+    match set {
         ClassSet::BinaryOp(_) => {
-            return Some("RE2 has no class set operations (`&&`, `--`, `~~`)".to_string())
+            Some("RE2 has no class set operations (`&&`, `--`, `~~`)".to_string())
         }
-        ClassSet::Item(item) => item,
-    };
+        ClassSet::Item(item) => class_item(item),
+    }
+}
+
+fn class_item(item: &ClassSetItem) -> Option<String> {
     match item {
-        ClassSetItem::Bracketed(_) if nested => Some(
+        ClassSetItem::Bracketed(_) => Some(
             "RE2 has no nested classes; it reads `[` inside a class as a character".to_string(),
         ),
-        ClassSetItem::Bracketed(inner) => bracketed(&inner.kind, true),
-        ClassSetItem::Union(union) => union
-            .items
-            .iter()
-            .find_map(|i| bracketed(&ClassSet::Item(i.clone()), true)),
+        ClassSetItem::Union(union) => union.items.iter().find_map(class_item),
         ClassSetItem::Unicode(class) => unicode(&class.kind),
         _ => None,
     }
@@ -148,7 +150,6 @@ pub fn program_size(tree: &Ast) -> u64 {
 }
 
 fn size(tree: &Ast) -> u64 {
-    const UNICODE_CLASS: u64 = 1_300;
     match tree {
         Ast::Empty(_) | Ast::Flags(_) => 0,
         Ast::Literal(literal) => literal.c.len_utf8() as u64,
@@ -157,7 +158,7 @@ fn size(tree: &Ast) -> u64 {
         Ast::ClassUnicode(_) => UNICODE_CLASS,
         Ast::ClassBracketed(class) => {
             let negated = if class.negated { 10 } else { 0 };
-            negated + class_size(&class.kind, UNICODE_CLASS)
+            negated + class_size(&class.kind)
         }
         Ast::Repetition(repetition) => {
             let inner = size(&repetition.ast);
@@ -189,22 +190,24 @@ fn size(tree: &Ast) -> u64 {
     }
 }
 
-fn class_size(set: &ClassSet, unicode: u64) -> u64 {
-    let ClassSet::Item(item) = set else {
-        return unicode;
-    };
+/// The estimated size of a bracketed class's contents; an operation on sets, which `syntax`
+/// refuses anyway, counts as a Unicode class.
+fn class_size(set: &ClassSet) -> u64 {
+    match set {
+        ClassSet::BinaryOp(_) => UNICODE_CLASS,
+        ClassSet::Item(item) => item_size(item),
+    }
+}
+
+fn item_size(item: &ClassSetItem) -> u64 {
     match item {
         ClassSetItem::Empty(_) => 0,
         ClassSetItem::Literal(literal) => literal.c.len_utf8() as u64,
         ClassSetItem::Range(range) => range.end.c.len_utf8() as u64,
         ClassSetItem::Ascii(_) | ClassSetItem::Perl(_) => 3,
-        ClassSetItem::Unicode(_) => unicode,
-        ClassSetItem::Bracketed(inner) => class_size(&inner.kind, unicode),
-        ClassSetItem::Union(union) => union
-            .items
-            .iter()
-            .map(|i| class_size(&ClassSet::Item(i.clone()), unicode))
-            .sum(),
+        ClassSetItem::Unicode(_) => UNICODE_CLASS,
+        ClassSetItem::Bracketed(inner) => class_size(&inner.kind),
+        ClassSetItem::Union(union) => union.items.iter().map(item_size).sum(),
     }
 }
 
@@ -221,6 +224,7 @@ mod tests {
             "[a-z&&[^aeiou]]",
             "[a[bc]]",
             "[a~~b]",
+            "[[bc]]",
             "(?x)a b",
             "(?R)a",
             "(?u:a)",
