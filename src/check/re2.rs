@@ -18,7 +18,7 @@ use regex_syntax::ast::{
 
 /// RE2's largest count in `{n,m}`, also for the product of nested counts.
 const MAX_REPEAT: u64 = 1000;
-/// The estimate for any Unicode class (RE2 compiles `\\pL` to 1,200 instructions).
+/// The estimate for any Unicode class (RE2 compiles `\pL` to 1,200 instructions).
 const UNICODE_CLASS: u64 = 1_300;
 /// `re2.max_program_size.error_level` as Istio's bootstrap sets it.
 pub const MAX_PROGRAM_SIZE: u64 = 32_768;
@@ -142,8 +142,8 @@ fn class_item(item: &ClassSetItem) -> Option<String> {
 
 /// An estimate of the number of instructions RE2 compiles `tree` to, calibrated against
 /// RE2's own `ProgramSize()`: a byte per literal character's UTF-8 encoding, one per class
-/// range (1,300 for any Unicode class: RE2 compiles `\pL` to 1,200, a small script far fewer), one more per repetition or
-/// alternative, two per capture group, and four for the program itself.
+/// range (`UNICODE_CLASS` for a Unicode class; a small script is far fewer), one more per
+/// repetition or alternative, two per capture group, and four for the program itself.
 #[must_use]
 pub fn program_size(tree: &Ast) -> u64 {
     4 + size(tree)
