@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::kind::Kind;
 use crate::report::Format;
 
 /// Compiles clusterset, WAN policy and service-export declarations into one GitOps
@@ -130,7 +131,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of an input kind (or of all), for editors.
     Schema {
-        /// ClusterSet, WANPolicy, ServiceExport, Service or Namespace.
+        /// The kind; every kind when left out.
+        #[arg(ignore_case = true, value_parser = kinds())]
         kind: Option<String>,
     },
 }
@@ -204,4 +206,12 @@ impl Input {
             max_depth: usize::from(self.max_depth),
         }
     }
+}
+
+/// The kinds `mcwan schema` knows, each with what it declares.
+fn kinds() -> clap::builder::PossibleValuesParser {
+    let values = Kind::ALL
+        .iter()
+        .map(|k| clap::builder::PossibleValue::new(k.name()).help(k.about()));
+    clap::builder::PossibleValuesParser::new(values)
 }

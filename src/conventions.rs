@@ -11,6 +11,8 @@ pub const FABRIC_DIRECTORY: &str = "sdwan";
 pub const RESERVED_NAMESPACE: &str = "mcw-system";
 /// The shared ingress Gateway's name; Istio derives `<name>-<class>` from it.
 pub const GATEWAY_NAME: &str = "mcw-ingress";
+/// The ConfigMap Istio reads the Gateway's deployment customizations from.
+pub const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
 /// Names mcwan generates start with this; users may not take them.
 pub const GENERATED_PREFIX: &str = "mcw-";
 

@@ -16,7 +16,7 @@ use crate::fabric::SiteFlows;
 use crate::model::Model;
 use crate::plan::Plan;
 use crate::render::OutputFile;
-use crate::render::Renderer;
+use crate::render::{RenderedCluster, Renderer};
 use crate::schema::Schemas;
 use crate::{check, fabric, load, summary, verify};
 
@@ -207,7 +207,8 @@ fn produce(
     };
     for_each_cluster(model.clusterset.clusters.len(), |c| {
         let cluster_plan = plan.cluster(c);
-        let (files, objects) = renderer.cluster_objects(model, c, &cluster_plan)?;
+        let agrees = |object: &serde_json::Value| fabric::verify(model, c, object);
+        let RenderedCluster { files, objects } = renderer.cluster(&cluster_plan, &agrees)?;
         emit(Some(&cluster_plan.name), &files)?;
         drop(files);
         if verify {
@@ -219,7 +220,7 @@ fn produce(
                 .push((c, cluster_facts));
         }
         let site = SiteFlows::of(model, c, &cluster_plan);
-        let site_files = renderer.site(model, &classification, &site)?;
+        let site_files = renderer.site(&classification, c, &site.views(model))?;
         read_fabric(&site_files)?;
         emit(None, &site_files)?;
         totals.lock().map_err(|_| poisoned())?.add(model, &site);

@@ -10,53 +10,24 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 use crate::diagnostic::did_you_mean;
+use crate::kind::{self, Kind};
 
-macro_rules! schemas {
-    ($dir:literal: $($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../schemas/", $dir, "/", $name)))),*]
-    };
-}
-
-/// The input schemas, by file name under `schemas/input/`.
-pub const INPUT: &[(&str, &str)] = schemas!["input":
-    "clusterset.json",
-    "wanpolicy.json",
-    "serviceexport.json",
-    "service.json",
-    "namespace.json",
-    "wanroute.json",
-];
+/// The input schemas, by file name under `schemas/input/`; `Kind::schema` names each
+/// kind's.
+pub const INPUT: &[(&str, &str)] = crate::embedded::INPUT_SCHEMA_FILES;
 
 /// The output schemas, by file name under `schemas/output/`: the upstream APIs' fields,
 /// and mcwan's own formats. A rendered WANPolicy meets the same schema as an input one.
-pub const OUTPUT: &[(&str, &str)] = schemas!["output":
-    "namespace.json",
-    "configmap.json",
-    "customresourcedefinition.json",
-    "gateway.json",
-    "httproute.json",
-    "serviceexport-v1alpha1.json",
-    "serviceexport-v1beta1.json",
-    "serviceimport-v1alpha1.json",
-    "serviceimport-v1beta1.json",
-    "serviceentry.json",
-    "destinationrule.json",
-    "virtualservice.json",
-    "telemetry.json",
-    "authorizationpolicy.json",
-    "kustomization.json",
-    "sdwan-classification.json",
-    "sdwan-site-flows.json",
-];
+pub const OUTPUT: &[(&str, &str)] = crate::embedded::OUTPUT_SCHEMA_FILES;
 
-/// Istio kinds a cluster directory may hold, copied to the output unchanged.
-pub const PASS_THROUGH: &[&str] = &["virtualservice.json", "destinationrule.json"];
-/// The versions of `networking.istio.io` Istio serves those kinds at.
-pub const PASS_THROUGH_VERSIONS: &[&str] = &[
-    "networking.istio.io/v1",
-    "networking.istio.io/v1beta1",
-    "networking.istio.io/v1alpha3",
-];
+/// The embedded file `name` of `files`.
+fn embedded(files: &[(&'static str, &'static str)], name: &str) -> (&'static str, &'static str) {
+    files
+        .iter()
+        .copied()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no embedded schema {name}"))
+}
 
 /// What is wrong with one value, before it is placed in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,28 +115,32 @@ impl Schemas {
     /// When an embedded schema does not compile (a bug in mcwan, caught by unit tests).
     #[must_use]
     pub fn input() -> Self {
-        let parse = |(name, text): &(&str, &str)| -> (String, Value) {
+        let parse = |(name, text): (&str, &str)| -> (String, Value) {
             (
-                (*name).to_string(),
+                name.to_string(),
                 serde_json::from_str(text).unwrap_or_else(|e| panic!("schema {name}: {e}")),
             )
         };
-        let mut files: Vec<(String, Value)> = INPUT.iter().map(parse).collect();
-        for (name, mut schema) in OUTPUT
-            .iter()
-            .filter(|(n, _)| PASS_THROUGH.contains(n))
-            .map(parse)
-        {
-            schema["properties"]["apiVersion"] = serde_json::json!({"enum": PASS_THROUGH_VERSIONS});
-            files.push((name, schema));
-        }
+        let files = Kind::ALL.iter().map(|kind| match kind.schema() {
+            kind::Schema::Input(name) => parse(embedded(INPUT, name)),
+            kind::Schema::PassThrough(name) => {
+                let (name, mut schema) = parse(embedded(OUTPUT, name));
+                schema["properties"]["apiVersion"] =
+                    serde_json::json!({ "enum": kind::PASS_THROUGH_VERSIONS });
+                (name, schema)
+            }
+        });
         Self::compile_values(files)
     }
 
     /// Compiles every schema a rendered object may be checked against.
+    ///
+    /// # Panics
+    /// When an embedded schema does not compile (a bug in mcwan, caught by unit tests).
     #[must_use]
     pub fn output() -> Self {
-        Self::compile(&[OUTPUT, &INPUT[1..2]].concat())
+        let wan_policy = embedded(INPUT, "wanpolicy.json");
+        Self::compile(&[OUTPUT, &[wan_policy]].concat())
     }
 
     #[must_use]

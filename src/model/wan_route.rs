@@ -77,7 +77,7 @@ impl HttpMatch {
 
 /// A match as an Istio AuthorizationPolicy can state it: conditions on the method, the path
 /// and exact header values, all of which must hold (Istio `Operation` and `Condition`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AuthzMatch {
     pub methods: Vec<String>,
     /// Istio `paths`: exact, or `/prefix/*`; empty means any path.

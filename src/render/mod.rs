@@ -3,51 +3,23 @@
 //! YAML. Every rendered object is parsed back, checked against its output schema and
 //! re-serialized, so the bytes are canonical. Pure: never touches the filesystem.
 
-mod crd;
 mod yaml;
 
 use std::collections::BTreeMap;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::conventions::{
-    CLUSTER_LABEL, GATEWAY_NAME, MANAGED_BY, RESERVED_NAMESPACE, SERVICE_LABEL, WAN_POLICY_LABEL,
-};
+use crate::embedded::TEMPLATE_FILES;
 use crate::error::Error;
-use crate::fabric::{self, Classification, SiteFlows};
-use crate::model::Model;
-use crate::plan::{ClusterPlan, ImportPlan};
+use crate::fabric::{Classification, FlowView};
+use crate::plan::{ClusterPlan, Object, Sink};
 use crate::schema::{self, Lookup, Schemas};
-
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
-    };
-}
 
 /// The built-in templates, by path under `templates/`. `--templates DIR` replaces any of
 /// them by the same relative path, and may add vendor templates under `sdwan/`.
-pub const TEMPLATES: &[(&str, &str)] = templates![
-    "namespace.yaml.j2",
-    "wanpolicy-crd.yaml.j2",
-    "wanpolicy.yaml.j2",
-    "gateway.yaml.j2",
-    "gateway-options.yaml.j2",
-    "serviceexport.yaml.j2",
-    "httproute.yaml.j2",
-    "serviceimport.yaml.j2",
-    "serviceentry.yaml.j2",
-    "destinationrule.yaml.j2",
-    "virtualservice.yaml.j2",
-    "kustomization.yaml.j2",
-    "telemetry.yaml.j2",
-    "authorizationpolicy.yaml.j2",
-    "virtualhost.yaml.j2",
-    "sdwan/classes.yaml.j2",
-    "sdwan/cisco-app-route-policy.txt.j2",
-    "sdwan/sites/flows.yaml.j2",
-];
+pub const TEMPLATES: &[(&str, &str)] = TEMPLATE_FILES;
 
 /// The escaping of text templates: values must be plain tokens (see `write_token`).
 const TOKEN: &str = "token";
@@ -77,9 +49,6 @@ pub const VERIFIED_KINDS: &[&str] = &[
     "ConfigMap",
 ];
 
-/// The ConfigMap Istio reads Gateway deployment customizations from.
-const GATEWAY_OPTIONS_NAME: &str = "mcw-ingress-options";
-
 /// One rendered file, with its path relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFile {
@@ -96,6 +65,33 @@ pub enum Layout {
     /// One `kustomization.yaml` per namespace directory, which Argo CD or Flux can apply as
     /// separate units; the cluster's lists the directories, so it still builds whole.
     Namespace,
+}
+
+/// One cluster's rendered files, and the objects among them that `verify` reads
+/// (`VERIFIED_KINDS`), as parsed.
+pub struct RenderedCluster {
+    pub files: Vec<OutputFile>,
+    pub objects: Vec<Value>,
+}
+
+/// What the fabric's templates see.
+#[derive(Serialize)]
+struct FabricContext<'a> {
+    fabric: &'a Classification,
+}
+
+/// What a site's templates see: the whole classification, the site and its flows.
+#[derive(Serialize)]
+struct SiteContext<'a> {
+    fabric: &'a Classification,
+    site: &'a crate::fabric::Site,
+    flows: &'a [FlowView],
+}
+
+/// What a `kustomization.yaml` lists.
+#[derive(Serialize)]
+struct Kustomization<'a> {
+    resources: &'a [String],
 }
 
 /// Compiled templates and output schemas, shared by every cluster's render.
@@ -189,7 +185,9 @@ impl Renderer {
     /// # Errors
     /// When a template fails or renders an invalid object.
     pub fn fabric(&self, classification: &Classification) -> Result<Vec<OutputFile>, Error> {
-        let context = json!({ "fabric": classification });
+        let context = FabricContext {
+            fabric: classification,
+        };
         self.fabric_files(FABRIC_PREFIX, FABRIC_PREFIX, &context)
     }
 
@@ -200,13 +198,16 @@ impl Renderer {
     /// When a template fails or renders an invalid object.
     pub fn site(
         &self,
-        model: &Model,
         classification: &Classification,
-        flows: &SiteFlows,
+        from: usize,
+        flows: &[FlowView],
     ) -> Result<Vec<OutputFile>, Error> {
-        let site = &classification.sites[flows.from];
-        let context =
-            json!({ "fabric": classification, "site": site, "flows": flows.views(model) });
+        let site = &classification.sites[from];
+        let context = SiteContext {
+            fabric: classification,
+            site,
+            flows,
+        };
         let directory = format!("{SITE_PREFIX}{}/", site.cluster);
         self.fabric_files(SITE_PREFIX, &directory, &context)
     }
@@ -217,7 +218,7 @@ impl Renderer {
         &self,
         prefix: &str,
         directory: &str,
-        context: &Value,
+        context: &impl Serialize,
     ) -> Result<Vec<OutputFile>, Error> {
         let mut files = Vec::new();
         for (name, template) in self.env.templates() {
@@ -253,115 +254,49 @@ impl Renderer {
         Ok(files)
     }
 
-    /// Renders every file of cluster `c`'s directory, `kustomization.yaml` included.
+    /// Renders every file of one cluster's directory, `kustomization.yaml` included.
+    /// `agrees` is asked of every object before it is written: whether the fabric carries
+    /// what it sends or receives.
     ///
     /// # Errors
-    /// When a template fails, or renders an object its output schema rejects.
+    /// When a template fails, or renders an object its output schema, Istio or `agrees`
+    /// rejects.
     pub fn cluster(
         &self,
-        model: &Model,
-        c: usize,
-        cluster_plan: &ClusterPlan,
-    ) -> Result<Vec<OutputFile>, Error> {
-        Ok(self.cluster_objects(model, c, cluster_plan)?.0)
+        plan: &ClusterPlan,
+        agrees: &dyn Fn(&Value) -> Result<(), String>,
+    ) -> Result<RenderedCluster, Error> {
+        let mut sink = ClusterSink {
+            renderer: self,
+            cluster: &plan.name,
+            agrees,
+            rendered: RenderedCluster {
+                files: Vec::new(),
+                objects: Vec::new(),
+            },
+        };
+        plan.objects(&mut sink)?;
+        let mut rendered = sink.rendered;
+        let kustomizations = self.kustomizations(&plan.name, &rendered.files)?;
+        rendered.files.extend(kustomizations);
+        rendered.files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(rendered)
     }
 
-    /// `cluster`, with the rendered objects `verify` reads (`VERIFIED_KINDS`), as parsed.
-    ///
-    /// # Errors
-    /// When a template fails, or renders an object its output schema rejects.
-    pub fn cluster_objects(
+    /// The cluster's `kustomization.yaml`, listing every file (or, in the namespace
+    /// layout, every directory, each with its own).
+    fn kustomizations(
         &self,
-        model: &Model,
-        c: usize,
-        cluster_plan: &ClusterPlan,
-    ) -> Result<(Vec<OutputFile>, Vec<Value>), Error> {
-        let cluster = cluster_plan.name.as_str();
-        let mut files = Vec::new();
-        let mut verified = Vec::new();
-        let mut keep = |value: Value| {
-            if VERIFIED_KINDS.iter().any(|k| value["kind"] == *k) {
-                verified.push(value);
-            }
-        };
-        let mut object = |template: &str, context: &Value| -> Result<(), Error> {
-            let value = self.render_value(template, context)?;
-            istio_rules(&value).map_err(|problem| {
-                Error::Internal(format!(
-                    "template `{template}` breaks an Istio rule: {problem}"
-                ))
-            })?;
-            fabric::verify(model, c, &value).map_err(|problem| {
-                Error::Internal(format!(
-                    "template `{template}` disagrees with the SD-WAN classification: {problem}"
-                ))
-            })?;
-            files.push(file_for(cluster, template, &value)?);
-            keep(value);
-            Ok(())
-        };
-
-        object(
-            "namespace.yaml.j2",
-            &json!({"namespace": RESERVED_NAMESPACE, "labels": labels(cluster, &[])}),
-        )?;
-        let wan_policy_input: Value =
-            serde_json::from_str(include_str!("../../schemas/input/wanpolicy.json"))
-                .map_err(|e| Error::Internal(e.to_string()))?;
-        object(
-            "wanpolicy-crd.yaml.j2",
-            &json!({"schema": crd::wan_policy_schema(&wan_policy_input), "labels": labels(cluster, &[])}),
-        )?;
-        for policy in model.policies.values() {
-            let context = json!({
-                "policy": {
-                    "name": policy.name, "tunnel": policy.tunnel, "port": policy.port,
-                    "sla": {"jitterMs": policy.sla.jitter_ms, "latencyMs": policy.sla.latency_ms, "lossPercent": policy.sla.loss_percent},
-                },
-                "labels": labels(cluster, &[(WAN_POLICY_LABEL, &policy.name)]),
-            });
-            object("wanpolicy.yaml.j2", &context)?;
-        }
-        let tracing = &model.clusterset.tracing;
-        exports(
-            cluster_plan,
-            &mut object,
-            model.clusterset.mcs_version.api_version(),
-            &model.clusterset.gateway_class_name,
-            &json!({"sampling_percent": tracing.sampling_percent, "provider": tracing.provider}),
-        )?;
-        for import in &cluster_plan.imports {
-            import_objects(
-                cluster,
-                import,
-                model.clusterset.mcs_version.api_version(),
-                &mut object,
-            )?;
-        }
-
-        for vhost in &cluster_plan.virtual_hosts {
-            object(
-                "virtualhost.yaml.j2",
-                &json!({"vhost": vhost, "labels": labels(cluster, &[])}),
-            )?;
-        }
-        // User objects were validated against their schema on input; they pass unchanged
-        // but for a canonical key order, so that how they were written never shows.
-        for passthrough in &cluster_plan.passthrough {
-            files.push(file_for(
-                cluster,
-                "(pass-through)",
-                &canonical_order(passthrough),
-            )?);
-            keep(passthrough.clone());
-        }
-
+        cluster: &str,
+        files: &[OutputFile],
+    ) -> Result<Vec<OutputFile>, Error> {
         let prefix = format!("{cluster}/");
         let mut resources: Vec<String> = files
             .iter()
             .map(|f| f.path.strip_prefix(&prefix).unwrap_or(&f.path).to_string())
             .collect();
         resources.sort_unstable();
+        let mut out = Vec::new();
         if self.layout == Layout::Namespace {
             let mut by_directory: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for resource in &resources {
@@ -373,34 +308,34 @@ impl Renderer {
             }
             for (directory, listed) in &by_directory {
                 let path = format!("{cluster}/{directory}/kustomization.yaml");
-                files.push(self.render_file(
+                out.push(self.render_file(
                     "kustomization.yaml.j2",
-                    &json!({"resources": listed}),
+                    &Kustomization { resources: listed },
                     path,
                 )?);
             }
             resources = by_directory.into_keys().collect();
         }
-        let kustomization = self.render_file(
+        out.push(self.render_file(
             "kustomization.yaml.j2",
-            &json!({"resources": resources}),
+            &Kustomization {
+                resources: &resources,
+            },
             format!("{cluster}/kustomization.yaml"),
-        )?;
-        files.push(kustomization);
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((files, verified))
+        )?);
+        Ok(out)
     }
 
     fn render_file(
         &self,
         template: &str,
-        context: &Value,
+        context: &impl Serialize,
         path: String,
     ) -> Result<OutputFile, Error> {
         serialize(&self.render_value(template, context)?, path)
     }
 
-    fn render_value(&self, template: &str, context: &Value) -> Result<Value, Error> {
+    fn render_value(&self, template: &str, context: &impl Serialize) -> Result<Value, Error> {
         let failed = |message: String| Error::Template {
             name: template.to_string(),
             message,
@@ -431,116 +366,50 @@ impl Renderer {
     }
 }
 
-fn exports(
-    plan: &ClusterPlan,
-    object: &mut impl FnMut(&str, &Value) -> Result<(), Error>,
-    mcs_api_version: &str,
-    gateway_class_name: &str,
-    tracing: &Value,
-) -> Result<(), Error> {
-    let cluster = plan.name.as_str();
-    if let Some(gateway) = &plan.gateway {
-        object(
-            "gateway.yaml.j2",
-            &json!({
-                "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway": gateway,
-                "gateway_class_name": gateway_class_name, "options_name": GATEWAY_OPTIONS_NAME,
-                "labels": labels(cluster, &[]),
-            }),
-        )?;
-        object(
-            "telemetry.yaml.j2",
-            &json!({
-                "name": GATEWAY_NAME, "namespace": RESERVED_NAMESPACE, "gateway_name": GATEWAY_NAME,
-                "cluster": cluster, "tracing": tracing, "labels": labels(cluster, &[]),
-            }),
-        )?;
-        let policies = [
-            ("DENY", "deny", &gateway.authorization.deny),
-            ("ALLOW", "allow", &gateway.authorization.allow),
-        ];
-        for (action, suffix, rules) in policies {
-            if !rules.is_empty() {
-                object(
-                    "authorizationpolicy.yaml.j2",
-                    &json!({
-                        "name": format!("{GATEWAY_NAME}-{suffix}"), "namespace": RESERVED_NAMESPACE,
-                        "gateway_name": GATEWAY_NAME, "action": action, "rules": rules,
-                        "labels": labels(cluster, &[]),
-                    }),
-                )?;
-            }
-        }
-        if gateway.pin_node_ports {
-            let ports: Vec<Value> = gateway
-                .listeners
-                .iter()
-                .map(|l| json!({"port": l.port, "nodePort": l.port, "protocol": "TCP"}))
-                .collect();
-            object(
-                "gateway-options.yaml.j2",
-                &json!({
-                    "name": GATEWAY_OPTIONS_NAME, "namespace": RESERVED_NAMESPACE,
-                    "service_patch": {"spec": {"ports": ports}}, "labels": labels(cluster, &[]),
-                }),
-            )?;
-        }
-    }
-    for export in &plan.exports {
-        let service = [(SERVICE_LABEL, export.name.as_str())];
-        object(
-            "serviceexport.yaml.j2",
-            &json!({"export": export, "mcs_api_version": mcs_api_version, "labels": user_labels(cluster, &export.labels, &service)}),
-        )?;
-        for route in &export.routes {
-            object(
-                "httproute.yaml.j2",
-                &json!({
-                    "route": route, "namespace": export.namespace, "service": export.name, "cluster": cluster,
-                    "gateway_name": GATEWAY_NAME, "gateway_namespace": RESERVED_NAMESPACE,
-                    "labels": labels(cluster, &[service[0], (WAN_POLICY_LABEL, &route.policy)]),
-                }),
-            )?;
-        }
-    }
-    Ok(())
+/// Turns a cluster's objects into files, checking each on the way.
+struct ClusterSink<'r> {
+    renderer: &'r Renderer,
+    cluster: &'r str,
+    agrees: &'r dyn Fn(&Value) -> Result<(), String>,
+    rendered: RenderedCluster,
 }
 
-fn import_objects(
-    cluster: &str,
-    import: &ImportPlan,
-    mcs_api_version: &str,
-    object: &mut impl FnMut(&str, &Value) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let labels = labels(cluster, &[(SERVICE_LABEL, &import.name)]);
-    let name = format!("mcw-{}", import.name);
-    let ports: Vec<Value> = import
-        .ports
-        .iter()
-        .map(|p| {
-            let mut port = json!({"port": p.port, "protocol": "TCP"});
-            if let Some(name) = &p.name {
-                port["name"] = json!(name);
-            }
-            if let Some(app_protocol) = &p.app_protocol {
-                port["appProtocol"] = json!(app_protocol);
-            }
-            port
-        })
-        .collect();
-    let context = json!({
-        "import": import, "name": name, "cluster": cluster, "labels": labels,
-        "mcs_api_version": mcs_api_version, "ports": ports,
-    });
-    for template in [
-        "serviceimport.yaml.j2",
-        "serviceentry.yaml.j2",
-        "destinationrule.yaml.j2",
-        "virtualservice.yaml.j2",
-    ] {
-        object(template, &context)?;
+impl ClusterSink<'_> {
+    fn keep(&mut self, file: OutputFile, value: Value) {
+        self.rendered.files.push(file);
+        if VERIFIED_KINDS.iter().any(|k| value["kind"] == *k) {
+            self.rendered.objects.push(value);
+        }
     }
-    Ok(())
+}
+
+impl Sink for ClusterSink<'_> {
+    fn object<O: Object>(&mut self, context: &O) -> Result<(), Error> {
+        for template in O::TEMPLATES {
+            let value = self.renderer.render_value(template, context)?;
+            istio_rules(&value).map_err(|problem| {
+                Error::Internal(format!(
+                    "template `{template}` breaks an Istio rule: {problem}"
+                ))
+            })?;
+            (self.agrees)(&value).map_err(|problem| {
+                Error::Internal(format!(
+                    "template `{template}` disagrees with the SD-WAN classification: {problem}"
+                ))
+            })?;
+            let file = file_for(self.cluster, template, &value)?;
+            self.keep(file, value);
+        }
+        Ok(())
+    }
+
+    /// User objects were validated against their schema on input; they pass unchanged
+    /// but for a canonical key order, so that how they were written never shows.
+    fn passthrough(&mut self, object: &Value) -> Result<(), Error> {
+        let file = file_for(self.cluster, "(pass-through)", &canonical_order(object))?;
+        self.keep(file, object.clone());
+        Ok(())
+    }
 }
 
 /// Files one rendered object under `<cluster>/<namespace or _cluster>/<kind>-<name>.yaml`.
@@ -660,23 +529,4 @@ fn is_path_safe(segment: &str) -> bool {
         && segment.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
         })
-}
-
-/// The labels every generated object carries: who manages it and where it comes from.
-fn labels(cluster: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    user_labels(cluster, &BTreeMap::new(), extra)
-}
-
-fn user_labels(
-    cluster: &str,
-    user: &BTreeMap<String, String>,
-    extra: &[(&str, &str)],
-) -> BTreeMap<String, String> {
-    let mut labels = user.clone();
-    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
-    labels.insert(CLUSTER_LABEL.into(), cluster.into());
-    for (key, value) in extra {
-        labels.insert((*key).into(), (*value).into());
-    }
-    labels
 }

@@ -100,7 +100,10 @@ impl Intent {
                                 matches: rule
                                     .matches
                                     .iter()
-                                    .map(crate::plan::gateway_match)
+                                    .map(|m| {
+                                        serde_json::to_value(crate::plan::RouteMatch::of(m))
+                                            .unwrap_or_default()
+                                    })
                                     .collect(),
                                 policy: rule.action.policy().map(str::to_owned),
                             })

@@ -5,14 +5,21 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+mod crd;
+mod matches;
+mod objects;
+
 use serde::Serialize;
+use serde_json::Value;
 
-use serde_json::{json, Value};
-
+pub use self::matches::{MatchRequest, RouteMatch};
+use self::objects::{
+    AuthorizationRule, Condition, Operation, PolicyView, SlaView, To, TracingView,
+};
+pub use self::objects::{Object, Shared, Sink};
 use crate::model::{
-    Action, AuthzMatch, Cluster, Export, Exposure, HttpMatch, MatchKind, Model, NamedMatch,
-    Overrides, PassThrough, Resilience, ServiceType, StringMatch, WanPolicy, WanRoute,
-    IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
+    Action, AuthzMatch, Cluster, Export, Exposure, Model, Overrides, PassThrough, Resilience,
+    ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -52,6 +59,8 @@ const RANK_LABEL: &str = "mcw.l7mp.io/rank-below-";
 pub struct Plan<'m> {
     pub model: &'m Model,
     pub services: Vec<GlobalService>,
+    /// What every cluster's objects share.
+    shared: Shared,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -66,8 +75,9 @@ pub struct ImportPort {
     pub istio_protocol: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ClusterPlan {
+#[derive(Debug)]
+pub struct ClusterPlan<'p> {
+    shared: &'p Shared,
     pub name: String,
     pub gateway: Option<GatewayPlan>,
     pub exports: Vec<ExportPlan>,
@@ -107,10 +117,10 @@ pub struct GatewayPlan {
 #[derive(Debug, Default, Serialize)]
 pub struct Authorization {
     /// Requests some WANRoute's deny rule matches.
-    pub deny: Vec<Value>,
+    pub deny: Vec<AuthorizationRule>,
     /// When some WANRoute denies by default: every request the gateway may serve. Empty
     /// when no WANRoute denies by default (no ALLOW policy is rendered then).
-    pub allow: Vec<Value>,
+    pub allow: Vec<AuthorizationRule>,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,7 +144,7 @@ pub struct IngressRoute {
     pub name: String,
     pub policy: String,
     /// Gateway API `HTTPRouteMatch`es, in groups of at most 64 (one HTTPRoute rule each).
-    pub match_groups: Vec<Vec<Value>>,
+    pub match_groups: Vec<Vec<RouteMatch>>,
     /// The clusterset host the route answers for.
     pub host: String,
     /// The local Service host the request is rewritten to.
@@ -197,8 +207,8 @@ enum Nearness {
 #[derive(Debug, Serialize)]
 pub struct EgressRoute {
     pub name: String,
-    /// Istio `HTTPMatchRequest`s (any may match); `None` matches every request.
-    pub matches: Option<Vec<Value>>,
+    /// Any of these requests; `None` matches every request.
+    pub matches: Option<Vec<MatchRequest>>,
     /// The policy whose subset the requests go to; `None` denies them (403).
     pub policy: Option<String>,
     /// The destination port, set only when the import has exactly one port.
@@ -243,6 +253,9 @@ impl TrafficPolicy {
 impl<'m> Plan<'m> {
     /// Merges exports into clusterset services: namespace sameness makes `ns/name` one
     /// service everywhere. Ports are the union by name, the earliest exporter winning.
+    ///
+    /// # Panics
+    /// When the embedded WANPolicy schema is not JSON: a bug in mcwan, caught by every test.
     #[must_use]
     pub fn new(model: &'m Model) -> Self {
         let mut services: Vec<GlobalService> = Vec::new();
@@ -277,12 +290,16 @@ impl<'m> Plan<'m> {
                 .ports
                 .sort_by(|a, b| a.istio_name.cmp(&b.istio_name));
         }
-        Plan { model, services }
+        Plan {
+            model,
+            services,
+            shared: shared(model),
+        }
     }
 
     /// Everything cluster `c` gets.
     #[must_use]
-    pub fn cluster(&self, c: usize) -> ClusterPlan {
+    pub fn cluster(&self, c: usize) -> ClusterPlan<'_> {
         let clusterset = &self.model.clusterset;
         let cluster = &clusterset.clusters[c];
         let exports: Vec<&Export> = self
@@ -328,12 +345,12 @@ impl<'m> Plan<'m> {
                         // Gateway API: at most 64 matches a rule and 128 a route
                         // (apis/v1/httproute_types.go, v1.2.0 L123, L202). The rest go
                         // to further routes; the same listener merges them.
-                        let routes: Vec<Vec<Vec<Value>>> = matches
+                        let routes: Vec<Vec<Vec<RouteMatch>>> = matches
                             .chunks(MATCHES_PER_ROUTE)
                             .map(|route| {
                                 route
                                     .chunks(MATCHES_PER_RULE)
-                                    .map(<[Value]>::to_vec)
+                                    .map(<[RouteMatch]>::to_vec)
                                     .collect()
                             })
                             .collect();
@@ -370,6 +387,7 @@ impl<'m> Plan<'m> {
             .filter(|p| p.cluster == c)
             .collect();
         ClusterPlan {
+            shared: &self.shared,
             name: cluster.name.clone(),
             gateway,
             exports,
@@ -512,26 +530,27 @@ impl<'m> Plan<'m> {
                 fallback: self.policy(policy).fallback.clone(),
             })
             .collect();
-        let egress = |name: String, matches: Option<Vec<Value>>, action: &Action, idempotent| {
-            let resilience = action
-                .policy()
-                .map(|p| service.overrides.apply(&self.policy(p).resilience));
-            let retry_on = |r: &Resilience| match &r.retry_on {
-                Some(declared) => declared.join(","),
-                None if idempotent => IDEMPOTENT_RETRY_ON.join(","),
-                None => SAFE_RETRY_ON.join(","),
+        let egress =
+            |name: String, matches: Option<Vec<MatchRequest>>, action: &Action, idempotent| {
+                let resilience = action
+                    .policy()
+                    .map(|p| service.overrides.apply(&self.policy(p).resilience));
+                let retry_on = |r: &Resilience| match &r.retry_on {
+                    Some(declared) => declared.join(","),
+                    None if idempotent => IDEMPOTENT_RETRY_ON.join(","),
+                    None => SAFE_RETRY_ON.join(","),
+                };
+                EgressRoute {
+                    name,
+                    matches,
+                    policy: action.policy().map(str::to_owned),
+                    port: single_port,
+                    timeout: resilience.as_ref().map(|r| r.timeout.to_string()),
+                    attempts: resilience.as_ref().map(|r| r.attempts),
+                    per_try_timeout: resilience.as_ref().map(|r| r.per_try_timeout.to_string()),
+                    retry_on: resilience.as_ref().map(retry_on),
+                }
             };
-            EgressRoute {
-                name,
-                matches,
-                policy: action.policy().map(str::to_owned),
-                port: single_port,
-                timeout: resilience.as_ref().map(|r| r.timeout.to_string()),
-                attempts: resilience.as_ref().map(|r| r.attempts),
-                per_try_timeout: resilience.as_ref().map(|r| r.per_try_timeout.to_string()),
-                retry_on: resilience.as_ref().map(retry_on),
-            }
-        };
         let routes = match &service.route {
             Some(route) => route
                 .rules
@@ -539,7 +558,7 @@ impl<'m> Plan<'m> {
                 .map(|rule| {
                     egress(
                         rule.name.clone(),
-                        Some(rule.matches.iter().flat_map(istio_matches).collect()),
+                        Some(rule.matches.iter().flat_map(MatchRequest::of).collect()),
                         &rule.action,
                         rule.idempotent_only(),
                     )
@@ -584,28 +603,25 @@ impl<'m> Plan<'m> {
             .any(|e| e.route.as_ref().is_some_and(|r| r.default == Action::Deny));
         for export in exports {
             let host = self.host(&export.namespace, &export.name);
-            let hosts = json!([host, format!("{host}:*")]);
-            let rule = |m: &AuthzMatch| {
-                let mut operation = json!({"hosts": hosts});
-                if !m.methods.is_empty() {
-                    operation["methods"] = json!(m.methods);
-                }
-                if !m.paths.is_empty() {
-                    operation["paths"] = json!(m.paths);
-                }
-                let mut rule = json!({"to": [{"operation": operation}]});
-                if !m.headers.is_empty() {
-                    rule["when"] = m
-                        .headers
-                        .iter()
-                        .map(|(name, value)| {
-                            json!({"key": format!("request.headers[{name}]"), "values": [value]})
-                        })
-                        .collect();
-                }
-                rule
+            let hosts = vec![host.clone(), format!("{host}:*")];
+            let rule = |m: &AuthzMatch| AuthorizationRule {
+                to: [To {
+                    operation: Operation {
+                        hosts: hosts.clone(),
+                        methods: m.methods.clone(),
+                        paths: m.paths.clone(),
+                    },
+                }],
+                when: m
+                    .headers
+                    .iter()
+                    .map(|(name, value)| Condition {
+                        key: format!("request.headers[{name}]"),
+                        values: [value.clone()],
+                    })
+                    .collect(),
             };
-            let matches = |action: &dyn Fn(&Action) -> bool| -> Vec<Value> {
+            let matches = |action: &dyn Fn(&Action) -> bool| -> Vec<AuthorizationRule> {
                 export
                     .route
                     .iter()
@@ -622,9 +638,7 @@ impl<'m> Plan<'m> {
                     Some(route) if route.default == Action::Deny => {
                         out.allow.extend(matches(&|a| *a != Action::Deny));
                     }
-                    _ => out
-                        .allow
-                        .push(json!({"to": [{"operation": {"hosts": hosts}}]})),
+                    _ => out.allow.push(rule(&AuthzMatch::default())),
                 }
             }
         }
@@ -636,24 +650,24 @@ impl<'m> Plan<'m> {
     /// The requests the export accepts on `listener`: the matches of the rules whose policy
     /// is the listener's, or falls back to it; everything when the default (or the export's
     /// one policy, without a WANRoute) uses it.
-    fn ingress_matches(&self, export: &Export, listener: &str) -> Vec<Value> {
+    fn ingress_matches(&self, export: &Export, listener: &str) -> Vec<RouteMatch> {
         let served = |action: &Action| {
             action.policy().is_some_and(|p| {
                 p == listener || self.policy(p).fallback.as_deref() == Some(listener)
             })
         };
-        let everything = || vec![json!({"path": {"type": "PathPrefix", "value": "/"}})];
+        let everything = || vec![RouteMatch::everything()];
         let Some(route) = &export.route else {
             return everything();
         };
         if served(&route.default) {
             return everything();
         }
-        let mut matches: Vec<Value> = route
+        let mut matches: Vec<RouteMatch> = route
             .rules
             .iter()
             .filter(|r| served(&r.action))
-            .flat_map(|r| r.matches.iter().map(gateway_match))
+            .flat_map(|r| r.matches.iter().map(RouteMatch::of))
             .collect();
         matches.dedup();
         matches
@@ -685,78 +699,36 @@ impl<'m> Plan<'m> {
     }
 }
 
-/// A match as a Gateway API `HTTPRouteMatch`.
-#[must_use]
-pub fn gateway_match(m: &HttpMatch) -> Value {
-    let named = |list: &[NamedMatch]| -> Vec<Value> {
-        list.iter().map(|n| json!({"type": n.matcher.kind.as_str(), "name": n.name, "value": n.matcher.value})).collect()
-    };
-    let mut out = json!({"path": {"type": m.path.kind.as_str(), "value": m.path.value}});
-    if let Some(method) = &m.method {
-        out["method"] = json!(method);
+/// What every cluster's objects share: the policies, the WANPolicy CRD's schema, the MCS
+/// version, the Gateway class and the tracing settings.
+fn shared(model: &Model) -> Shared {
+    let wan_policy_input: Value =
+        serde_json::from_str(include_str!("../../schemas/input/wanpolicy.json"))
+            .unwrap_or_else(|e| panic!("schemas/input/wanpolicy.json: {e}"));
+    let clusterset = &model.clusterset;
+    Shared {
+        policies: model
+            .policies
+            .values()
+            .map(|p| PolicyView {
+                name: p.name.clone(),
+                tunnel: p.tunnel.clone(),
+                port: p.port,
+                sla: SlaView {
+                    jitter_ms: p.sla.jitter_ms.clone(),
+                    latency_ms: p.sla.latency_ms.clone(),
+                    loss_percent: p.sla.loss_percent.clone(),
+                },
+            })
+            .collect(),
+        wan_policy_schema: crd::wan_policy_schema(&wan_policy_input),
+        mcs_api_version: clusterset.mcs_version.api_version(),
+        gateway_class_name: clusterset.gateway_class_name.clone(),
+        tracing: TracingView {
+            sampling_percent: clusterset.tracing.sampling_percent.clone(),
+            provider: clusterset.tracing.provider.clone(),
+        },
     }
-    if !m.headers.is_empty() {
-        out["headers"] = json!(named(&m.headers));
-    }
-    if !m.query_params.is_empty() {
-        out["queryParams"] = json!(named(&m.query_params));
-    }
-    out
-}
-
-/// A match as Istio `HTTPMatchRequest`s with the same meaning. A Gateway API path prefix
-/// matches whole segments (`/pay` is not a prefix of `/payment`), Istio's `prefix` does
-/// not; so `PathPrefix /pay` becomes two requests: `exact /pay` or `prefix /pay/`.
-fn istio_matches(m: &HttpMatch) -> Vec<Value> {
-    let string = |s: &StringMatch| match s.kind {
-        MatchKind::Exact => json!({"exact": s.value}),
-        MatchKind::PathPrefix => json!({"prefix": s.value}),
-        MatchKind::RegularExpression => json!({"regex": s.value}),
-    };
-    let mut base = serde_json::Map::new();
-    if let Some(method) = &m.method {
-        base.insert("method".into(), json!({"exact": method}));
-    }
-    if !m.headers.is_empty() {
-        base.insert(
-            "headers".into(),
-            m.headers
-                .iter()
-                .map(|h| (h.name.clone(), string(&h.matcher)))
-                .collect(),
-        );
-    }
-    if !m.query_params.is_empty() {
-        base.insert(
-            "queryParams".into(),
-            m.query_params
-                .iter()
-                .map(|q| (q.name.clone(), string(&q.matcher)))
-                .collect(),
-        );
-    }
-    let uris = match m.path.kind {
-        MatchKind::PathPrefix => {
-            let prefix = m.path.value.trim_end_matches('/');
-            if prefix.is_empty() {
-                vec![json!({"prefix": "/"})]
-            } else {
-                vec![
-                    json!({"exact": prefix}),
-                    json!({"prefix": format!("{prefix}/")}),
-                ]
-            }
-        }
-        _ => vec![string(&m.path)],
-    };
-    uris.into_iter()
-        .map(|uri| {
-            let mut request = serde_json::Map::new();
-            request.insert("uri".into(), uri);
-            request.extend(base.clone());
-            Value::Object(request)
-        })
-        .collect()
 }
 
 fn local_host(namespace: &str, name: &str) -> String {
