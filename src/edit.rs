@@ -43,122 +43,172 @@ pub fn apply(
     model: &Model,
 ) -> Result<(Vec<Write>, String), String> {
     let Request {
-        namespace,
-        name,
-        cluster,
-        ..
+        namespace, name, ..
     } = request;
     if !is_dns1123_label(namespace) || !is_dns1123_label(name) {
         return Err(format!(
             "`{namespace}/{name}` is not NAMESPACE/NAME with DNS-1123 labels"
         ));
     }
-    let Some(c) = model
-        .clusterset
-        .clusters
-        .iter()
-        .position(|x| x.name == *cluster)
-    else {
-        let names: Vec<&str> = model
-            .clusterset
-            .clusters
-            .iter()
-            .map(|x| x.name.as_str())
-            .collect();
+    let clusters = &model.clusterset.clusters;
+    let Some(c) = clusters.iter().position(|x| x.name == request.cluster) else {
+        let names: Vec<&str> = clusters.iter().map(|x| x.name.as_str()).collect();
         return Err(format!(
-            "no cluster `{cluster}` in the ClusterSet (clusters: {})",
+            "no cluster `{}` in the ClusterSet (clusters: {})",
+            request.cluster,
             names.join(", ")
         ));
     };
-    let service = format!("{namespace}/{name}");
+    let edit = Edit {
+        request,
+        files,
+        sources,
+        model,
+        c,
+        service: format!("{namespace}/{name}"),
+    };
     match request.verb {
-        Verb::Export => {
-            if let Some(doc) = export_document(sources, cluster, namespace, name) {
-                let path = sources.files[sources.documents[doc].file]
-                    .path
-                    .display()
-                    .to_string();
-                return Err(format!(
-                    "`{service}` is already exported from `{cluster}`, in `{path}`"
-                ));
-            }
-            let path = export_path(cluster, namespace, name);
-            if files.iter().any(|f| f.path == path) {
-                return Err(format!("`{path}` exists already"));
-            }
-            let policy = match &request.wan_policy {
-                Some(wanted) => Some(resolve_policy(model, wanted)?),
-                None => None,
-            };
-            let annotations = policy
-                .as_ref()
-                .map(|p| format!("  annotations:\n    {POLICY_ANNOTATION}: {p}\n"))
-                .unwrap_or_default();
-            let content = format!(
-                "# Written by `mcwan export {service} --cluster {cluster}`; `mcwan unexport` removes it.\n\
-                 apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{annotations}"
-            );
-            let how = policy.map_or_else(
-                || "the default WAN policy".to_string(),
-                |p| format!("WAN policy `{p}`"),
-            );
-            Ok((
-                vec![(path.clone(), Some(content))],
-                format!("exported `{service}` from `{cluster}` over {how}: wrote `{path}`"),
-            ))
+        Verb::Export => edit.export(),
+        Verb::Unexport => edit.unexport(),
+        Verb::Unimport => edit.unimport(),
+        Verb::Import => edit.import(),
+    }
+}
+
+/// One request, with what it edits.
+struct Edit<'a> {
+    request: &'a Request,
+    files: &'a [InputFile],
+    sources: &'a Sources,
+    model: &'a Model,
+    /// The cluster's index in the ClusterSet.
+    c: usize,
+    /// `namespace/name`.
+    service: String,
+}
+
+impl Edit<'_> {
+    fn export(&self) -> Result<(Vec<Write>, String), String> {
+        let Request {
+            namespace,
+            name,
+            cluster,
+            ..
+        } = self.request;
+        let service = &self.service;
+        if let Some(doc) = export_document(self.sources, cluster, namespace, name) {
+            let path = self.sources.files[self.sources.documents[doc].file]
+                .path
+                .display()
+                .to_string();
+            return Err(format!(
+                "`{service}` is already exported from `{cluster}`, in `{path}`"
+            ));
         }
-        Verb::Unexport => {
-            let Some(doc) = export_document(sources, cluster, namespace, name) else {
-                return Err(format!("`{service}` is not exported from `{cluster}`"));
-            };
-            let file = sources.documents[doc].file;
-            let path = sources.files[file].path.display().to_string();
-            if sources.documents.iter().filter(|d| d.file == file).count() > 1 {
-                return Err(format!(
-                    "the export of `{service}` is declared in `{path}` together with other objects; remove it there by hand"
-                ));
-            }
-            Ok((
-                vec![(path.clone(), None)],
-                format!("unexported `{service}` from `{cluster}`: removed `{path}`"),
-            ))
+        let path = export_path(cluster, namespace, name);
+        if self.files.iter().any(|f| f.path == path) {
+            return Err(format!("`{path}` exists already"));
         }
-        Verb::Unimport => {
-            let target = &model.clusterset.clusters[c];
-            if !target.imports(namespace, name) {
-                return Err(format!("`{cluster}` does not import `{service}`"));
-            }
-            let (path, text) = clusterset_text(files, sources)?;
-            let text = add_item(&text, sources, c, "skipImports", &service)?;
-            Ok((
-                vec![(path, Some(text))],
-                format!("`{cluster}` no longer imports `{service}` (skipImports)"),
-            ))
+        let policy = match &self.request.wan_policy {
+            Some(wanted) => Some(resolve_policy(self.model, wanted)?),
+            None => None,
+        };
+        let annotations = policy
+            .as_ref()
+            .map(|p| format!("  annotations:\n    {POLICY_ANNOTATION}: {p}\n"))
+            .unwrap_or_default();
+        let content = format!(
+            "# Written by `mcwan export {service} --cluster {cluster}`; `mcwan unexport` removes it.\n\
+             apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{annotations}"
+        );
+        let how = policy.map_or_else(
+            || "the default WAN policy".to_string(),
+            |p| format!("WAN policy `{p}`"),
+        );
+        Ok((
+            vec![(path.clone(), Some(content))],
+            format!("exported `{service}` from `{cluster}` over {how}: wrote `{path}`"),
+        ))
+    }
+
+    fn unexport(&self) -> Result<(Vec<Write>, String), String> {
+        let Request {
+            namespace,
+            name,
+            cluster,
+            ..
+        } = self.request;
+        let service = &self.service;
+        let Some(doc) = export_document(self.sources, cluster, namespace, name) else {
+            return Err(format!("`{service}` is not exported from `{cluster}`"));
+        };
+        let file = self.sources.documents[doc].file;
+        let path = self.sources.files[file].path.display().to_string();
+        if self
+            .sources
+            .documents
+            .iter()
+            .filter(|d| d.file == file)
+            .count()
+            > 1
+        {
+            return Err(format!(
+                "the export of `{service}` is declared in `{path}` together with other objects; remove it there by hand"
+            ));
         }
-        Verb::Import => {
-            let target = &model.clusterset.clusters[c];
-            let (path, text) = clusterset_text(files, sources)?;
-            let (text, what) = if target.skip_imports.contains(&service) {
-                (
-                    remove_item(&text, sources, c, "skipImports", &service)?,
-                    format!("removed `{service}` from its skipImports"),
-                )
-            } else if !target.namespaces.contains(namespace) {
-                (
-                    add_item(&text, sources, c, "namespaces", namespace)?,
-                    format!("added namespace `{namespace}`"),
-                )
-            } else {
-                return Ok((
-                    Vec::new(),
-                    format!("`{cluster}` already imports `{service}`"),
-                ));
-            };
-            Ok((
-                vec![(path, Some(text))],
-                format!("`{cluster}` imports `{service}`: {what}"),
-            ))
+        Ok((
+            vec![(path.clone(), None)],
+            format!("unexported `{service}` from `{cluster}`: removed `{path}`"),
+        ))
+    }
+
+    fn unimport(&self) -> Result<(Vec<Write>, String), String> {
+        let Request {
+            namespace,
+            name,
+            cluster,
+            ..
+        } = self.request;
+        let service = &self.service;
+        let target = &self.model.clusterset.clusters[self.c];
+        if !target.imports(namespace, name) {
+            return Err(format!("`{cluster}` does not import `{service}`"));
         }
+        let (path, text) = clusterset_text(self.files, self.sources)?;
+        let text = add_item(&text, self.sources, self.c, "skipImports", service)?;
+        Ok((
+            vec![(path, Some(text))],
+            format!("`{cluster}` no longer imports `{service}` (skipImports)"),
+        ))
+    }
+
+    fn import(&self) -> Result<(Vec<Write>, String), String> {
+        let Request {
+            namespace, cluster, ..
+        } = self.request;
+        let service = &self.service;
+        let target = &self.model.clusterset.clusters[self.c];
+        let (path, text) = clusterset_text(self.files, self.sources)?;
+        let (text, what) = if target.skip_imports.contains(service) {
+            (
+                remove_item(&text, self.sources, self.c, "skipImports", service)?,
+                format!("removed `{service}` from its skipImports"),
+            )
+        } else if !target.namespaces.contains(namespace) {
+            (
+                add_item(&text, self.sources, self.c, "namespaces", namespace)?,
+                format!("added namespace `{namespace}`"),
+            )
+        } else {
+            return Ok((
+                Vec::new(),
+                format!("`{cluster}` already imports `{service}`"),
+            ));
+        };
+        Ok((
+            vec![(path, Some(text))],
+            format!("`{cluster}` imports `{service}`: {what}"),
+        ))
     }
 }
 

@@ -53,115 +53,21 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             output,
             no_verify,
             lock_timeout,
-        } => {
-            emit::check_output_location(&input.dir, &output.out)?;
-            let Some((model, renderer)) = prepare(&input, &output)? else {
-                return Ok(ExitCode::from(EXIT_INVALID));
-            };
-            let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
-            let report =
-                pipeline::render(&model, &renderer, &output.out, !no_verify, lock_timeout)?;
-            if no_verify {
-                eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
-                return Ok(ExitCode::SUCCESS);
-            }
-            if report.problems() == 0 {
-                return Ok(ExitCode::SUCCESS);
-            }
-            eprint!("{}", report.human_problems());
-            eprintln!("error: {} declared flow(s) would not work; `{}` was left as it was (`mcwan render --no-verify` writes it anyway)", report.problems(), output.out.display());
-            Ok(ExitCode::from(EXIT_INVALID))
-        }
+        } => run_render(&input, &output, no_verify, lock_timeout),
         Command::Verify {
             out,
             declarations,
             format,
         } => verify_out(&out, declarations.as_deref(), format),
-        Command::Check { input, output } => {
-            let Some((model, renderer)) = prepare(&input, &output)? else {
-                return Ok(ExitCode::from(EXIT_INVALID));
-            };
-            let out = output.out;
-            let changes = compare(&model, &renderer, &out)?;
-            if changes.is_empty() {
-                return Ok(ExitCode::SUCCESS);
-            }
-            print_stdout(diff::unified(&changes).trim_end())?;
-            let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
-            eprintln!(
-                "error: `{}` is out of date: {} file(s) differ from what `mcwan render` writes:\n  {}\nrun `mcwan render {} -o {}` and commit the result",
-                out.display(),
-                files.len(),
-                files.join("\n  "),
-                input.dir.display(),
-                out.display()
-            );
-            Ok(ExitCode::from(EXIT_INVALID))
-        }
-        Command::Diff { input, output } => {
-            let Some((model, renderer)) = prepare(&input, &output)? else {
-                return Ok(ExitCode::from(EXIT_FATAL));
-            };
-            let changes = compare(&model, &renderer, &output.out)?;
-            if changes.is_empty() {
-                return Ok(ExitCode::SUCCESS);
-            }
-            print_stdout(&format!(
-                "{}\n{}",
-                diff::summary(&changes),
-                diff::unified(&changes).trim_end()
-            ))?;
-            Ok(ExitCode::from(1))
-        }
-        Command::Status { service, input } => {
-            let Some(model) = validate(&input)? else {
-                return Ok(ExitCode::from(EXIT_INVALID));
-            };
-            match status::describe(&model, &service) {
-                Ok(text) => {
-                    print_stdout(text.trim_end())?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    Ok(ExitCode::from(EXIT_INVALID))
-                }
-            }
-        }
-        Command::Graph { input, dot } => {
-            let Some(model) = validate(&input)? else {
-                return Ok(ExitCode::from(EXIT_INVALID));
-            };
-            let plan = Plan::new(&model);
-            let edges = (0..model.clusterset.clusters.len())
-                .flat_map(|c| summary::edges(&model, &SiteFlows::of(&model, c, &plan.cluster(c))))
-                .collect();
-            let text = if dot {
-                summary::dot(&plan, &edges)
-            } else {
-                summary::mermaid(&plan, &edges)
-            };
-            print_stdout(text.trim_end())?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Check { input, output } => run_check(&input, &output),
+        Command::Diff { input, output } => run_diff(&input, &output),
+        Command::Status { service, input } => run_status(&input, &service),
+        Command::Graph { input, dot } => run_graph(&input, dot),
         Command::Export { target, wan_policy } => run_verb(edit::Verb::Export, &target, wan_policy),
         Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None),
         Command::Import { target } => run_verb(edit::Verb::Import, &target, None),
         Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None),
-        Command::Generate { out, shape } => {
-            if std::fs::read_dir(&out).is_ok_and(|mut entries| entries.next().is_some()) {
-                return Err(Error::Usage(format!(
-                    "`{}` exists and is not empty",
-                    out.display()
-                )));
-            }
-            let writes: Vec<(String, Option<String>)> = generate::repository(shape)
-                .into_iter()
-                .map(|(path, text)| (path, Some(text)))
-                .collect();
-            emit::apply_edits(&out, &writes)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Generate { out, shape } => run_generate(&out, shape),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -169,31 +75,141 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             print_stdout(String::from_utf8_lossy(&script).trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema { kind } => {
-            let schemas = Schemas::input();
-            let selected: Vec<_> = schemas
-                .sources()
-                .filter(|(k, _)| {
-                    kind.as_deref()
-                        .is_none_or(|wanted| k.eq_ignore_ascii_case(wanted))
-                })
-                .map(|(_, s)| s.clone())
-                .collect();
-            if selected.is_empty() {
-                return Err(Error::Usage(format!(
-                    "no input kind `{}`",
-                    kind.unwrap_or_default()
-                )));
-            }
-            let text = if selected.len() == 1 {
-                serde_json::to_string_pretty(&selected[0])
-            } else {
-                serde_json::to_string_pretty(&selected)
-            };
-            print_stdout(&text.map_err(|e| Error::Internal(e.to_string()))?)?;
+        Command::Schema { kind } => run_schema(kind.as_deref()),
+    }
+}
+
+fn run_render(
+    input: &Input,
+    output: &cli::Output,
+    no_verify: bool,
+    lock_timeout: Option<u64>,
+) -> Result<ExitCode, Error> {
+    emit::check_output_location(&input.dir, &output.out)?;
+    let Some((model, renderer)) = prepare(input, output)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
+    let report = pipeline::render(&model, &renderer, &output.out, !no_verify, lock_timeout)?;
+    if no_verify {
+        eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.problems() == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{}", report.human_problems());
+    eprintln!("error: {} declared flow(s) would not work; `{}` was left as it was (`mcwan render --no-verify` writes it anyway)", report.problems(), output.out.display());
+    Ok(ExitCode::from(EXIT_INVALID))
+}
+
+fn run_check(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
+    let Some((model, renderer)) = prepare(input, output)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let out = &output.out;
+    let changes = compare(&model, &renderer, out)?;
+    if changes.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_stdout(diff::unified(&changes).trim_end())?;
+    let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    eprintln!(
+        "error: `{}` is out of date: {} file(s) differ from what `mcwan render` writes:\n  {}\nrun `mcwan render {} -o {}` and commit the result",
+        out.display(),
+        files.len(),
+        files.join("\n  "),
+        input.dir.display(),
+        out.display()
+    );
+    Ok(ExitCode::from(EXIT_INVALID))
+}
+
+fn run_diff(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
+    let Some((model, renderer)) = prepare(input, output)? else {
+        return Ok(ExitCode::from(EXIT_FATAL));
+    };
+    let changes = compare(&model, &renderer, &output.out)?;
+    if changes.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_stdout(&format!(
+        "{}\n{}",
+        diff::summary(&changes),
+        diff::unified(&changes).trim_end()
+    ))?;
+    Ok(ExitCode::from(1))
+}
+
+fn run_status(input: &Input, service: &str) -> Result<ExitCode, Error> {
+    let Some(model) = validate(input)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    match status::describe(&model, service) {
+        Ok(text) => {
+            print_stdout(text.trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
+        Err(message) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
     }
+}
+
+fn run_graph(input: &Input, dot: bool) -> Result<ExitCode, Error> {
+    let Some(model) = validate(input)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let plan = Plan::new(&model);
+    let edges = (0..model.clusterset.clusters.len())
+        .flat_map(|c| summary::edges(&model, &SiteFlows::of(&model, c, &plan.cluster(c))))
+        .collect();
+    let text = if dot {
+        summary::dot(&plan, &edges)
+    } else {
+        summary::mermaid(&plan, &edges)
+    };
+    print_stdout(text.trim_end())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_generate(out: &Path, shape: generate::Shape) -> Result<ExitCode, Error> {
+    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(Error::Usage(format!(
+            "`{}` exists and is not empty",
+            out.display()
+        )));
+    }
+    let writes: Vec<(String, Option<String>)> = generate::repository(shape)
+        .into_iter()
+        .map(|(path, text)| (path, Some(text)))
+        .collect();
+    emit::apply_edits(out, &writes)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the input schema of `kind`, or an array of every kind's.
+fn run_schema(kind: Option<&str>) -> Result<ExitCode, Error> {
+    let schemas = Schemas::input();
+    let selected: Vec<_> = schemas
+        .sources()
+        .filter(|(k, _)| kind.is_none_or(|wanted| k.eq_ignore_ascii_case(wanted)))
+        .map(|(_, s)| s.clone())
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::Usage(format!(
+            "no input kind `{}`",
+            kind.unwrap_or_default()
+        )));
+    }
+    let text = if selected.len() == 1 {
+        serde_json::to_string_pretty(&selected[0])
+    } else {
+        serde_json::to_string_pretty(&selected)
+    };
+    print_stdout(&text.map_err(|e| Error::Internal(e.to_string()))?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Carries out an imperative verb: the repository must be valid before, and the edit is

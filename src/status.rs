@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use crate::diagnostic::did_you_mean;
-use crate::model::Model;
-use crate::plan::Plan;
+use crate::model::{Model, WanRoute};
+use crate::plan::{GlobalService, Plan};
 
 fn describe_match(m: &crate::model::HttpMatch) -> String {
     let mut parts = Vec::new();
@@ -50,8 +50,6 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
             .unwrap_or_default();
         return Err(format!("no cluster exports `{service}`{hint}"));
     };
-    let clusters = &model.clusterset.clusters;
-    let sdwan = &model.clusterset.sdwan;
     let mut out = String::new();
     let _ = writeln!(out, "service   {namespace}/{name}");
     let _ = writeln!(out, "host      {}", plan.host(namespace, name));
@@ -62,6 +60,17 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
         .collect();
     let _ = writeln!(out, "ports     {}", ports.join(", "));
     let _ = writeln!(out, "type      {}", global.service_type.as_str());
+    policies(model, global, &mut out);
+    if let Some(route) = &global.route {
+        wan_route(model, route, &mut out);
+    }
+    exporters(model, global, &mut out);
+    importers(model, global, &mut out);
+    Ok(out)
+}
+
+fn policies(model: &Model, global: &GlobalService, out: &mut String) {
+    let sdwan = &model.clusterset.sdwan;
     out.push_str("\nWAN policies\n");
     for policy in &global.policies {
         let p = &model.policies[policy];
@@ -76,32 +85,37 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
             p.sla.loss_percent
         );
     }
-    if let Some(route) = &global.route {
-        out.push_str("\nWANRoute rules (first match wins)\n");
-        let describe = |action: &crate::model::Action| match action.policy() {
-            Some(p) => format!(
-                "{p} (tunnel {}, port {})",
-                model.policies[p].tunnel, model.policies[p].port
-            ),
-            None => "denied (403)".to_string(),
-        };
-        for rule in &route.rules {
-            let matches: Vec<String> = rule.matches.iter().map(describe_match).collect();
-            let _ = writeln!(
-                out,
-                "  {:<12} {} -> {}",
-                rule.name,
-                matches.join(" | "),
-                describe(&rule.action)
-            );
-        }
+}
+
+fn wan_route(model: &Model, route: &WanRoute, out: &mut String) {
+    out.push_str("\nWANRoute rules (first match wins)\n");
+    let describe = |action: &crate::model::Action| match action.policy() {
+        Some(p) => format!(
+            "{p} (tunnel {}, port {})",
+            model.policies[p].tunnel, model.policies[p].port
+        ),
+        None => "denied (403)".to_string(),
+    };
+    for rule in &route.rules {
+        let matches: Vec<String> = rule.matches.iter().map(describe_match).collect();
         let _ = writeln!(
             out,
-            "  {:<12} anything else -> {}",
-            "default",
-            describe(&route.default)
+            "  {:<12} {} -> {}",
+            rule.name,
+            matches.join(" | "),
+            describe(&rule.action)
         );
     }
+    let _ = writeln!(
+        out,
+        "  {:<12} anything else -> {}",
+        "default",
+        describe(&route.default)
+    );
+}
+
+fn exporters(model: &Model, global: &GlobalService, out: &mut String) {
+    let clusters = &model.clusterset.clusters;
     out.push_str("\nexported by\n");
     for &e in &global.exporters {
         let export = &model.exports[e];
@@ -123,6 +137,11 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
             export.port.port
         );
     }
+}
+
+fn importers(model: &Model, global: &GlobalService, out: &mut String) {
+    let clusters = &model.clusterset.clusters;
+    let (namespace, name) = (global.namespace.as_str(), global.name.as_str());
     out.push_str("\nimported by\n");
     let importers: Vec<&str> = clusters
         .iter()
@@ -149,5 +168,4 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
         };
         let _ = writeln!(out, "  (not {}: {why})", cluster.name);
     }
-    Ok(out)
 }

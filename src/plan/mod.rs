@@ -436,14 +436,54 @@ impl<'m> Plan<'m> {
     }
 
     fn import(&self, c: usize, service: &GlobalService) -> ImportPlan {
-        let clusterset = &self.model.clusterset;
-        let importer = &clusterset.clusters[c];
+        let (endpoints, failover_priority) = self.endpoints(c, service);
+        let resolution = if endpoints
+            .iter()
+            .all(|e| e.address.parse::<IpAddr>().is_ok())
+        {
+            "STATIC"
+        } else {
+            "DNS"
+        };
+        let subsets = service
+            .policies
+            .iter()
+            .map(|policy| Subset {
+                name: policy.clone(),
+                traffic: TrafficPolicy::of(&self.policy(policy).resilience),
+                fallback: self.policy(policy).fallback.clone(),
+            })
+            .collect();
+        ImportPlan {
+            namespace: service.namespace.clone(),
+            name: service.name.clone(),
+            host: self.host(&service.namespace, &service.name),
+            service_type: service.service_type.as_str(),
+            ports: service.ports.clone(),
+            resolution,
+            endpoints,
+            subsets,
+            failover_priority,
+            defaults: TrafficPolicy::of(&self.policy(&service.policies[0]).resilience),
+            routes: self.egress_routes(service),
+        }
+    }
+
+    /// How near each exporter of `service` is to importer `c`.
+    fn nearness(
+        &self,
+        c: usize,
+        service: &GlobalService,
+    ) -> impl Fn(&Cluster, bool) -> Nearness + 'm {
+        let model = self.model;
+        let clusters = &model.clusterset.clusters;
+        let importer = &clusters[c];
         let next_region = service
             .exporters
             .iter()
-            .map(|&e| &clusterset.clusters[self.model.exports[e].cluster].region)
+            .map(|&e| &clusters[model.exports[e].cluster].region)
             .find(|region| **region != importer.region);
-        let nearness = |exporter: &Cluster, local: bool| {
+        move |exporter: &Cluster, local: bool| {
             if local {
                 Nearness::SameCluster
             } else if exporter.region != importer.region {
@@ -457,12 +497,18 @@ impl<'m> Plan<'m> {
             } else {
                 Nearness::SameRegion
             }
-        };
+        }
+    }
+
+    /// Importer `c`'s endpoints of `service`, most preferred first, and the
+    /// `failoverPriority` that makes Istio prefer them in that order.
+    fn endpoints(&self, c: usize, service: &GlobalService) -> (Vec<Endpoint>, Vec<String>) {
+        let nearness = self.nearness(c, service);
         let mut endpoints = Vec::new();
         let mut keys = Vec::new();
         for &e in &service.exporters {
             let export = &self.model.exports[e];
-            let exporter = &clusterset.clusters[export.cluster];
+            let exporter = &self.model.clusterset.clusters[export.cluster];
             // The importer's own export is reached through its own gateway too: one path for
             // every request, and only gateway addresses, which Istio can rank (STATIC).
             let local = export.cluster == c;
@@ -512,24 +558,13 @@ impl<'m> Plan<'m> {
             .rev()
             .map(|m| format!("{RANK_LABEL}{m}=true"))
             .collect();
-        let resolution = if endpoints
-            .iter()
-            .all(|e| e.address.parse::<IpAddr>().is_ok())
-        {
-            "STATIC"
-        } else {
-            "DNS"
-        };
+        (endpoints, failover_priority)
+    }
+
+    /// The sender's routes for `service`: one per WANRoute rule, then the default; or one
+    /// per policy without a WANRoute.
+    fn egress_routes(&self, service: &GlobalService) -> Vec<EgressRoute> {
         let single_port = (service.ports.len() == 1).then(|| service.ports[0].port);
-        let subsets = service
-            .policies
-            .iter()
-            .map(|policy| Subset {
-                name: policy.clone(),
-                traffic: TrafficPolicy::of(&self.policy(policy).resilience),
-                fallback: self.policy(policy).fallback.clone(),
-            })
-            .collect();
         let egress =
             |name: String, matches: Option<Vec<MatchRequest>>, action: &Action, idempotent| {
                 let resilience = action
@@ -551,7 +586,7 @@ impl<'m> Plan<'m> {
                     retry_on: resilience.as_ref().map(retry_on),
                 }
             };
-        let routes = match &service.route {
+        match &service.route {
             Some(route) => route
                 .rules
                 .iter()
@@ -575,19 +610,6 @@ impl<'m> Plan<'m> {
                 .iter()
                 .map(|p| egress(p.clone(), None, &Action::Policy(p.clone()), false))
                 .collect(),
-        };
-        ImportPlan {
-            namespace: service.namespace.clone(),
-            name: service.name.clone(),
-            host: self.host(&service.namespace, &service.name),
-            service_type: service.service_type.as_str(),
-            ports: service.ports.clone(),
-            resolution,
-            endpoints,
-            subsets,
-            failover_priority,
-            defaults: TrafficPolicy::of(&self.policy(&service.policies[0]).resilience),
-            routes,
         }
     }
 

@@ -98,6 +98,121 @@ struct GatewayFacts {
     has_allow: bool,
 }
 
+impl GatewayFacts {
+    /// A Gateway, its AuthorizationPolicies and its Service customizations, as Istio's
+    /// gateway deployment reads them.
+    fn of(gateway: &Value, objects: &[Value]) -> Self {
+        let namespace = text(&gateway["metadata"]["namespace"]).to_string();
+        let name = text(&gateway["metadata"]["name"]).to_string();
+        let listeners = Self::listeners(gateway, &namespace);
+        let policies: Vec<&Value> = objects
+            .iter()
+            .filter(|o| {
+                o["kind"] == "AuthorizationPolicy"
+                    && o["metadata"]["namespace"] == namespace.as_str()
+            })
+            .filter(|o| {
+                list(&o["spec"]["targetRefs"])
+                    .iter()
+                    .any(|t| t["kind"] == "Gateway" && t["name"] == name.as_str())
+            })
+            .collect();
+        let rules = |action: &str| -> Vec<Value> {
+            policies
+                .iter()
+                .filter(|p| p["spec"]["action"] == action)
+                .flat_map(|p| list(&p["spec"]["rules"]).iter().cloned())
+                .collect()
+        };
+        let load_balancer = (gateway["metadata"]["annotations"]
+            ["networking.istio.io/service-type"]
+            .as_str()
+            .unwrap_or("LoadBalancer")
+            == "LoadBalancer")
+            .then(|| {
+                list(&gateway["spec"]["addresses"])
+                    .iter()
+                    .map(|a| text(&a["value"]).to_string())
+                    .collect()
+            });
+        let node_ports = Self::node_ports(gateway, objects, &namespace);
+        GatewayFacts {
+            load_balancer,
+            node_ports,
+            deny: rules("DENY"),
+            allow: rules("ALLOW"),
+            has_allow: policies.iter().any(|p| p["spec"]["action"] == "ALLOW"),
+            namespace,
+            name,
+            listeners,
+        }
+    }
+
+    /// Port → (listener name, namespaces whose routes it admits; `None`: all).
+    fn listeners(
+        gateway: &Value,
+        namespace: &str,
+    ) -> BTreeMap<u16, (String, Option<BTreeSet<String>>)> {
+        let mut listeners = BTreeMap::new();
+        for listener in list(&gateway["spec"]["listeners"]) {
+            let allowed = &listener["allowedRoutes"]["namespaces"];
+            let admits = match text(&allowed["from"]) {
+                "All" => None,
+                "Selector" => Some(
+                    list(&allowed["selector"]["matchExpressions"])
+                        .iter()
+                        .filter(|e| {
+                            e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "In"
+                        })
+                        .flat_map(|e| list(&e["values"]).iter().map(|v| text(v).to_string()))
+                        .collect(),
+                ),
+                // `Same`, the default.
+                _ => Some(BTreeSet::from([namespace.to_string()])),
+            };
+            let port = listener["port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok());
+            if let Some(port) = port.filter(|_| listener["protocol"] == "HTTP") {
+                listeners
+                    .entry(port)
+                    .or_insert((text(&listener["name"]).to_string(), admits));
+            }
+        }
+        listeners
+    }
+
+    /// For a NodePort gateway: listener port → node port, from the ConfigMap its
+    /// `infrastructure.parametersRef` names.
+    fn node_ports(
+        gateway: &Value,
+        objects: &[Value],
+        namespace: &str,
+    ) -> Option<BTreeMap<u16, u16>> {
+        (gateway["metadata"]["annotations"]["networking.istio.io/service-type"] == "NodePort").then(
+            || {
+                let reference = &gateway["spec"]["infrastructure"]["parametersRef"];
+                objects
+                    .iter()
+                    .filter(|o| o["kind"] == "ConfigMap" && reference["kind"] == "ConfigMap")
+                    .filter(|o| {
+                        o["metadata"]["namespace"] == namespace
+                            && o["metadata"]["name"] == reference["name"]
+                    })
+                    .filter_map(|o| {
+                        yaml_serde::from_str::<Value>(o["data"]["service"].as_str()?).ok()
+                    })
+                    .flat_map(|patch| list(&patch["spec"]["ports"]).to_vec())
+                    .filter_map(|p| {
+                        let port = u16::try_from(p["port"].as_u64()?).ok()?;
+                        Some((port, u16::try_from(p["nodePort"].as_u64()?).ok()?))
+                    })
+                    .collect()
+            },
+        )
+    }
+}
+
 #[derive(Debug)]
 struct RouteFacts {
     namespace: String,
@@ -196,97 +311,12 @@ impl ClusterFacts {
 
     fn ingress(&mut self, objects: &[Value]) {
         for gateway in objects.iter().filter(|o| o["kind"] == "Gateway") {
-            let namespace = text(&gateway["metadata"]["namespace"]).to_string();
-            let name = text(&gateway["metadata"]["name"]).to_string();
-            let mut listeners = BTreeMap::new();
-            for listener in list(&gateway["spec"]["listeners"]) {
-                let allowed = &listener["allowedRoutes"]["namespaces"];
-                let admits = match text(&allowed["from"]) {
-                    "All" => None,
-                    "Selector" => Some(
-                        list(&allowed["selector"]["matchExpressions"])
-                            .iter()
-                            .filter(|e| {
-                                e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "In"
-                            })
-                            .flat_map(|e| list(&e["values"]).iter().map(|v| text(v).to_string()))
-                            .collect(),
-                    ),
-                    // `Same`, the default.
-                    _ => Some(BTreeSet::from([namespace.clone()])),
-                };
-                let port = listener["port"]
-                    .as_u64()
-                    .and_then(|p| u16::try_from(p).ok());
-                if let Some(port) = port.filter(|_| listener["protocol"] == "HTTP") {
-                    listeners
-                        .entry(port)
-                        .or_insert((text(&listener["name"]).to_string(), admits));
-                }
-            }
-            let policies: Vec<&Value> = objects
-                .iter()
-                .filter(|o| {
-                    o["kind"] == "AuthorizationPolicy"
-                        && o["metadata"]["namespace"] == namespace.as_str()
-                })
-                .filter(|o| {
-                    list(&o["spec"]["targetRefs"])
-                        .iter()
-                        .any(|t| t["kind"] == "Gateway" && t["name"] == name.as_str())
-                })
-                .collect();
-            let rules = |action: &str| -> Vec<Value> {
-                policies
-                    .iter()
-                    .filter(|p| p["spec"]["action"] == action)
-                    .flat_map(|p| list(&p["spec"]["rules"]).iter().cloned())
-                    .collect()
-            };
-            let load_balancer = (gateway["metadata"]["annotations"]
-                ["networking.istio.io/service-type"]
-                .as_str()
-                .unwrap_or("LoadBalancer")
-                == "LoadBalancer")
-                .then(|| {
-                    list(&gateway["spec"]["addresses"])
-                        .iter()
-                        .map(|a| text(&a["value"]).to_string())
-                        .collect()
-                });
-            let node_ports = (gateway["metadata"]["annotations"]
-                ["networking.istio.io/service-type"]
-                == "NodePort")
-                .then(|| {
-                    let reference = &gateway["spec"]["infrastructure"]["parametersRef"];
-                    objects
-                        .iter()
-                        .filter(|o| o["kind"] == "ConfigMap" && reference["kind"] == "ConfigMap")
-                        .filter(|o| {
-                            o["metadata"]["namespace"] == namespace.as_str()
-                                && o["metadata"]["name"] == reference["name"]
-                        })
-                        .filter_map(|o| {
-                            yaml_serde::from_str::<Value>(o["data"]["service"].as_str()?).ok()
-                        })
-                        .flat_map(|patch| list(&patch["spec"]["ports"]).to_vec())
-                        .filter_map(|p| {
-                            let port = u16::try_from(p["port"].as_u64()?).ok()?;
-                            Some((port, u16::try_from(p["nodePort"].as_u64()?).ok()?))
-                        })
-                        .collect()
-                });
-            self.gateways.push(GatewayFacts {
-                load_balancer,
-                node_ports,
-                deny: rules("DENY"),
-                allow: rules("ALLOW"),
-                has_allow: policies.iter().any(|p| p["spec"]["action"] == "ALLOW"),
-                namespace,
-                name,
-                listeners,
-            });
+            self.gateways.push(GatewayFacts::of(gateway, objects));
         }
+        self.http_routes(objects);
+    }
+
+    fn http_routes(&mut self, objects: &[Value]) {
         for route in objects.iter().filter(|o| o["kind"] == "HTTPRoute") {
             let namespace = text(&route["metadata"]["namespace"]).to_string();
             let parents = list(&route["spec"]["parentRefs"])
@@ -621,14 +651,8 @@ fn endpoints(
             .or_else(|| top.map(|p| &p[field]).filter(|v| !v.is_null()))
     };
     let outlier = merged("outlierDetection");
-    if let Some(od) = outlier {
-        if od["consecutive5xxErrors"].as_u64().is_none_or(|n| n > 0) {
-            out.hazards.push("an application's 5xx responses eject a whole cluster (consecutive5xxErrors is not 0)".into());
-        }
-        if od["minHealthPercent"].as_u64().unwrap_or_default() == 0 {
-            out.hazards.push("with every endpoint ejected, requests get 503 (no panic threshold: minHealthPercent is 0)".into());
-        }
-    }
+    out.hazards
+        .extend(outlier.into_iter().flat_map(outlier_hazards));
     let outlier = outlier.is_some();
     let setting = merged("loadBalancer").map(|lb| &lb["localityLbSetting"]);
     let mutual_dr = merged("tls").is_some_and(|t| t["mode"] == "ISTIO_MUTUAL");
@@ -644,6 +668,52 @@ fn endpoints(
                 .all(|(k, v)| e["labels"][k] == *v)
         })
         .collect();
+    let (priorities, order_unsure) =
+        priorities(&selected, setting, outlier, dns && subset.is_some());
+    out.order_unsure = order_unsure;
+    let port_name = text(&service_port["name"]);
+    let default_port = service_port["number"].as_u64().unwrap_or_default();
+    out.endpoints = selected
+        .iter()
+        .zip(priorities)
+        .map(|(e, priority)| Endpoint {
+            priority,
+            address: text(&e["address"]).to_string(),
+            port: u16::try_from(e["ports"][port_name].as_u64().unwrap_or(default_port))
+                .unwrap_or_default(),
+            mutual_tls: mutual_dr
+                || (internal && e["labels"]["security.istio.io/tlsMode"] == "istio"),
+        })
+        .collect();
+    out.endpoints.sort();
+    out
+}
+
+/// Problems of an outlier detection setting that turn one failure into an outage.
+fn outlier_hazards(od: &Value) -> Vec<String> {
+    let mut hazards = Vec::new();
+    if od["consecutive5xxErrors"].as_u64().is_none_or(|n| n > 0) {
+        hazards.push(
+            "an application's 5xx responses eject a whole cluster (consecutive5xxErrors is not 0)"
+                .into(),
+        );
+    }
+    if od["minHealthPercent"].as_u64().unwrap_or_default() == 0 {
+        hazards.push("with every endpoint ejected, requests get 503 (no panic threshold: minHealthPercent is 0)".into());
+    }
+    hazards
+}
+
+/// Istio's priority of each selected endpoint (0 first), and why the order is unsure
+/// when it depends on the client's node labels. `dns_subset`: a subset of a DNS
+/// ServiceEntry, on which Istio applies no `failoverPriority`.
+fn priorities(
+    selected: &[&Value],
+    setting: Option<&Value>,
+    outlier: bool,
+    dns_subset: bool,
+) -> (Vec<usize>, Option<String>) {
+    let mut order_unsure = None;
     let order = setting
         .map(|s| list(&s["failoverPriority"]))
         .unwrap_or_default();
@@ -654,13 +724,13 @@ fn endpoints(
         Some(s) if s["enabled"] == false => false,
         _ if !outlier => false,
         Some(s) if !list(&s["failover"]).is_empty() => {
-            out.order_unsure = Some(by_node_labels.into());
+            order_unsure = Some(by_node_labels.into());
             false
         }
-        Some(_) if !order.is_empty() => !(dns && subset.is_some()),
+        Some(_) if !order.is_empty() => !dns_subset,
         _ => {
             if localities.len() > 1 {
-                out.order_unsure = Some(by_node_labels.into());
+                order_unsure = Some(by_node_labels.into());
             }
             false
         }
@@ -689,20 +759,5 @@ fn endpoints(
     for p in &mut priorities {
         *p = present.binary_search(p).unwrap_or_default();
     }
-    let port_name = text(&service_port["name"]);
-    let default_port = service_port["number"].as_u64().unwrap_or_default();
-    out.endpoints = selected
-        .iter()
-        .zip(priorities)
-        .map(|(e, priority)| Endpoint {
-            priority,
-            address: text(&e["address"]).to_string(),
-            port: u16::try_from(e["ports"][port_name].as_u64().unwrap_or(default_port))
-                .unwrap_or_default(),
-            mutual_tls: mutual_dr
-                || (internal && e["labels"]["security.istio.io/tlsMode"] == "istio"),
-        })
-        .collect();
-    out.endpoints.sort();
-    out
+    (priorities, order_unsure)
 }

@@ -454,6 +454,37 @@ impl Context<'_> {
         rows
     }
 
+    /// The policy the request must take: the declared route's for the service's own host;
+    /// the subset a user route names for another host (it must be one the export uses).
+    fn expected_policy(
+        &self,
+        destination: &Destination,
+        target: &intent::ServiceIntent,
+    ) -> Result<String, Verdict> {
+        let expected = if destination.host == self.host {
+            match self.intent.expect(target, self.sample) {
+                Ok(Some(policy)) => Some(policy.to_string()),
+                Ok(None) => {
+                    return Err(Verdict::Problem(
+                        "the declarations deny it, the sidecar sends it".into(),
+                    ))
+                }
+                Err(why) => return Err(Verdict::Unsure(why)),
+            }
+        } else {
+            destination
+                .subset
+                .clone()
+                .filter(|s| target.policies.contains(s))
+        };
+        expected.ok_or_else(|| {
+            Verdict::Problem(format!(
+                "it takes no WAN policy `{}/{}` is exported with",
+                target.namespace, target.name
+            ))
+        })
+    }
+
     fn judge(
         &self,
         destination: &Destination,
@@ -470,18 +501,7 @@ impl Context<'_> {
         };
         let Some(exporter) = self.by_name.get(owner) else {
             row.result = format!("{}:{} (no gateway)", endpoint.address, endpoint.port);
-            // A workload of the source's own mesh, reached past every gateway: without
-            // Istio mutual TLS, a STRICT PeerAuthentication refuses it (docs/mesh.md §3).
-            if endpoint.address.ends_with(".svc.cluster.local") && !endpoint.mutual_tls {
-                return Verdict::Problem(format!(
-                    "endpoint {} is a workload of the mesh reached in plaintext (no `security.istio.io/tlsMode: istio`), which STRICT mTLS refuses",
-                    endpoint.address
-                ));
-            }
-            return Verdict::Problem(format!(
-                "endpoint {} is no gateway of the clusterset",
-                endpoint.address
-            ));
+            return no_gateway(endpoint);
         };
         let ingress = match exporter.ingress_for(endpoint.port, &destination.authority, self.sample)
         {
@@ -510,47 +530,15 @@ impl Context<'_> {
                 self.source, target.namespace, target.name
             ));
         }
-        // The policy the request must take: the declared route's for the service's own host;
-        // the subset a user route names for another host (it must be one the export uses).
-        let expected = if destination.host == self.host {
-            match self.intent.expect(target, self.sample) {
-                Ok(Some(policy)) => Some(policy.to_string()),
-                Ok(None) => {
-                    return Verdict::Problem(
-                        "the declarations deny it, the sidecar sends it".into(),
-                    )
-                }
-                Err(why) => return Verdict::Unsure(why),
-            }
-        } else {
-            destination
-                .subset
-                .clone()
-                .filter(|s| target.policies.contains(s))
-        };
-        let Some(expected) = expected else {
-            return Verdict::Problem(format!(
-                "it takes no WAN policy `{}/{}` is exported with",
-                target.namespace, target.name
-            ));
+        let expected = match self.expected_policy(destination, target) {
+            Ok(expected) => expected,
+            Err(verdict) => return verdict,
         };
         let Some(policy) = self.intent.policies.get(&expected) else {
             return Verdict::Problem(format!("unknown WAN policy `{expected}`"));
         };
-        let tiers: BTreeSet<(&str, u16)> = destination
-            .endpoints
-            .iter()
-            .map(|e| (e.address.as_str(), e.port))
-            .collect();
-        if let Some(why) = destination
-            .order_unsure
-            .as_ref()
-            .filter(|_| tiers.len() > 1)
-        {
-            return Verdict::Problem(format!("the endpoints are {why}"));
-        }
-        if let Some(hazard) = destination.hazards.first() {
-            return Verdict::Problem(hazard.clone());
+        if let Some(problem) = endpoints_problem(destination) {
+            return problem;
         }
         if row.tls == "mtls" {
             return Verdict::Problem(format!(
@@ -569,22 +557,8 @@ impl Context<'_> {
                 endpoint.port, row.tunnel, policy.port
             ));
         }
-        let primary_last = destination
-            .endpoints
-            .iter()
-            .filter(|e| e.port == policy.port)
-            .map(|e| e.priority)
-            .max();
-        let other_first = destination
-            .endpoints
-            .iter()
-            .filter(|e| e.port != policy.port)
-            .map(|e| e.priority)
-            .min();
-        if let (Some(last), Some(first)) = (primary_last, other_first) {
-            if first <= last {
-                return Verdict::Problem(format!("a fallback endpoint has priority {first}, not after every `{expected}` endpoint"));
-            }
+        if let Some(problem) = fallback_out_of_order(destination, policy.port, &expected) {
+            return problem;
         }
         if !local
             && !self.fabric.flows.contains(&(
@@ -610,11 +584,22 @@ impl Context<'_> {
                 endpoint.port
             ));
         }
+        self.at_ingress(&ingress, target, owner, &row.result)
+    }
+
+    /// Whether what `owner`'s gateway does (`result`) is what the declarations say.
+    fn at_ingress(
+        &self,
+        ingress: &Ingress,
+        target: &intent::ServiceIntent,
+        owner: &str,
+        result: &str,
+    ) -> Verdict {
         let denied = match self.intent.expect(target, self.sample) {
             Ok(policy) => policy.is_none(),
             Err(why) => return Verdict::Unsure(why),
         };
-        match (&ingress, denied) {
+        match (ingress, denied) {
             (Ingress::Status(403), true) => Verdict::Ok,
             (_, true) => Verdict::Problem(format!(
                 "`{}/{}` denies it, `{owner}`'s gateway does not",
@@ -635,12 +620,72 @@ impl Context<'_> {
             }
             (Ingress::Backend { .. }, false) => Verdict::Problem(format!(
                 "reaches {} instead of `{}/{}:{}`",
-                row.result, target.namespace, target.name, target.port
+                result, target.namespace, target.name, target.port
             )),
             (_, false) => Verdict::Problem(format!(
                 "declared to reach `{}/{}`, gets {}",
-                target.namespace, target.name, row.result
+                target.namespace, target.name, result
             )),
         }
+    }
+}
+
+/// A problem of the destination's endpoints as a whole: their order depends on what the
+/// objects do not show, or a setting turns one failure into an outage.
+fn endpoints_problem(destination: &Destination) -> Option<Verdict> {
+    let tiers: BTreeSet<(&str, u16)> = destination
+        .endpoints
+        .iter()
+        .map(|e| (e.address.as_str(), e.port))
+        .collect();
+    if let Some(why) = destination
+        .order_unsure
+        .as_ref()
+        .filter(|_| tiers.len() > 1)
+    {
+        return Some(Verdict::Problem(format!("the endpoints are {why}")));
+    }
+    destination
+        .hazards
+        .first()
+        .map(|hazard| Verdict::Problem(hazard.clone()))
+}
+
+/// The verdict on an endpoint that is no gateway of the clusterset.
+fn no_gateway(endpoint: &facts::Endpoint) -> Verdict {
+    // A workload of the source's own mesh, reached past every gateway: without Istio
+    // mutual TLS, a STRICT PeerAuthentication refuses it (docs/mesh.md §3).
+    if endpoint.address.ends_with(".svc.cluster.local") && !endpoint.mutual_tls {
+        return Verdict::Problem(format!(
+            "endpoint {} is a workload of the mesh reached in plaintext (no `security.istio.io/tlsMode: istio`), which STRICT mTLS refuses",
+            endpoint.address
+        ));
+    }
+    Verdict::Problem(format!(
+        "endpoint {} is no gateway of the clusterset",
+        endpoint.address
+    ))
+}
+
+/// A problem when an endpoint off the policy's port (a fallback) is not ordered after
+/// every endpoint on it.
+fn fallback_out_of_order(destination: &Destination, port: u16, expected: &str) -> Option<Verdict> {
+    let primary_last = destination
+        .endpoints
+        .iter()
+        .filter(|e| e.port == port)
+        .map(|e| e.priority)
+        .max();
+    let other_first = destination
+        .endpoints
+        .iter()
+        .filter(|e| e.port != port)
+        .map(|e| e.priority)
+        .min();
+    match (primary_last, other_first) {
+        (Some(last), Some(first)) if first <= last => Some(Verdict::Problem(format!(
+            "a fallback endpoint has priority {first}, not after every `{expected}` endpoint"
+        ))),
+        _ => None,
     }
 }
