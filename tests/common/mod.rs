@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod test;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -180,6 +182,14 @@ pub fn case_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The YAML documents of a file, as JSON values.
+pub fn yaml_documents(bytes: &[u8]) -> Vec<serde_json::Value> {
+    let text = std::str::from_utf8(bytes).unwrap();
+    yaml_serde::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
 }
 
 /// Runs the mcwan binary under test, without colour.
