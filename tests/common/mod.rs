@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 pub mod test;
 
@@ -190,21 +189,4 @@ pub fn yaml_documents(bytes: &[u8]) -> Vec<serde_json::Value> {
     yaml_serde::Deserializer::from_str(text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect()
-}
-
-/// Runs the mcwan binary under test, without colour.
-pub fn mcwan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mcwan")
-}
-
-pub fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-pub fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&["render", path_str(input), "-o", path_str(out)])
 }
