@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use crate::common::test::Test;
-use crate::common::{assert_same_tree, example_names, read_tree, root, yaml_documents};
+use crate::common::{assert_same_tree, class, example_names, read_tree, root, yaml_documents};
 
 /// The gateways and the fabric come from one intent: changing a policy's port moves the
 /// listener, the pinned nodePort, every importer's endpoints and the fabric's
@@ -34,13 +34,7 @@ fn a_policy_port_change_moves_gateways_and_fabric_together() {
     );
     assert!(text("cluster-2/secure/serviceentry-mcw-payment.yaml").contains("http: 31115"));
     let classes = &yaml_documents(&tree["sdwan/classes.yaml"])[0];
-    let high = classes["classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["policy"] == "sd-wan-priority-high")
-        .unwrap();
-    assert_eq!(high["port"], 31115);
+    assert_eq!(class(classes, "sd-wan-priority-high")["port"], 31115);
     let flows = &yaml_documents(&tree["sdwan/sites/cluster-2/flows.yaml"])[0];
     assert_eq!(flows["flows"][0]["policy"], "sd-wan-priority-high");
     assert_eq!(flows["flows"][0]["destination"]["port"], 31115);
@@ -108,15 +102,8 @@ fn classification_flows_match_the_rendered_service_entries() {
                 }
             }
         }
-        let port = |policy: &serde_json::Value| {
-            classes["classes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["policy"] == *policy)
-                .unwrap()["port"]
-                .clone()
-        };
+        let port =
+            |policy: &serde_json::Value| class(classes, policy.as_str().unwrap())["port"].clone();
         let mut listed = BTreeSet::new();
         for (path, bytes) in &tree {
             let Some(cluster) = path

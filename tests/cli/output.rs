@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Instant;
 
 use crate::common::test::Test;
@@ -261,13 +261,7 @@ fn a_killed_render_leaves_a_complete_output() {
     let second = test.tree("{temp}/second");
     assert_ne!(first, second);
     for moment in 0..20u32 {
-        let mut child = test
-            .render()
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = test.render().spawn();
         std::thread::sleep(duration * moment / 20);
         let _ = child.kill();
         let _ = child.wait();
@@ -305,12 +299,7 @@ fn concurrent_renders_never_mix() {
         .run();
     let (tree_a, tree_b) = (test.tree("{temp}/expect-a"), test.tree("{temp}/expect-b"));
     for _ in 0..3 {
-        let mut spawn = |input: &str| {
-            test.args(&["render", input, "-o", "{out}"])
-                .command()
-                .spawn()
-                .unwrap()
-        };
+        let mut spawn = |input: &str| test.args(&["render", input, "-o", "{out}"]).spawn();
         let (mut one, mut two) = (spawn("{temp}/a"), spawn("{temp}/b"));
         assert!(one.wait().unwrap().success() && two.wait().unwrap().success());
         let now = test.tree("{out}");

@@ -5,7 +5,7 @@
 use std::fs;
 
 use crate::common::test::Test;
-use crate::common::{read_tree, root, yaml_documents};
+use crate::common::{class, read_tree, root, yaml_documents};
 
 fn golden_object(example: &str, path: &str) -> serde_json::Value {
     yaml_documents(&fs::read(root().join("golden").join(example).join(path)).unwrap()).remove(0)
@@ -52,13 +52,7 @@ fn fallback_is_opt_in_and_reaches_the_fabric() {
         .iter()
         .any(|f| f["policy"] == "internet" && f["services"][0] == "secure/payment"));
     let classes = golden_object("failover", "sdwan/classes.yaml");
-    let business = classes["classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["policy"] == "business")
-        .unwrap();
-    assert_eq!(business["fallback"], "internet");
+    assert_eq!(class(&classes, "business")["fallback"], "internet");
 
     for (path, bytes) in read_tree(&root().join("golden/payment")) {
         assert!(

@@ -183,6 +183,16 @@ pub fn case_files() -> Vec<PathBuf> {
     files
 }
 
+/// The class of `policy` in a rendered `sdwan/classes.yaml`.
+pub fn class<'a>(classes: &'a serde_json::Value, policy: &str) -> &'a serde_json::Value {
+    classes["classes"]
+        .as_array()
+        .expect("a list of classes")
+        .iter()
+        .find(|c| c["policy"] == policy)
+        .unwrap_or_else(|| panic!("no class of `{policy}`"))
+}
+
 /// The YAML documents of a file, as JSON values.
 pub fn yaml_documents(bytes: &[u8]) -> Vec<serde_json::Value> {
     let text = std::str::from_utf8(bytes).unwrap();

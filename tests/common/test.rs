@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use super::{apply_case, copy, parse_case, read_tree, root};
 
@@ -176,6 +176,17 @@ impl Test {
         command
     }
 
+    /// Starts the next run with its output discarded, for a test that kills it or runs
+    /// another beside it.
+    pub fn spawn(&mut self) -> Child {
+        let mut command = self.command();
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {command:?}: {e}"))
+    }
+
     /// Runs the binary and asserts its exit code, with all it printed if that is not the one
     /// expected.
     pub fn run(&mut self) -> Output {
@@ -207,20 +218,15 @@ impl Output {
     }
 
     pub fn stdout_has(&self, part: &str) -> &Self {
-        assert!(
-            self.stdout.contains(part),
-            "no `{part}` in\n{}",
-            self.shown()
-        );
-        self
+        self.has(&self.stdout, part)
     }
 
     pub fn stderr_has(&self, part: &str) -> &Self {
-        assert!(
-            self.stderr.contains(part),
-            "no `{part}` in\n{}",
-            self.shown()
-        );
+        self.has(&self.stderr, part)
+    }
+
+    fn has(&self, stream: &str, part: &str) -> &Self {
+        assert!(stream.contains(part), "no `{part}` in\n{}", self.shown());
         self
     }
 
