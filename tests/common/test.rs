@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::{apply_case, copy, parse_case, read_tree, root};
 
+/// A scratch directory, and what the next run of the binary in it is given.
 pub struct Test {
     temp: tempfile::TempDir,
     args: Vec<String>,
@@ -157,8 +158,10 @@ impl Test {
         self
     }
 
-    /// The next run as a command to spawn, which takes what was given for it.
+    /// The next run as a command, for a test that checks its exit itself; it takes what was
+    /// given for the run.
     pub fn command(&mut self) -> Command {
+        self.code = 0;
         let under = std::mem::take(&mut self.under);
         let binary = env!("CARGO_BIN_EXE_mcwan");
         let mut command = match under.split_first() {
@@ -190,7 +193,7 @@ impl Test {
     /// Runs the binary and asserts its exit code, with all it printed if that is not the one
     /// expected.
     pub fn run(&mut self) -> Output {
-        let expected = std::mem::replace(&mut self.code, 0);
+        let expected = self.code;
         let mut command = self.command();
         let output = command
             .output()
