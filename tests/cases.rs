@@ -3,6 +3,9 @@
 //! tree, and every `tests/invalid/*.case` reports its diagnostics and keeps a previous OUT.
 //! Adding an example or a case adds a test, with no code. `MCWAN_BLESS=1` rewrites them.
 
+// A `Test` is `test`, beside the `text` it reads and writes.
+#![allow(clippy::similar_names)]
+
 mod common;
 
 use std::fs;
@@ -10,9 +13,10 @@ use std::path::Path;
 
 use libtest_mimic::{Arguments, Trial};
 
+use common::test::Test;
 use common::{
-    apply_case, assert_same_tree, bless, case_files, example_names, mcwan, parse_case, path_str,
-    read_tree, render, root, write_tree,
+    apply_case, assert_same_tree, bless, case_files, example_names, parse_case, read_tree, root,
+    write_tree,
 };
 
 fn main() {
@@ -46,15 +50,9 @@ fn main() {
 
 /// `examples/<name>` renders to `golden/<name>`, byte for byte.
 fn golden(name: &str) {
-    let temp = tempfile::tempdir().unwrap();
-    let out = temp.path().join("out");
-    let output = render(&root().join("examples").join(name), &out);
-    assert!(
-        output.status.success(),
-        "render {name} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let actual = read_tree(&out);
+    let mut test = Test::example(name);
+    test.render().run();
+    let actual = test.tree("{out}");
     let golden = root().join("golden").join(name);
     if bless() {
         let _ = fs::remove_dir_all(&golden);
@@ -67,12 +65,16 @@ fn golden(name: &str) {
 /// a previously rendered OUT byte-identical.
 fn invalid(file: &Path) {
     let case = parse_case(file);
-    let temp = tempfile::tempdir().unwrap();
-    let input = temp.path().join("repo");
-    apply_case(&case, &input);
-    let mut args = vec!["validate", path_str(&input), "--format", "github"];
-    args.extend(case.args.iter().map(String::as_str));
-    let output = mcwan(&args);
+    let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    let mut test = Test::empty();
+    apply_case(&case, &test.path("{in}"));
+    // Whether validate must fail is known only from its output, when blessing.
+    let output = test
+        .args(&["validate", "{in}", "--format", "github"])
+        .args(&args)
+        .command()
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     if bless() {
         let text = fs::read_to_string(file).unwrap();
@@ -99,22 +101,13 @@ fn invalid(file: &Path) {
         file.display()
     );
     if has_errors && !bless() {
-        let out = temp.path().join("out");
-        assert!(render(&root().join("examples").join(&case.base), &out)
-            .status
-            .success());
-        let before = read_tree(&out);
-        let mut args = vec!["render", path_str(&input), "-o", path_str(&out)];
-        args.extend(case.args.iter().map(String::as_str));
-        assert_eq!(
-            mcwan(&args).status.code(),
-            Some(1),
-            "{}: render exit code",
-            file.display()
-        );
+        let base = format!("{{root}}/examples/{}", case.base);
+        test.args(&["render", &base, "-o", "{out}"]).run();
+        let before = test.tree("{out}");
+        test.render().args(&args).code(1).run();
         assert_same_tree(
             &before,
-            &read_tree(&out),
+            &test.tree("{out}"),
             &format!("{}: OUT after a failed render", file.display()),
         );
     }

@@ -1,7 +1,7 @@
 //! What the rendered objects do on a real mesh, as properties of every golden tree: each test
 //! states one behaviour Istio, Envoy or the API server would show (docs/mesh.md has the
 //! upstream references), so that a regression fails with a sentence a reviewer understands.
-//! The golden trees are what `examples/` render to (tests/cli.rs checks that).
+//! The golden trees are what `examples/` render to (tests/cases.rs checks that).
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,57 +2,29 @@
 //! one object the way real mistakes do (one or more per kind verify reads, and each defect
 //! of docs/mesh.md reintroduced by hand) and must be named as a broken flow.
 
+// A `Test` is `test`, beside the `text` it reads and writes.
+#![allow(clippy::similar_names)]
+
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{copy, root};
-
-fn verify(out: &Path, extra: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .arg("verify")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-/// The golden tree of `example`, in a scratch directory.
-fn tree(example: &str) -> (tempfile::TempDir, PathBuf) {
-    let temp = tempfile::tempdir().unwrap();
-    let out = temp.path().join("out");
-    copy(&root().join("golden").join(example), &out);
-    (temp, out)
-}
-
-/// Replaces `from` (which must be there) with `to` in one file of the tree.
-fn edit(out: &Path, file: &str, from: &str, to: &str) {
-    let path = out.join(file);
-    let text = fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no `{from}`");
-    fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
+use common::root;
+use common::test::Test;
 
 #[test]
 fn every_example_verifies_clean() {
+    let mut test = Test::empty();
     for entry in fs::read_dir(root().join("golden")).unwrap() {
         let out = entry.unwrap().path();
-        let output = verify(&out, &[]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{}:\n{stdout}", out.display());
-        assert!(stdout.contains(" 0 problems"), "{stdout}");
+        test.args(&["verify", out.to_str().unwrap()])
+            .run()
+            .stdout_has(" 0 problems");
     }
     // The same verdict from the declarations as from the intent the render recorded.
-    let output = verify(
-        &root().join("golden/l7-payment"),
-        &[
-            "--declarations",
-            root().join("examples/l7-payment").to_str().unwrap(),
-        ],
-    );
-    assert!(output.status.success());
+    test.args(&["verify", "{root}/golden/l7-payment"])
+        .args(&["--declarations", "{root}/examples/l7-payment"])
+        .run();
 }
 
 /// Each case: an example, the edits that break it, and what the report must say (a part of
@@ -219,11 +191,12 @@ const MUTATIONS: &[Mutation] = &[
 fn each_mutation_is_named_as_a_broken_flow() {
     let mut failures = Vec::new();
     for mutation in MUTATIONS {
-        let (_temp, out) = tree(mutation.example);
+        let mut test = Test::rendered(mutation.example);
         for (file, from, to) in mutation.edits {
-            edit(&out, file, from, to);
+            test.edit(&format!("{{out}}/{file}"), from, to);
         }
-        let output = verify(&out, &[]);
+        // Every mutation is tried, and all that fail are reported together.
+        let output = test.args(&["verify", "{out}"]).command().output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         let named = stdout.lines().collect::<Vec<_>>().windows(2).any(|pair| {
             pair[0].starts_with(mutation.flow)
@@ -248,9 +221,10 @@ fn each_mutation_is_named_as_a_broken_flow() {
 /// The JSON report keeps every row, with its verdict.
 #[test]
 fn json_lists_every_row() {
-    let output = verify(&root().join("golden/l7-payment"), &["--format", "json"]);
-    assert!(output.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = Test::empty()
+        .args(&["verify", "{root}/golden/l7-payment", "--format", "json"])
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 12);
     assert!(rows.iter().all(|r| r["verdict"] == "ok"));
@@ -261,42 +235,25 @@ fn json_lists_every_row() {
 /// `--no-verify` writes it with a warning.
 #[test]
 fn render_refuses_a_tree_whose_flows_fail() {
-    let temp = tempfile::tempdir().unwrap();
-    let templates = temp.path().join("templates");
-    fs::create_dir_all(&templates).unwrap();
+    let mut test = Test::example("payment");
     let original = fs::read_to_string(root().join("templates/httproute.yaml.j2")).unwrap();
-    fs::write(
-        templates.join("httproute.yaml.j2"),
+    test.write(
+        "{temp}/templates/httproute.yaml.j2",
         original.replace("  - {{ route.host }}", "  - {{ \"x\" ~ route.host }}"),
-    )
-    .unwrap();
-    let out = temp.path().join("out");
-    let render = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
-            .args([
-                "render",
-                root().join("examples/payment").to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                "--templates",
-                templates.to_str().unwrap(),
-            ])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let refused = render(&[]);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("cluster-2 → payment.secure.svc.clusterset.local"),
-        "{stderr}"
     );
-    assert!(!out.exists(), "OUT was written");
-    let forced = render(&["--no-verify"]);
-    assert!(forced.status.success());
-    assert!(String::from_utf8_lossy(&forced.stderr).contains("warning: --no-verify"));
-    let summary = fs::read_to_string(out.join("SUMMARY.md")).unwrap();
+    let templates = ["--templates", "{temp}/templates"];
+    test.render()
+        .args(&templates)
+        .code(1)
+        .run()
+        .stderr_has("cluster-2 → payment.secure.svc.clusterset.local");
+    assert!(!test.path("{out}").exists(), "OUT was written");
+    test.render()
+        .args(&templates)
+        .args(&["--no-verify"])
+        .run()
+        .stderr_has("warning: --no-verify");
+    let summary = test.read("{out}/SUMMARY.md");
     assert!(summary.contains("Not verified"), "{summary}");
 }
 
@@ -305,23 +262,15 @@ fn render_refuses_a_tree_whose_flows_fail() {
 #[cfg(unix)]
 #[test]
 fn verify_follows_no_symbolic_link() {
-    let (temp, out) = tree("payment");
-    let secret = temp.path().join("secret.yaml");
-    fs::write(
-        &secret,
+    let mut test = Test::rendered("payment");
+    let planted = "{out}/cluster-2/secure/serviceentry-mcw-payment.yaml";
+    test.write(
+        "{temp}/secret.yaml",
         "apiVersion: v1\nkind: ServiceEntry\nmetadata: {name: TOP-SECRET}\n",
     )
-    .unwrap();
-    let planted = out.join("cluster-2/secure/serviceentry-mcw-payment.yaml");
-    fs::remove_file(&planted).unwrap();
-    std::os::unix::fs::symlink(&secret, &planted).unwrap();
-    let output = verify(&out, &[]);
-    assert_eq!(output.status.code(), Some(2));
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    .remove(planted)
+    .symlink(planted, "{temp}/secret.yaml");
+    let printed = test.args(&["verify", "{out}"]).code(2).run().printed();
     assert!(printed.contains("not a regular file"), "{printed}");
     assert!(!printed.contains("TOP-SECRET"), "{printed}");
 }
@@ -330,9 +279,7 @@ fn verify_follows_no_symbolic_link() {
 /// matches gets further HTTPRoutes, and every request still reaches its backend.
 #[test]
 fn many_matches_split_into_several_http_routes() {
-    let temp = tempfile::tempdir().unwrap();
-    let input = temp.path().join("repo");
-    copy(&root().join("examples/l7-payment"), &input);
+    let mut test = Test::example("l7-payment");
     // Three rules of 50 matches (a WANRoute rule has at most 64), all over one policy.
     let rules: Vec<String> = (0..3)
         .map(|r| {
@@ -349,25 +296,10 @@ fn many_matches_split_into_several_http_routes() {
         "apiVersion: v1\nkind: Service\nmetadata: {{name: payment, namespace: secure}}\nspec:\n  ports: [{{name: http, port: 8080}}]\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: payment, namespace: secure}}\n---\napiVersion: mcw.l7mp.io/v1alpha1\nkind: WANRoute\nmetadata: {{name: payment, namespace: secure}}\nspec:\n  rules:\n{}\n  default: {{deny: true}}\n",
         rules.join("\n")
     );
-    fs::write(input.join("clusters/cluster-1/payment.yaml"), route).unwrap();
-    let out = temp.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args([
-            "render",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    test.write("clusters/cluster-1/payment.yaml", route);
+    test.render().run();
     let count = |name: &str| -> (usize, usize) {
-        let text = fs::read_to_string(out.join(format!("cluster-1/secure/httproute-{name}.yaml")))
-            .unwrap();
+        let text = test.read(&format!("{{out}}/cluster-1/secure/httproute-{name}.yaml"));
         let route: serde_json::Value = yaml_serde::from_str(&text).unwrap();
         let rules = route["spec"]["rules"].as_array().unwrap();
         let matches = rules
@@ -378,9 +310,8 @@ fn many_matches_split_into_several_http_routes() {
     };
     assert_eq!(count("mcw-payment.sd-wan-priority-high"), (2, 128));
     assert_eq!(count("mcw-payment.sd-wan-priority-high.2"), (1, 22));
-    let report = verify(&out, &["--format", "json"]);
-    assert!(report.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report = test.args(&["verify", "{out}", "--format", "json"]).run();
+    let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
     let rows = report["rows"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["source"] == "cluster-2"
         && r["request"] == "GET /item/149"

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+pub mod test;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -182,19 +183,20 @@ pub fn case_files() -> Vec<PathBuf> {
     files
 }
 
-/// Runs the mcwan binary under test, without colour.
-pub fn mcwan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run mcwan")
+/// The class of `policy` in a rendered `sdwan/classes.yaml`.
+pub fn class<'a>(classes: &'a serde_json::Value, policy: &str) -> &'a serde_json::Value {
+    classes["classes"]
+        .as_array()
+        .expect("a list of classes")
+        .iter()
+        .find(|c| c["policy"] == policy)
+        .unwrap_or_else(|| panic!("no class of `{policy}`"))
 }
 
-pub fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-pub fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&["render", path_str(input), "-o", path_str(out)])
+/// The YAML documents of a file, as JSON values.
+pub fn yaml_documents(bytes: &[u8]) -> Vec<serde_json::Value> {
+    let text = std::str::from_utf8(bytes).unwrap();
+    yaml_serde::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
 }

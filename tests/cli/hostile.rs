@@ -1,56 +1,86 @@
 //! A pull request is hostile input: what it plants in the declarations or in a committed
-//! OUT must not make mcwan read, print or block on anything outside them.
-
-mod common;
+//! OUT must not make mcwan read, print or block on anything outside them, nor take unbounded
+//! time or memory.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{copy, root};
+use crate::common::test::{Output, Test};
+use crate::common::yaml_documents;
 
-fn mcwan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(args)
-        .output()
-        .unwrap()
+/// Values that reach templates cannot inject YAML: an annotation full of YAML syntax
+/// comes out as the same string, in the same single object.
+#[test]
+fn annotation_values_cannot_inject_yaml() {
+    let mut test = Test::example("payment");
+    let hostile =
+        "x\"\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: pwned}\n# {{ 7*7 }} {% raw %}";
+    test.edit(
+        "clusters/cluster-1/payment.yaml",
+        "mcw.l7mp.io/mc-wan-policy: sd-wan-priority-high",
+        &format!(
+            "mcw.l7mp.io/mc-wan-policy: sd-wan-priority-high\n    note: {}",
+            serde_json::to_string(hostile).unwrap()
+        ),
+    );
+    test.render().run();
+    let exported = test.read("{out}/cluster-1/secure/serviceexport-payment.yaml");
+    let documents = yaml_documents(exported.as_bytes());
+    assert_eq!(documents.len(), 1);
+    assert_eq!(documents[0]["metadata"]["annotations"]["note"], hostile);
+    assert!(!test.tree("{out}").keys().any(|k| k.contains("secret")));
 }
 
-/// The payment example and its golden output, in a scratch directory.
-fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let temp = tempfile::tempdir().unwrap();
-    let input = temp.path().join("repo");
-    let out = temp.path().join("out");
-    copy(&root().join("examples/payment"), &input);
-    copy(&root().join("golden/payment"), &out);
-    (temp, input, out)
+#[test]
+fn hostile_sizes_and_depths_are_bounded() {
+    let mut test = Test::example("payment");
+    let mut text =
+        String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: secure, labels: {x: \"");
+    text.push_str(&"a".repeat(50 * 1024 * 1024));
+    text.push_str("\"}}\n");
+    test.write("clusters/cluster-1/huge.yaml", text).write(
+        "clusters/cluster-1/deep.yaml",
+        format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000)),
+    );
+    test.args(&["validate", "{in}", "--format", "github"])
+        .code(1)
+        .run()
+        .stdout_has(
+            "file=clusters/cluster-1/huge.yaml,line=1,col=1,title=file-unreadable::file is 524288",
+        )
+        .stdout_has("file=clusters/cluster-1/deep.yaml,line=1")
+        .stdout_has("title=yaml-limit");
+    // The limits are flags.
+    let raised = test
+        .args(&["validate", "{in}", "--format", "github"])
+        .args(&["--max-file-bytes", "60000000"])
+        .code(1)
+        .run();
+    assert!(!raised.stdout.contains("huge.yaml"), "{}", raised.stdout);
+    // More than 128 is refused.
+    test.args(&["validate", "{in}", "--max-depth", "500"])
+        .code(2)
+        .run();
 }
 
-fn printed(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+/// The golden tree's file a pull request replaces by something hostile.
+const PLANTED: &str = "{out}/cluster-2/secure/serviceentry-mcw-payment.yaml";
 
 /// Regression: `check` and `diff` read a committed OUT through a symbolic link and printed
 /// its target in the diff, so a pull request could dump any file the CI job can read.
 #[cfg(unix)]
 #[test]
 fn check_and_diff_print_nothing_through_a_link_in_out() {
-    let (temp, input, out) = scratch();
-    let secret = temp.path().join("secret");
-    fs::write(&secret, "TOP-SECRET\n").unwrap();
-    let planted = out.join("cluster-2/secure/serviceentry-mcw-payment.yaml");
-    fs::remove_file(&planted).unwrap();
-    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    let mut test = Test::rendered("payment");
+    test.write("{temp}/secret", "TOP-SECRET\n")
+        .remove(PLANTED)
+        .symlink(PLANTED, "{temp}/secret");
     for verb in ["check", "diff"] {
-        let output = mcwan(&[verb, input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-        let text = printed(&output);
-        assert_eq!(output.status.code(), Some(2), "{verb}: {text}");
+        let output = test.args(&[verb, "{in}", "-o", "{out}"]).code(2).run();
+        let text = output.printed();
         assert!(text.contains("not a regular file"), "{verb}: {text}");
         assert!(!text.contains("TOP-SECRET"), "{verb}: {text}");
     }
@@ -60,23 +90,15 @@ fn check_and_diff_print_nothing_through_a_link_in_out() {
 #[cfg(unix)]
 #[test]
 fn check_never_opens_a_fifo_in_out() {
-    let (_temp, input, out) = scratch();
-    let planted = out.join("cluster-2/secure/serviceentry-mcw-payment.yaml");
-    fs::remove_file(&planted).unwrap();
-    let status = Command::new("mkfifo").arg(&planted).status().unwrap();
+    let mut test = Test::rendered("payment");
+    test.remove(PLANTED);
+    let status = Command::new("mkfifo")
+        .arg(test.path(PLANTED))
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args([
-            "check",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = test.check().spawn();
     let code = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
@@ -94,19 +116,18 @@ fn check_never_opens_a_fifo_in_out() {
 /// items made a diagnostic of megabytes).
 #[test]
 fn a_huge_value_is_not_echoed_in_a_diagnostic() {
-    let (_temp, input, _) = scratch();
+    let mut test = Test::example("payment");
     let namespaces: Vec<String> = (0..5000).map(|i| format!("ns-{i}")).collect();
-    let path = input.join("clusterset.yaml");
-    let text = fs::read_to_string(&path).unwrap();
-    let text = text.replacen(
+    test.edit(
+        "clusterset.yaml",
         "namespaces: [secure, insecure]",
         &format!("namespaces: {{list: [{}]}}", namespaces.join(", ")),
-        1,
     );
-    fs::write(&path, text).unwrap();
-    let output = mcwan(&["validate", input.to_str().unwrap(), "--format", "github"]);
-    let text = printed(&output);
-    assert_eq!(output.status.code(), Some(1), "{text}");
+    let output = test
+        .args(&["validate", "{in}", "--format", "github"])
+        .code(1)
+        .run();
+    let text = output.printed();
     assert!(
         text.contains("an object of 1 fields") || text.contains("is not of type"),
         "{text}"
@@ -123,19 +144,20 @@ fn a_huge_value_is_not_echoed_in_a_diagnostic() {
 /// a directory that does not exist yet, which render creates and then resolves.
 #[test]
 fn out_inside_the_declarations_is_refused_however_it_is_spelled() {
-    let (_temp, input, _) = scratch();
-    let sneaky = input.join("missing/../clusters/cluster-1/out");
-    let output = mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        sneaky.to_str().unwrap(),
-    ]);
-    let text = printed(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
+    let mut test = Test::example("payment");
+    let output = test
+        .args(&[
+            "render",
+            "{in}",
+            "-o",
+            "{in}/missing/../clusters/cluster-1/out",
+        ])
+        .code(2)
+        .run();
+    let text = output.printed();
     assert!(text.contains("is inside `clusters`"), "{text}");
-    assert!(!input.join("clusters/cluster-1/out").exists());
-    assert!(!input.join("missing").exists());
+    assert!(!test.path("clusters/cluster-1/out").exists());
+    assert!(!test.path("missing").exists());
 }
 
 /// Regression: the lock file was opened through a symbolic link planted at its name, which
@@ -143,30 +165,30 @@ fn out_inside_the_declarations_is_refused_however_it_is_spelled() {
 #[cfg(unix)]
 #[test]
 fn the_lock_is_never_opened_through_a_link() {
-    let (temp, input, _) = scratch();
-    let out = temp.path().join("fresh");
-    let target = temp.path().join("elsewhere");
-    std::os::unix::fs::symlink(&target, temp.path().join(".fresh.mcwan-lock")).unwrap();
-    let output = render(&input, &out);
-    assert_eq!(output.status.code(), Some(2), "{}", printed(&output));
-    assert!(printed(&output).contains("not a regular file"));
-    assert!(!target.exists(), "the lock was created through the link");
-    assert!(!out.exists());
+    let mut test = Test::example("payment");
+    test.symlink("{temp}/.fresh.mcwan-lock", "{temp}/elsewhere");
+    let output = test
+        .args(&["render", "{in}", "-o", "{temp}/fresh"])
+        .code(2)
+        .run();
+    assert!(output.printed().contains("not a regular file"));
+    assert!(
+        !test.path("{temp}/elsewhere").exists(),
+        "the lock was created through the link"
+    );
+    assert!(!test.path("{temp}/fresh").exists());
 }
 
 /// Regression: a user's directory named like a staging directory beside OUT was deleted.
 #[test]
 fn a_directory_named_like_a_staging_one_is_kept() {
-    let (temp, input, _) = scratch();
-    let out = temp.path().join("fresh");
-    let mine = temp.path().join(".fresh.mcwan-staging-notes");
-    fs::create_dir(&mine).unwrap();
-    fs::write(mine.join("keep.txt"), "mine").unwrap();
-    let output = render(&input, &out);
-    assert!(output.status.success(), "{}", printed(&output));
-    assert_eq!(fs::read_to_string(mine.join("keep.txt")).unwrap(), "mine");
+    let mut test = Test::example("payment");
+    let mine = "{temp}/.fresh.mcwan-staging-notes/keep.txt";
+    test.write(mine, "mine");
+    test.args(&["render", "{in}", "-o", "{temp}/fresh"]).run();
+    assert_eq!(test.read(mine), "mine");
     assert!(
-        !out.join(".mcwan-staging").exists(),
+        !test.path("{temp}/fresh/.mcwan-staging").exists(),
         "the staging marker reached OUT"
     );
 }
@@ -176,70 +198,49 @@ fn a_directory_named_like_a_staging_one_is_kept() {
 #[cfg(unix)]
 #[test]
 fn verbs_never_write_through_a_planted_temporary_link() {
-    let (temp, input, _) = scratch();
-    let victim = temp.path().join("victim");
-    fs::write(&victim, "untouched").unwrap();
+    let mut test = Test::example("payment");
+    test.write("{temp}/victim", "untouched");
     // Plant a link at the temporary name of every YAML file the verb may rewrite.
     let mut planted = 0;
-    for entry in walk(&input) {
-        if entry.extension().is_some_and(|e| e == "yaml") {
-            std::os::unix::fs::symlink(&victim, entry.with_extension("mcwan-edit")).unwrap();
+    for file in test.tree("{in}").into_keys() {
+        if let Some(stem) = file.strip_suffix(".yaml") {
+            test.symlink(&format!("{stem}.mcwan-edit"), "{temp}/victim");
             planted += 1;
         }
     }
     assert!(planted > 2);
-    let output = mcwan(&[
+    test.args(&[
         "unimport",
         "insecure/logging",
         "--cluster",
         "cluster-1",
-        input.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", printed(&output));
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
-    assert!(fs::read_to_string(input.join("clusterset.yaml"))
-        .unwrap()
-        .contains("insecure/logging"));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+        "{in}",
+    ])
+    .run();
+    assert_eq!(test.read("{temp}/victim"), "untouched");
+    assert!(test.read("clusterset.yaml").contains("insecure/logging"));
 }
 
 /// Wall time and peak memory of `mcwan validate --format github` on the payment example
-/// plus one hostile file, with its output. Memory comes from `/usr/bin/time` when the
-/// machine has it.
+/// plus one hostile file, which must exit 1, with its output. Memory comes from
+/// `/usr/bin/time` when the machine has it.
 fn validate_with(hostile: &str) -> (Duration, Option<u64>, Output) {
-    let (_temp, input, _) = scratch();
-    fs::write(input.join("clusters/cluster-1/hostile.yaml"), hostile).unwrap();
-    let time = Path::new("/usr/bin/time");
+    let mut test = Test::example("payment");
+    test.write("clusters/cluster-1/hostile.yaml", hostile);
+    let timed = Path::new("/usr/bin/time").exists();
+    if timed {
+        test.under(&["/usr/bin/time", "-f", "%M", "-o", "{temp}/peak"]);
+    }
     let started = Instant::now();
-    let args = ["validate", input.to_str().unwrap(), "--format", "github"];
-    let output = if time.exists() {
-        let temp = tempfile::NamedTempFile::new().unwrap();
-        let output = Command::new(time)
-            .args(["-f", "%M", "-o", temp.path().to_str().unwrap()])
-            .arg(env!("CARGO_BIN_EXE_mcwan"))
-            .args(args)
-            .output()
-            .unwrap();
-        let elapsed = started.elapsed();
-        let kib = fs::read_to_string(temp.path()).unwrap();
-        let kib = kib.lines().last().and_then(|l| l.trim().parse().ok());
-        return (elapsed, kib, output);
-    } else {
-        mcwan(&args)
-    };
-    (started.elapsed(), None, output)
+    let output = test
+        .args(&["validate", "{in}", "--format", "github"])
+        .code(1)
+        .run();
+    let elapsed = started.elapsed();
+    let kib = timed
+        .then(|| test.read("{temp}/peak"))
+        .and_then(|text| text.lines().last()?.trim().parse().ok());
+    (elapsed, kib, output)
 }
 
 /// Regression: deep flow nesting was quadratic in both YAML scanners (minutes for 8 MiB),
@@ -299,8 +300,7 @@ fn hostile_files_load_in_bounded_time_and_memory() {
             "{name} is within the file limit"
         );
         let (elapsed, kib, output) = validate_with(&text);
-        let printed = printed(&output);
-        assert_eq!(output.status.code(), Some(1), "{name}");
+        let printed = output.printed();
         assert!(
             printed.contains(expected),
             "{name}: {}",
@@ -355,56 +355,59 @@ fn yaml_1_1_words_as_names_read_back_as_strings() {
         eprintln!("skipped: python3 with PyYAML (a YAML 1.1 reader) is not installed");
         return;
     }
-    let temp = tempfile::tempdir().unwrap();
-    let (input, out) = (temp.path().join("repo"), temp.path().join("out"));
-    copy(&root().join("examples/payment"), &input);
-    fs::rename(input.join("clusters/cluster-1"), input.join("clusters/y")).unwrap();
-    for file in walk(&input) {
-        let text = fs::read_to_string(&file).unwrap();
-        let renamed = text
-            .replace("secure", "yes")
-            .replace("payment", "on")
-            .replace("cluster-1", "y")
-            .replace("sd-wan-priority-high", "off");
-        fs::write(&file, renamed).unwrap();
-    }
-    let output = render(&input, &out);
-    assert!(output.status.success(), "{}", printed(&output));
+    let mut test = Test::example("payment");
+    fs::rename(test.path("clusters/cluster-1"), test.path("clusters/y")).unwrap();
+    rename_everywhere(
+        &mut test,
+        &[
+            ("secure", "yes"),
+            ("payment", "on"),
+            ("cluster-1", "y"),
+            ("sd-wan-priority-high", "off"),
+        ],
+    );
+    test.render().run();
     let script = "import json, sys, yaml\n\
                   print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1]))), sort_keys=True))";
     let mut checked = 0;
-    for file in walk(&out) {
-        if file.extension().is_none_or(|e| e != "yaml") {
+    for (file, bytes) in test.tree("{out}") {
+        if Path::new(&file).extension().is_none_or(|e| e != "yaml") {
             continue;
         }
-        let text = fs::read_to_string(&file).unwrap();
-        let expected: Vec<serde_json::Value> = yaml_serde::Deserializer::from_str(&text)
-            .map(|d| serde::Deserialize::deserialize(d).unwrap())
-            .collect();
+        let expected = yaml_documents(&bytes);
+        let path = test.path(&format!("{{out}}/{file}"));
         let python = Command::new("python3")
-            .args(["-c", script, file.to_str().unwrap()])
+            .args(["-c", script])
+            .arg(&path)
             .output()
             .unwrap();
-        assert!(python.status.success(), "{}", printed(&python));
+        assert!(
+            python.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&python.stdout),
+            String::from_utf8_lossy(&python.stderr)
+        );
         let read: serde_json::Value = serde_json::from_slice(&python.stdout).unwrap();
         assert_eq!(
             read,
             serde_json::Value::from(expected),
             "{}",
-            file.display()
+            path.display()
         );
         checked += 1;
     }
     assert!(checked > 10, "{checked} files");
 }
 
-fn render(input: &Path, out: &Path) -> Output {
-    mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ])
+/// Replaces each `(old, new)` pair, in order, in every file of the declarations.
+fn rename_everywhere(test: &mut Test, pairs: &[(&str, &str)]) {
+    for (file, bytes) in test.tree("{in}") {
+        let mut text = String::from_utf8(bytes).unwrap();
+        for (old, new) in pairs {
+            text = text.replace(old, new);
+        }
+        test.write(&file, text);
+    }
 }
 
 /// Regression: a hand-edited provenance whose `owns` listed `.git`, `README.md` or any
@@ -412,29 +415,19 @@ fn render(input: &Path, out: &Path) -> Output {
 /// summary, `sdwan/`, cluster directories with their kustomization) is not honoured.
 #[test]
 fn a_forged_provenance_cannot_make_render_delete_what_mcwan_did_not_write() {
-    let (_temp, input, out) = scratch();
-    fs::create_dir_all(out.join(".git")).unwrap();
-    fs::write(out.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
-    fs::write(out.join("README.md"), "mine\n").unwrap();
-    fs::create_dir_all(out.join("docs")).unwrap();
-    fs::write(out.join("docs/notes.txt"), "mine\n").unwrap();
-    let provenance = out.join("mcwan-provenance.json");
-    let mut recorded: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&provenance).unwrap()).unwrap();
+    let mut test = Test::rendered("payment");
+    test.write("{out}/.git/HEAD", "ref: refs/heads/main\n")
+        .write("{out}/README.md", "mine\n")
+        .write("{out}/docs/notes.txt", "mine\n");
+    let provenance = "{out}/mcwan-provenance.json";
+    let mut recorded: serde_json::Value = serde_json::from_str(&test.read(provenance)).unwrap();
     let owns = recorded["owns"].as_array_mut().unwrap();
     owns.extend([".git", "README.md", "docs"].map(serde_json::Value::from));
-    fs::write(&provenance, recorded.to_string()).unwrap();
-    let output = render(&input, &out);
-    assert!(output.status.success(), "{}", printed(&output));
-    assert_eq!(
-        fs::read_to_string(out.join(".git/HEAD")).unwrap(),
-        "ref: refs/heads/main\n"
-    );
-    assert_eq!(fs::read_to_string(out.join("README.md")).unwrap(), "mine\n");
-    assert_eq!(
-        fs::read_to_string(out.join("docs/notes.txt")).unwrap(),
-        "mine\n"
-    );
+    test.write(provenance, recorded.to_string());
+    test.render().run();
+    assert_eq!(test.read("{out}/.git/HEAD"), "ref: refs/heads/main\n");
+    assert_eq!(test.read("{out}/README.md"), "mine\n");
+    assert_eq!(test.read("{out}/docs/notes.txt"), "mine\n");
 }
 
 /// Regression: foreign entries of OUT were copied into the new OUT, losing their mode,
@@ -444,10 +437,9 @@ fn a_forged_provenance_cannot_make_render_delete_what_mcwan_did_not_write() {
 #[test]
 fn foreign_entries_come_through_a_render_as_the_same_files() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let (_temp, input, out) = scratch();
-    let notes = out.join("notes");
-    fs::create_dir(&notes).unwrap();
-    fs::write(notes.join("a.txt"), "a\n").unwrap();
+    let mut test = Test::rendered("payment");
+    let notes = test.path("{out}/notes");
+    test.write("{out}/notes/a.txt", "a\n");
     fs::hard_link(notes.join("a.txt"), notes.join("b.txt")).unwrap();
     fs::set_permissions(notes.join("a.txt"), fs::Permissions::from_mode(0o640)).unwrap();
     let sparse = fs::File::create(notes.join("sparse")).unwrap();
@@ -459,8 +451,7 @@ fn foreign_entries_come_through_a_render_as_the_same_files() {
     let before: Vec<_> = ["a.txt", "b.txt", "sparse"]
         .map(|n| fs::metadata(notes.join(n)).unwrap())
         .into();
-    let output = render(&input, &out);
-    assert!(output.status.success(), "{}", printed(&output));
+    test.render().run();
     let after: Vec<_> = ["a.txt", "b.txt", "sparse"]
         .map(|n| fs::metadata(notes.join(n)).unwrap())
         .into();
@@ -475,10 +466,11 @@ fn foreign_entries_come_through_a_render_as_the_same_files() {
     assert_eq!(fs::metadata(&notes).unwrap().mode() & 0o777, 0o750);
 }
 
-/// Runs `script` (with `$MCWAN`, `$REPO`, `$OUT` set) as root of a new user and mount
-/// namespace, where it may mount a tmpfs; `None` where this machine does not allow that.
+/// Runs `script` (with `$MCWAN`, `$REPO`, `$OUT` set, `$OUT` to `out`) as root of a new
+/// user and mount namespace, where it may mount a tmpfs; `None` where this machine does not
+/// allow that.
 #[cfg(target_os = "linux")]
-fn in_mount_namespace(script: &str, input: &Path, out: &Path) -> Option<Output> {
+fn in_mount_namespace(script: &str, test: &Test, out: &str) -> Option<std::process::Output> {
     let allowed = Command::new("unshare")
         .args(["-rm", "true"])
         .output()
@@ -490,11 +482,20 @@ fn in_mount_namespace(script: &str, input: &Path, out: &Path) -> Option<Output> 
     let output = Command::new("unshare")
         .args(["-rm", "sh", "-c", script])
         .env("MCWAN", env!("CARGO_BIN_EXE_mcwan"))
-        .env("REPO", input)
-        .env("OUT", out)
+        .env("REPO", test.path("{in}"))
+        .env("OUT", test.path(out))
         .output()
         .unwrap();
     Some(output)
+}
+
+/// Stdout then stderr of a command that is not mcwan.
+fn printed(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// Regression: a filesystem mounted inside OUT moved with the swap and was then emptied
@@ -503,11 +504,11 @@ fn in_mount_namespace(script: &str, input: &Path, out: &Path) -> Option<Output> 
 #[cfg(target_os = "linux")]
 #[test]
 fn a_mount_inside_out_is_refused_and_keeps_its_contents() {
-    let (_temp, input, out) = scratch();
-    fs::create_dir(out.join("volume")).unwrap();
+    let test = Test::rendered("payment");
+    fs::create_dir(test.path("{out}/volume")).unwrap();
     let script = r#"mount -t tmpfs none "$OUT/volume" && echo kept > "$OUT/volume/data" &&
         "$MCWAN" render "$REPO" -o "$OUT"; echo "exit=$?"; cat "$OUT/volume/data""#;
-    let Some(output) = in_mount_namespace(script, &input, &out) else {
+    let Some(output) = in_mount_namespace(script, &test, "{out}") else {
         return;
     };
     let text = printed(&output);
@@ -520,12 +521,11 @@ fn a_mount_inside_out_is_refused_and_keeps_its_contents() {
 #[cfg(target_os = "linux")]
 #[test]
 fn an_out_that_is_a_mount_point_is_refused_with_what_to_do() {
-    let (temp, input, _) = scratch();
-    let out = temp.path().join("volume");
-    fs::create_dir(&out).unwrap();
+    let test = Test::example("payment");
+    fs::create_dir(test.path("{temp}/volume")).unwrap();
     let script =
         r#"mount -t tmpfs none "$OUT" && "$MCWAN" render "$REPO" -o "$OUT"; echo "exit=$?""#;
-    let Some(output) = in_mount_namespace(script, &input, &out) else {
+    let Some(output) = in_mount_namespace(script, &test, "{temp}/volume") else {
         return;
     };
     let text = printed(&output);
@@ -540,26 +540,18 @@ fn an_out_that_is_a_mount_point_is_refused_with_what_to_do() {
 /// for whom (the holder records itself in the lock), and `--lock-timeout` bounds the wait.
 #[test]
 fn a_held_lock_is_announced_and_the_wait_can_be_bounded() {
-    let (temp, input, out) = scratch();
-    let path = temp.path().join(".out.mcwan-lock");
-    fs::write(&path, "mcwan render (process 4242)").unwrap();
+    let mut test = Test::rendered("payment");
+    let lock = "{temp}/.out.mcwan-lock";
+    test.write(lock, "mcwan render (process 4242)");
     let held = fs::File::options()
         .read(true)
         .write(true)
-        .open(&path)
+        .open(test.path(lock))
         .unwrap();
     held.lock().unwrap();
     let started = Instant::now();
-    let output = mcwan(&[
-        "render",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--lock-timeout",
-        "1",
-    ]);
-    let text = printed(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
+    let output = test.render().args(&["--lock-timeout", "1"]).code(2).run();
+    let text = output.printed();
     assert!(
         text.contains("waiting for mcwan render (process 4242) to finish")
             && text.contains("giving up after 1 s")
@@ -568,26 +560,21 @@ fn a_held_lock_is_announced_and_the_wait_can_be_bounded() {
     );
     assert!(started.elapsed() < Duration::from_secs(20));
     held.unlock().unwrap();
-    let output = render(&input, &out);
-    assert!(output.status.success(), "{}", printed(&output));
-    let recorded = fs::read_to_string(&path).unwrap();
+    test.render().run();
+    let recorded = test.read(lock);
     assert!(recorded.starts_with("mcwan render (process "), "{recorded}");
 }
 
 /// Regression: the verbs wrote LF lines into a CRLF file. The file keeps its line endings.
 #[test]
 fn verbs_keep_a_files_crlf_line_endings() {
-    let (_temp, input, _) = scratch();
-    let clusterset = input.join("clusterset.yaml");
-    let crlf = fs::read_to_string(&clusterset)
-        .unwrap()
-        .replace('\n', "\r\n");
-    fs::write(&clusterset, &crlf).unwrap();
-    let dir = input.to_str().unwrap();
+    let mut test = Test::example("payment");
+    let crlf = test.read("clusterset.yaml").replace('\n', "\r\n");
+    test.write("clusterset.yaml", &crlf);
     for verb in ["unimport", "import"] {
-        let output = mcwan(&[verb, "insecure/logging", "--cluster", "cluster-1", dir]);
-        assert!(output.status.success(), "{verb}: {}", printed(&output));
-        let text = fs::read_to_string(&clusterset).unwrap();
+        test.args(&[verb, "insecure/logging", "--cluster", "cluster-1", "{in}"])
+            .run();
+        let text = test.read("clusterset.yaml");
         assert_eq!(
             text.matches('\n').count(),
             text.matches("\r\n").count(),
@@ -595,7 +582,7 @@ fn verbs_keep_a_files_crlf_line_endings() {
         );
     }
     assert_eq!(
-        fs::read_to_string(&clusterset).unwrap().lines().count(),
+        test.read("clusterset.yaml").lines().count(),
         crlf.lines().count()
     );
 }
@@ -603,20 +590,15 @@ fn verbs_keep_a_files_crlf_line_endings() {
 /// Regression: a NUL byte was reported at line 1, column 1, not where it is.
 #[test]
 fn a_nul_byte_is_reported_where_it_is() {
-    let (_temp, input, _) = scratch();
-    let file = input.join("clusters/cluster-1/nul.yaml");
-    fs::write(
-        &file,
+    let mut test = Test::example("payment");
+    test.write(
+        "clusters/cluster-1/nul.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\0y\n",
-    )
-    .unwrap();
-    let output = mcwan(&["validate", input.to_str().unwrap(), "--format", "github"]);
-    assert!(
-        printed(&output)
-            .contains("file=clusters/cluster-1/nul.yaml,line=4,col=10,title=yaml-syntax"),
-        "{}",
-        printed(&output)
     );
+    test.args(&["validate", "{in}", "--format", "github"])
+        .code(1)
+        .run()
+        .stdout_has("file=clusters/cluster-1/nul.yaml,line=4,col=10,title=yaml-syntax");
 }
 
 /// Regression: links to directories in the declarations (`policies -> /elsewhere`,
@@ -625,17 +607,19 @@ fn a_nul_byte_is_reported_where_it_is() {
 #[cfg(unix)]
 #[test]
 fn linked_directories_in_the_declarations_are_reported_not_read() {
-    let (temp, input, _) = scratch();
-    let elsewhere = temp.path().join("elsewhere");
-    fs::create_dir(&elsewhere).unwrap();
-    fs::write(elsewhere.join("secret.yaml"), "TOP-SECRET: [unclosed\n").unwrap();
-    fs::rename(input.join("policies"), temp.path().join("policies")).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, input.join("policies")).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, input.join("clusters/cluster-9")).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, input.join("clusters/cluster-1/more")).unwrap();
-    let output = mcwan(&["validate", input.to_str().unwrap(), "--format", "github"]);
-    let text = printed(&output);
-    for link in ["policies", "clusters/cluster-9", "clusters/cluster-1/more"] {
+    let mut test = Test::example("payment");
+    test.write("{temp}/elsewhere/secret.yaml", "TOP-SECRET: [unclosed\n");
+    fs::rename(test.path("policies"), test.path("{temp}/policies")).unwrap();
+    let links = ["policies", "clusters/cluster-9", "clusters/cluster-1/more"];
+    for link in links {
+        test.symlink(link, "{temp}/elsewhere");
+    }
+    let output = test
+        .args(&["validate", "{in}", "--format", "github"])
+        .code(1)
+        .run();
+    let text = output.printed();
+    for link in links {
         assert!(
             text.contains(&format!("file={link},line=1,col=1,title=file-symlink")),
             "{link}: {text}"
@@ -653,23 +637,16 @@ fn linked_directories_in_the_declarations_are_reported_not_read() {
 /// object now has its own (kind, namespace, name) and its own file.
 #[test]
 fn service_and_policy_pairs_that_join_alike_get_distinct_objects() {
-    let temp = tempfile::tempdir().unwrap();
-    let (input, out) = (temp.path().join("repo"), temp.path().join("out"));
-    copy(&root().join("examples/payment"), &input);
-    for file in walk(&input) {
-        let text = fs::read_to_string(&file).unwrap();
-        let renamed = text
-            .replace("sd-wan-priority-high", "high-prio")
-            .replace("sd-wan-priority-low", "prio");
-        fs::write(&file, renamed).unwrap();
-    }
-    for (old, new) in [
+    let mut test = Test::example("payment");
+    let pairs = [
         ("sd-wan-priority-high", "high-prio"),
         ("sd-wan-priority-low", "prio"),
-    ] {
+    ];
+    rename_everywhere(&mut test, &pairs);
+    for (old, new) in pairs {
         fs::rename(
-            input.join(format!("policies/{old}.yaml")),
-            input.join(format!("policies/{new}.yaml")),
+            test.path(&format!("policies/{old}.yaml")),
+            test.path(&format!("policies/{new}.yaml")),
         )
         .unwrap();
     }
@@ -678,21 +655,19 @@ fn service_and_policy_pairs_that_join_alike_get_distinct_objects() {
             "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: secure}}\nspec:\n  ports: [{{name: http, port: 8080}}]\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: {name}\n  namespace: secure\n  annotations: {{mcw.l7mp.io/mc-wan-policy: {policy}}}\n---\n"
         )
     };
-    fs::write(
-        input.join("clusters/cluster-1/pairs.yaml"),
+    test.write(
+        "clusters/cluster-1/pairs.yaml",
         service("pay", "high-prio") + &service("pay-high", "prio"),
-    )
-    .unwrap();
-    let output = render(&input, &out);
-    assert!(output.status.success(), "{}", printed(&output));
+    );
+    test.render().run();
     let mut seen = std::collections::BTreeSet::new();
     let mut files = 0;
-    for file in walk(&out.join("cluster-1")) {
-        if file.file_name().is_some_and(|n| n == "kustomization.yaml") {
+    for (file, bytes) in test.tree("{out}/cluster-1") {
+        if file.ends_with("kustomization.yaml") {
             continue;
         }
         let object: serde_json::Value =
-            yaml_serde::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+            yaml_serde::from_str(std::str::from_utf8(&bytes).unwrap()).unwrap();
         let key = (
             object["kind"].to_string(),
             object["metadata"]["namespace"].to_string(),
@@ -704,7 +679,7 @@ fn service_and_policy_pairs_that_join_alike_get_distinct_objects() {
     assert_eq!(seen.len(), files);
     for name in ["mcw-pay.high-prio", "mcw-pay-high.prio"] {
         assert!(
-            out.join(format!("cluster-1/secure/httproute-{name}.yaml"))
+            test.path(&format!("{{out}}/cluster-1/secure/httproute-{name}.yaml"))
                 .is_file(),
             "{name}"
         );
@@ -714,29 +689,30 @@ fn service_and_policy_pairs_that_join_alike_get_distinct_objects() {
 /// Regression: `--max-depth` was parsed and then ignored; only the default applied.
 #[test]
 fn the_max_depth_flag_is_applied() {
-    let (_temp, input, _) = scratch();
-    let labels =
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: secure\n  labels: {a: [[[[x]]]]}\n";
-    fs::write(input.join("clusters/cluster-1/deep.yaml"), labels).unwrap();
-    let dir = input.to_str().unwrap();
-    let shallow = mcwan(&["validate", dir, "--format", "github", "--max-depth", "5"]);
-    assert!(
-        printed(&shallow).contains("title=yaml-limit::document nests more than 5 levels deep"),
-        "{}",
-        printed(&shallow)
+    let mut test = Test::example("payment");
+    let deep = "clusters/cluster-1/deep.yaml";
+    let validate = |test: &mut Test, depth: &[&str], code: i32| {
+        test.args(&["validate", "{in}", "--format", "github"])
+            .args(depth)
+            .code(code)
+            .run()
+    };
+    test.write(
+        deep,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: secure\n  labels: {a: [[[[x]]]]}\n",
     );
-    let block = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: secure\n  labels:\n    a:\n      b:\n        c:\n          d: x\n";
-    fs::write(input.join("clusters/cluster-1/deep.yaml"), block).unwrap();
-    let shallow = mcwan(&["validate", dir, "--format", "github", "--max-depth", "4"]);
-    assert!(
-        printed(&shallow).contains("title=yaml-limit::document nests more than 4 levels deep"),
-        "{}",
-        printed(&shallow)
+    validate(&mut test, &["--max-depth", "5"], 1)
+        .stdout_has("title=yaml-limit::document nests more than 5 levels deep");
+    test.write(
+        deep,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: secure\n  labels:\n    a:\n      b:\n        c:\n          d: x\n",
     );
-    let default = mcwan(&["validate", dir, "--format", "github"]);
+    validate(&mut test, &["--max-depth", "4"], 1)
+        .stdout_has("title=yaml-limit::document nests more than 4 levels deep");
+    let default = validate(&mut test, &[], 1);
     assert!(
-        !printed(&default).contains("yaml-limit"),
+        !default.printed().contains("yaml-limit"),
         "{}",
-        printed(&default)
+        default.printed()
     );
 }
