@@ -11,6 +11,8 @@ pub mod pointer;
 mod policies;
 mod re2;
 mod routes;
+#[cfg(test)]
+mod tests;
 pub mod topology;
 
 use std::collections::BTreeMap;
