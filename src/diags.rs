@@ -214,6 +214,21 @@ pub enum Expected {
     RetryCount,
 }
 
+/// Two clusters that export one service differently.
+#[derive(Debug, Clone)]
+pub struct Conflict<'a> {
+    /// The later export's name.
+    pub at: Location,
+    /// `namespace/name`.
+    pub service: &'a str,
+    /// The later cluster, and the first in ClusterSet order.
+    pub here: &'a str,
+    pub first: &'a str,
+    pub differences: Vec<Disagreement<'a>>,
+    /// The first export's name.
+    pub first_at: Location,
+}
+
 /// How two exports of one service differ.
 #[derive(Debug, Clone)]
 pub enum Disagreement<'a> {
@@ -852,36 +867,37 @@ diagnostics! {
     }
 
     McsConflict => "mcs-conflict",
-    fn mcs_conflict(
-        at: Location,
-        service: &str,
-        here: &str,
-        first: &str,
-        differences: &[Disagreement],
-        first_at: Location,
-    ) {
+    fn mcs_conflict(conflict: Conflict) {
         error(
-            at,
-            format!("clusters `{first}` and `{here}` export `{service}` differently: {}", disagreements(differences)),
+            conflict.at,
+            format!(
+                "clusters `{}` and `{}` export `{}` differently: {}",
+                conflict.first,
+                conflict.here,
+                conflict.service,
+                disagreements(&conflict.differences)
+            ),
         )
-        .also(first_at, format!("exported by `{first}` here"))
+        .also(conflict.first_at, format!("exported by `{}` here", conflict.first))
         .hint("make the exports agree, or pass `--resolve-conflicts` to let the earlier cluster in the ClusterSet win")
     }
 
     McsConflictResolved => "mcs-conflict-resolved",
-    fn mcs_conflict_resolved(
-        at: Location,
-        service: &str,
-        here: &str,
-        first: &str,
-        differences: &[Disagreement],
-        first_at: Location,
-    ) {
+    fn mcs_conflict_resolved(conflict: Conflict) {
         warning(
-            at,
-            format!("export `{service}` in cluster `{here}` is overruled by cluster `{first}`: {}", disagreements(differences)),
+            conflict.at,
+            format!(
+                "export `{}` in cluster `{}` is overruled by cluster `{}`: {}",
+                conflict.service,
+                conflict.here,
+                conflict.first,
+                disagreements(&conflict.differences)
+            ),
         )
-        .also(first_at, format!("cluster `{first}` comes first in the ClusterSet and wins"))
+        .also(
+            conflict.first_at,
+            format!("cluster `{}` comes first in the ClusterSet and wins", conflict.first),
+        )
     }
 
     SdwanTunnelNoColor => "sdwan-tunnel-no-color",

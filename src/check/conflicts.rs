@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::check::pointer::{fields, Input};
 use crate::diagnostic::Diagnostics;
-use crate::diags::{self, Disagreement};
+use crate::diags::{self, Conflict, Disagreement};
 use crate::model::{ClusterSet, Export};
 
 /// The conflicts pass's inputs and its sink.
@@ -37,33 +37,24 @@ impl Pass<'_> {
                 if differences.is_empty() {
                     continue;
                 }
-                let here = &self.clusterset.clusters[export.cluster].name;
-                let first = &self.clusterset.clusters[winner.cluster].name;
                 let service = format!("{namespace}/{name}");
-                let at = self.input.at(*doc, &fields("metadata.name"));
-                let first_at = self.input.at(winner_doc, &fields("metadata.name"));
+                let conflict = Conflict {
+                    at: self.input.at(*doc, &fields("metadata.name")),
+                    service: &service,
+                    here: &self.clusterset.clusters[export.cluster].name,
+                    first: &self.clusterset.clusters[winner.cluster].name,
+                    differences,
+                    first_at: self.input.at(winner_doc, &fields("metadata.name")),
+                };
                 if self.resolve {
-                    self.diagnostics.push(diags::mcs_conflict_resolved(
-                        at,
-                        &service,
-                        here,
-                        first,
-                        &differences,
-                        first_at,
-                    ));
+                    self.diagnostics
+                        .push(diags::mcs_conflict_resolved(conflict));
                     export.service_type = winner.service_type;
                     export.policies.clone_from(&winner.policies);
                     export.overrides = winner.overrides;
                     export.route.clone_from(&winner.route);
                 } else {
-                    self.diagnostics.push(diags::mcs_conflict(
-                        at,
-                        &service,
-                        here,
-                        first,
-                        &differences,
-                        first_at,
-                    ));
+                    self.diagnostics.push(diags::mcs_conflict(conflict));
                 }
             }
         }

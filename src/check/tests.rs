@@ -111,6 +111,25 @@ impl Fixture {
         }
     }
 
+    /// Every pass, as `check` runs them.
+    fn check(&self, diagnostics: &mut Diagnostics) -> Option<Model> {
+        check(
+            &self.sources,
+            &self.schemas,
+            Options::default(),
+            diagnostics,
+        )
+    }
+
+    /// The ClusterSet's document.
+    fn clusterset(&self) -> usize {
+        self.sources
+            .documents
+            .iter()
+            .position(|d| d.value["kind"] == "ClusterSet")
+            .unwrap_or_default()
+    }
+
     fn declarations(&self, diagnostics: &mut Diagnostics) -> documents::Declarations {
         documents::read(&self.sources, &self.schemas, diagnostics)
     }
@@ -211,12 +230,7 @@ fn a_duplicate_cluster_does_not_shift_later_clusters_locations() {
     );
     let fixture = Fixture::new(&[("clusterset.yaml", &three)]);
     let mut diagnostics = Diagnostics::default();
-    let model = check(
-        &fixture.sources,
-        &fixture.schemas,
-        Options::default(),
-        &mut diagnostics,
-    );
+    let model = fixture.check(&mut diagnostics);
     assert!(model.is_none());
     let all = diagnostics.into_sorted();
     let opt_out = all
@@ -423,12 +437,7 @@ fn imports_name_exported_services() {
         let clusterset = skip(service);
         let fixture = Fixture::new(&[("clusterset.yaml", &clusterset)]);
         let mut diagnostics = Diagnostics::default();
-        let model = check(
-            &fixture.sources,
-            &fixture.schemas,
-            Options::default(),
-            &mut diagnostics,
-        );
+        let model = fixture.check(&mut diagnostics);
         assert!(model.is_some());
         let all = diagnostics.into_sorted();
         assert_eq!(
@@ -466,12 +475,7 @@ fn check_refuses_declarations_load_found_errors_in() {
 #[should_panic(expected = "pointer `/spec/clusters/0/gateway/adress` is not a field of")]
 fn a_pointer_the_schema_cannot_have_is_a_bug() {
     let fixture = Fixture::new(&[]);
-    let clusterset = fixture
-        .sources
-        .documents
-        .iter()
-        .position(|d| d.value["kind"] == "ClusterSet")
-        .unwrap_or_default();
+    let clusterset = fixture.clusterset();
     let typo = fields("spec.clusters").index(0).fields("gateway.adress");
     let _ = fixture.input().at(clusterset, &typo);
 }
@@ -479,12 +483,7 @@ fn a_pointer_the_schema_cannot_have_is_a_bug() {
 #[test]
 fn a_pointer_the_document_lacks_points_at_its_parent() {
     let fixture = Fixture::new(&[]);
-    let clusterset = fixture
-        .sources
-        .documents
-        .iter()
-        .position(|d| d.value["kind"] == "ClusterSet")
-        .unwrap_or_default();
+    let clusterset = fixture.clusterset();
     let absent = fields("spec.clusters").index(0).key("skipImports");
     let parent = fields("spec.clusters").index(0);
     assert_eq!(
