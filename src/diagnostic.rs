@@ -37,12 +37,13 @@ impl fmt::Display for Location {
     }
 }
 
+/// Codes are declared with their constructors, one entry each, in `diags`.
 pub use crate::diags::Code;
 
 /// Diagnostics shown per file; the rest are counted in one `diagnostics-truncated`.
 pub const MAX_PER_FILE: usize = 100;
 
-/// One problem found in the declarations.
+/// One problem found in the declarations, built by its code's constructor in `diags`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub code: Code,

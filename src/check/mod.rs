@@ -47,9 +47,10 @@ pub fn check(
     options: Options,
     diagnostics: &mut Diagnostics,
 ) -> Option<Model> {
-    let loaded = diagnostics.errors() == 0;
-    let input = Input { sources, schemas };
+    // Whether the passes failed is counted from here; errors before are load's, in these
+    // same sources, and make the declarations invalid too.
     let errors_before = diagnostics.errors();
+    let input = Input { sources, schemas };
     let declarations = documents::read(sources, schemas, diagnostics);
     let mut topology = topology::Pass {
         input,
@@ -105,6 +106,7 @@ pub fn check(
         diagnostics,
     }
     .check(&mut exports);
+    let loaded = errors_before == 0;
     if !loaded || diagnostics.errors() > errors_before {
         return None;
     }
