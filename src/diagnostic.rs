@@ -37,93 +37,13 @@ impl fmt::Display for Location {
     }
 }
 
-macro_rules! codes {
-    ($($variant:ident => $text:literal,)*) => {
-        /// Stable diagnostic codes. Each is documented in `docs/diagnostics.md`; renaming one
-        /// breaks users' CI filters, so codes are only ever added.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum Code { $($variant,)* }
-
-        impl Code {
-            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
-
-            #[must_use]
-            pub fn as_str(self) -> &'static str {
-                match self { $(Code::$variant => $text,)* }
-            }
-        }
-    };
-}
-
-codes! {
-    FileUnreadable => "file-unreadable",
-    YamlSyntax => "yaml-syntax",
-    YamlLimit => "yaml-limit",
-    FileEmpty => "file-empty",
-    FileSymlink => "file-symlink",
-    DocumentNotObject => "document-not-object",
-    UnknownKind => "unknown-kind",
-    DeprecatedMcsGroup => "deprecated-mcs-group",
-    MisplacedObject => "misplaced-object",
-    UnknownField => "unknown-field",
-    MissingField => "missing-field",
-    InvalidValue => "invalid-value",
-    InvalidName => "invalid-name",
-    NameTooLong => "name-too-long",
-    ReservedNamespace => "reserved-namespace",
-    ClustersetMissing => "clusterset-missing",
-    ClustersetDuplicate => "clusterset-duplicate",
-    ClusterDuplicate => "cluster-duplicate",
-    ClusterUnknownDirectory => "cluster-unknown-directory",
-    ObjectDuplicate => "object-duplicate",
-    InvalidAddress => "invalid-address",
-    GatewayAddresses => "gateway-addresses",
-    GatewayAddressUnpinned => "gateway-address-unpinned",
-    GatewayAddressUnranked => "gateway-address-unranked",
-    DefaultPolicyUnknown => "default-policy-unknown",
-    WanpolicyPortClash => "wanpolicy-port-clash",
-    WanpolicyPortReserved => "wanpolicy-port-reserved",
-    WanpolicyPortNotNodeport => "wanpolicy-port-not-nodeport",
-    WanpolicyInconsistent => "wanpolicy-inconsistent",
-    WanpolicyMissingGlobal => "wanpolicy-missing-global",
-    WanpolicyUnknownFallback => "wanpolicy-unknown-fallback",
-    WanpolicyTooMany => "wanpolicy-too-many",
-    AnnotationInvalid => "annotation-invalid",
-    ExportNoService => "export-no-service",
-    ExportUnknownPolicy => "export-unknown-policy",
-    ExportNoPolicy => "export-no-policy",
-    ExportAmbiguousPorts => "export-ambiguous-ports",
-    ExportUnknownPort => "export-unknown-port",
-    ExportExternalname => "export-externalname",
-    ExportUnsupportedProtocol => "export-unsupported-protocol",
-    AnnotationUnknown => "annotation-unknown",
-    McsConflict => "mcs-conflict",
-    McsConflictResolved => "mcs-conflict-resolved",
-    SdwanTunnelNoColor => "sdwan-tunnel-no-color",
-    SdwanSlaRounded => "sdwan-sla-rounded",
-    ImportOptOutUnknown => "import-opt-out-unknown",
-    WanrouteNoExport => "wanroute-no-export",
-    WanrouteUnknownPolicy => "wanroute-unknown-policy",
-    WanrouteInvalidRegex => "wanroute-invalid-regex",
-    WanroutePathInvalid => "wanroute-path-invalid",
-    WanrouteShadowedRule => "wanroute-shadowed-rule",
-    WanrouteDeniesAll => "wanroute-denies-all",
-    WanrouteAnnotationIgnored => "wanroute-annotation-ignored",
-    VirtualserviceUnknownImport => "virtualservice-unknown-import",
-    VirtualserviceUnknownSubset => "virtualservice-unknown-subset",
-    PassthroughHostCollision => "passthrough-host-collision",
-    VirtualserviceNoSubset => "virtualservice-no-subset",
-    VirtualserviceHostNotRewritten => "virtualservice-host-not-rewritten",
-    VirtualserviceNoResilience => "virtualservice-no-resilience",
-    WanrouteIngressUnenforceable => "wanroute-ingress-unenforceable",
-    WanrouteMatchDuplicate => "wanroute-match-duplicate",
-    DiagnosticsTruncated => "diagnostics-truncated",
-}
+/// Codes are declared with their constructors, one entry each, in `diags`.
+pub use crate::diags::Code;
 
 /// Diagnostics shown per file; the rest are counted in one `diagnostics-truncated`.
 pub const MAX_PER_FILE: usize = 100;
 
-/// One problem found in the declarations.
+/// One problem found in the declarations, built by its code's constructor in `diags`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub code: Code,
@@ -135,51 +55,9 @@ pub struct Diagnostic {
     pub secondary: Vec<(Location, String)>,
 }
 
-impl Diagnostic {
-    #[must_use]
-    pub fn error(code: Code, primary: Option<Location>, message: impl Into<String>) -> Self {
-        Self::new(code, Severity::Error, primary, message)
-    }
-
-    #[must_use]
-    pub fn warning(code: Code, primary: Option<Location>, message: impl Into<String>) -> Self {
-        Self::new(code, Severity::Warning, primary, message)
-    }
-
-    fn new(
-        code: Code,
-        severity: Severity,
-        primary: Option<Location>,
-        message: impl Into<String>,
-    ) -> Self {
-        Diagnostic {
-            code,
-            severity,
-            message: printable(message.into()),
-            hint: None,
-            primary,
-            secondary: Vec::new(),
-        }
-    }
-
-    #[must_use]
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(printable(hint.into()));
-        self
-    }
-
-    #[must_use]
-    pub fn also(mut self, location: Option<Location>, label: impl Into<String>) -> Self {
-        if let Some(location) = location {
-            self.secondary.push((location, printable(label.into())));
-        }
-        self
-    }
-}
-
 /// The text with every control character escaped (`\u{1b}`): names from a hostile file
 /// can neither move a terminal's cursor nor break a line of `--format github` output.
-fn printable(text: String) -> String {
+pub(crate) fn printable(text: String) -> String {
     if !text.chars().any(char::is_control) {
         return text;
     }
@@ -276,12 +154,7 @@ fn truncated(sorted: Vec<Diagnostic>) -> Vec<Diagnostic> {
 }
 
 fn summary((at, count, errors): (Location, usize, usize)) -> Diagnostic {
-    Diagnostic::warning(
-        Code::DiagnosticsTruncated,
-        Some(at),
-        format!("{count} more problem(s) in this file not shown, {errors} of them error(s)"),
-    )
-    .hint("fix the problems shown and run again")
+    crate::diags::diagnostics_truncated(at, count, errors)
 }
 
 /// "did you mean" for a misspelled name: the closest candidate, comparing names without
@@ -307,41 +180,8 @@ pub fn did_you_mean<'a>(
 }
 
 #[cfg(test)]
-mod printable_tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_in_messages_hints_and_labels() {
-        let d = Diagnostic::error(Code::InvalidName, None, "name `a\u{1b}[2Jb`")
-            .hint("x\ny")
-            .also(None, "z");
-        assert_eq!(d.message, "name `a\\u{1b}[2Jb`");
-        assert_eq!(d.hint.as_deref(), Some("x\\u{a}y"));
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
-
-    #[test]
-    fn codes_are_unique_kebab_case_and_documented() {
-        let docs = include_str!("../docs/diagnostics.md");
-        let mut seen = BTreeSet::new();
-        for code in Code::ALL {
-            let text = code.as_str();
-            assert!(seen.insert(text), "duplicate code {text}");
-            assert!(
-                text.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
-                "{text} is not kebab-case"
-            );
-            assert!(
-                docs.contains(&format!("### `{text}`")),
-                "{text} is not documented in docs/diagnostics.md"
-            );
-        }
-    }
 
     #[test]
     fn at_most_a_hundred_diagnostics_are_shown_per_file() {
@@ -353,18 +193,10 @@ mod tests {
         };
         let mut all = Diagnostics::default();
         for line in 1..=250 {
-            all.push(Diagnostic::error(
-                Code::UnknownField,
-                Some(at("a.yaml", line)),
-                "x",
-            ));
+            all.push(crate::diags::document_not_object(at("a.yaml", line)));
         }
-        all.push(Diagnostic::warning(
-            Code::FileEmpty,
-            Some(at("b.yaml", 1)),
-            "y",
-        ));
-        all.push(Diagnostic::error(Code::ClustersetMissing, None, "z"));
+        all.push(crate::diags::file_empty(at("b.yaml", 1)));
+        all.push(crate::diags::clusterset_missing());
         let shown = all.into_sorted();
         assert_eq!(shown.len(), 1 + MAX_PER_FILE + 1 + 1);
         let summary = &shown[MAX_PER_FILE + 1];

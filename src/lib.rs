@@ -8,6 +8,7 @@ pub mod check;
 pub mod cli;
 pub mod conventions;
 pub mod diagnostic;
+pub mod diags;
 pub mod diff;
 pub mod edit;
 mod embedded;

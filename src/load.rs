@@ -11,7 +11,8 @@ use walkdir::WalkDir;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::diagnostic::Diagnostics;
+use crate::diags::{self, Bound, Syntax, Unreadable};
 use crate::error::Error;
 use crate::source::{pointer_segment, Document, Place, SourceFile, Sources, Spans};
 
@@ -121,17 +122,13 @@ pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics)
         match &file.content {
             Content::TooLarge(size) => {
                 sources.files.push(SourceFile::new(relative, String::new()));
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::FileUnreadable,
-                        Some(sources.file_start(file_index)),
-                        format!(
-                            "file is {size} bytes, more than the limit of {} bytes",
-                            limits.max_file_bytes
-                        ),
-                    )
-                    .hint("split the file, or raise the limit with `--max-file-bytes`"),
-                );
+                diagnostics.push(diags::file_unreadable(
+                    sources.file_start(file_index),
+                    Unreadable::TooLarge {
+                        size: *size,
+                        limit: limits.max_file_bytes,
+                    },
+                ));
             }
             Content::NotUtf8(prefix) => {
                 let source = SourceFile::new(relative, prefix.clone());
@@ -144,25 +141,11 @@ pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics)
                     + 1;
                 let location = source.location(line, col);
                 sources.files.push(source);
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::FileUnreadable,
-                        Some(location),
-                        "file is not valid UTF-8",
-                    )
-                    .hint("YAML input must be UTF-8 encoded"),
-                );
+                diagnostics.push(diags::file_unreadable(location, Unreadable::NotUtf8));
             }
             Content::Symlink => {
                 sources.files.push(SourceFile::new(relative, String::new()));
-                diagnostics.push(
-                    Diagnostic::warning(
-                        Code::FileSymlink,
-                        Some(sources.file_start(file_index)),
-                        "symbolic link not followed",
-                    )
-                    .hint("a link could lead outside the repository; commit the file itself"),
-                );
+                diagnostics.push(diags::file_symlink(sources.file_start(file_index)));
             }
             Content::Text(text) => {
                 sources.files.push(SourceFile::new(relative, text.clone()));
@@ -251,10 +234,6 @@ pub const MAX_NODES: usize = 500_000;
 /// A field's JSON pointer longer than this is not recorded: its diagnostics point at the
 /// nearest recorded ancestor. Without it, long keys nested deep make the index quadratic.
 const MAX_POINTER_BYTES: usize = 2048;
-const DEPTH_HINT: &str =
-    "Kubernetes objects need a few levels; raise the limit with `--max-depth` if this is real";
-/// Longest key or value a message quotes.
-const QUOTED_CHARS: usize = 60;
 
 fn parse_documents(
     sources: &mut Sources,
@@ -267,14 +246,10 @@ fn parse_documents(
     let indexed = match index(&file.text, limits) {
         Ok(indexed) => indexed,
         Err(stop) => {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::YamlLimit,
-                    Some(file.location(stop.line, stop.col)),
-                    format!("{}; the file is not loaded", stop.reason),
-                )
-                .hint(stop.hint),
-            );
+            diagnostics.push(diags::yaml_limit(
+                file.location(stop.line, stop.col),
+                stop.bound,
+            ));
             return;
         }
     };
@@ -288,16 +263,10 @@ fn parse_documents(
             duplicates,
         } = spans.next().unwrap_or_default();
         for (line, col, key) in &duplicates {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::YamlSyntax,
-                    Some(file.location(*line, *col)),
-                    format!("duplicate key `{}`", quoted(key)),
-                )
-                .hint(
-                    "a key may appear once per mapping; YAML parsers disagree on which value wins",
-                ),
-            );
+            diagnostics.push(diags::yaml_syntax(
+                file.location(*line, *col),
+                Syntax::DuplicateKey(key),
+            ));
         }
         match Value::deserialize(document) {
             Ok(Value::Null) => {}
@@ -316,14 +285,10 @@ fn parse_documents(
                     .unwrap_or((1, 1));
                 if message.contains("limit exceeded") {
                     // yaml_serde's own bounds: alias expansion ("billion laughs") and recursion.
-                    diagnostics.push(
-                        Diagnostic::error(
-                            Code::YamlLimit,
-                            Some(file.location(line, col)),
-                            format!("document is too large once its aliases are expanded, or too deep ({})", message.split(" at line ").next().unwrap_or(&message)),
-                        )
-                        .hint("Kubernetes manifests rarely need YAML aliases; write the values out"),
-                    );
+                    diagnostics.push(diags::yaml_limit(
+                        file.location(line, col),
+                        Bound::Aliases(message.split(" at line ").next().unwrap_or(&message)),
+                    ));
                     break;
                 }
                 let message = message
@@ -331,10 +296,9 @@ fn parse_documents(
                     .next()
                     .unwrap_or(&message)
                     .to_string();
-                diagnostics.push(Diagnostic::error(
-                    Code::YamlSyntax,
-                    Some(file.location(line, col)),
-                    message,
+                diagnostics.push(diags::yaml_syntax(
+                    file.location(line, col),
+                    Syntax::Parser(&message),
                 ));
                 // The stream cannot be resumed after an error.
                 break;
@@ -342,14 +306,7 @@ fn parse_documents(
         }
     }
     if parsed.is_empty() && diagnostics.len() == before {
-        diagnostics.push(
-            Diagnostic::warning(
-                Code::FileEmpty,
-                Some(file.location(1, 1)),
-                "file holds no YAML document",
-            )
-            .hint("delete the file, or declare an object in it"),
-        );
+        diagnostics.push(diags::file_empty(file.location(1, 1)));
     }
     sources.documents.extend(parsed);
 }
@@ -369,14 +326,6 @@ fn reader_position(text: &str, message: &str) -> Option<(usize, usize)> {
         before.matches('\n').count() + 1,
         before[line_start..].chars().count() + 1,
     ))
-}
-
-/// At most `QUOTED_CHARS` characters of a key or value, for a message.
-fn quoted(text: &str) -> String {
-    match text.char_indices().nth(QUOTED_CHARS) {
-        None => text.to_string(),
-        Some((end, _)) => format!("{}… ({} characters)", &text[..end], text.chars().count()),
-    }
 }
 
 /// Where flow collections (`[`, `{`) first nest deeper than `max`, as (line, column).
@@ -451,8 +400,7 @@ fn flow_depth_exceeded(text: &str, max: usize) -> Option<(usize, usize)> {
 struct Stop {
     line: usize,
     col: usize,
-    reason: String,
-    hint: &'static str,
+    bound: Bound<'static>,
 }
 
 /// Reads the file's events once, recording positions, and stops at the first bound crossed,
@@ -463,11 +411,7 @@ fn index(text: &str, limits: Limits) -> Result<Vec<IndexedDocument>, Stop> {
         return Err(Stop {
             line,
             col,
-            reason: format!(
-                "flow collections (`[`, `{{`) nest more than {} levels deep",
-                limits.max_depth
-            ),
-            hint: DEPTH_HINT,
+            bound: Bound::FlowDepth(limits.max_depth),
         });
     }
     let mut indexer = SpanIndexer::new();
@@ -477,38 +421,28 @@ fn index(text: &str, limits: Limits) -> Result<Vec<IndexedDocument>, Stop> {
     while let Ok((event, mark)) = parser.next_token() {
         let exceeded = match &event {
             Event::StreamEnd => break,
-            Event::DocumentStart if indexer.documents.len() >= MAX_DOCUMENTS => Some((
-                format!("file holds more than {MAX_DOCUMENTS} documents"),
-                "split the declarations over several files",
-            )),
+            Event::DocumentStart if indexer.documents.len() >= MAX_DOCUMENTS => {
+                Some(Bound::Documents(MAX_DOCUMENTS))
+            }
             Event::MappingStart(..) | Event::SequenceStart(..)
                 if indexer.stack.len() >= limits.max_depth =>
             {
-                Some((
-                    format!("document nests more than {} levels deep", limits.max_depth),
-                    DEPTH_HINT,
-                ))
+                Some(Bound::Depth(limits.max_depth))
             }
             Event::Scalar(..)
             | Event::Alias(_)
             | Event::MappingStart(..)
             | Event::SequenceStart(..) => {
                 nodes += 1;
-                (nodes > MAX_NODES).then(|| {
-                    (
-                        format!("file holds more than {MAX_NODES} keys, values and list items"),
-                        "split the declarations over several files",
-                    )
-                })
+                (nodes > MAX_NODES).then_some(Bound::Nodes(MAX_NODES))
             }
             _ => None,
         };
-        if let Some((reason, hint)) = exceeded {
+        if let Some(bound) = exceeded {
             return Err(Stop {
                 line: mark.line(),
                 col: mark.col() + 1,
-                reason,
-                hint,
+                bound,
             });
         }
         indexer.on_event(event, mark);
@@ -722,7 +656,7 @@ mod tests {
         let (_, diagnostics) = load_text("a: 1\nb: [1, 2\n");
         let all = diagnostics.into_sorted();
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].code, Code::YamlSyntax);
+        assert_eq!(all[0].code, crate::diagnostic::Code::YamlSyntax);
         assert_eq!(all[0].primary.as_ref().map(|l| l.line), Some(3));
     }
 

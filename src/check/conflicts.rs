@@ -4,107 +4,90 @@
 
 use std::collections::BTreeMap;
 
-use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::check::pointer::{fields, Input};
+use crate::diagnostic::Diagnostics;
+use crate::diags::{self, Conflict, Disagreement};
 use crate::model::{ClusterSet, Export};
-use crate::source::Sources;
 
-/// Checks `exports` (sorted by namespace, name, cluster order) and, when resolving, rewrites
-/// the overruled exports to the winner's type and policies.
-pub fn check(
-    sources: &Sources,
-    clusterset: &ClusterSet,
-    exports: &mut [(Export, usize)],
-    resolve: bool,
-    diagnostics: &mut Diagnostics,
-) {
-    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for (i, (export, _)) in exports.iter().enumerate() {
-        groups
-            .entry((export.namespace.clone(), export.name.clone()))
-            .or_default()
-            .push(i);
-    }
-    for ((namespace, name), members) in groups {
-        let (winner, winner_doc) = exports[members[0]].clone();
-        for &i in &members[1..] {
-            let (export, doc) = &mut exports[i];
-            let mut disagreements = Vec::new();
-            let describe = |e: &Export| {
-                format!(
-                    "`{}` {}/{}",
-                    e.port.istio_name(),
-                    e.port.port,
-                    e.port.protocol.istio()
-                )
-            };
-            if (
-                export.port.istio_name(),
-                export.port.port,
-                export.port.protocol,
-            ) != (
-                winner.port.istio_name(),
-                winner.port.port,
-                winner.port.protocol,
-            ) {
-                disagreements.push(format!(
-                    "port {} vs {}",
-                    describe(export),
-                    describe(&winner)
-                ));
-            }
-            if export.service_type != winner.service_type {
-                disagreements.push(format!(
-                    "type {} vs {}",
-                    export.service_type.as_str(),
-                    winner.service_type.as_str()
-                ));
-            }
-            if export.policies != winner.policies {
-                disagreements.push(format!(
-                    "WAN policy `{}` vs `{}`",
-                    export.policies.join(","),
-                    winner.policies.join(",")
-                ));
-            }
-            if export.route != winner.route {
-                disagreements.push("WANRoute rules".to_string());
-            }
-            if export.overrides != winner.overrides {
-                disagreements
-                    .push("resilience annotations (timeout, retries, per-try-timeout)".to_string());
-            }
-            if disagreements.is_empty() {
-                continue;
-            }
-            let here = &clusterset.clusters[export.cluster].name;
-            let first = &clusterset.clusters[winner.cluster].name;
-            let detail = disagreements.join(", ");
-            let location = Some(sources.at(*doc, "/metadata/name"));
-            let other = Some(sources.at(winner_doc, "/metadata/name"));
-            if resolve {
-                diagnostics.push(
-                    Diagnostic::warning(
-                        Code::McsConflictResolved,
-                        location,
-                        format!("export `{namespace}/{name}` in cluster `{here}` is overruled by cluster `{first}`: {detail}"),
-                    )
-                    .also(other, format!("cluster `{first}` comes first in the ClusterSet and wins")),
-                );
-                export.service_type = winner.service_type;
-                export.policies.clone_from(&winner.policies);
-                export.overrides = winner.overrides;
-                export.route.clone_from(&winner.route);
-            } else {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::McsConflict,
-                        location,
-                        format!("clusters `{first}` and `{here}` export `{namespace}/{name}` differently: {detail}"),
-                    )
-                    .also(other, format!("exported by `{first}` here"))
-                    .hint("make the exports agree, or pass `--resolve-conflicts` to let the earlier cluster in the ClusterSet win"),
-                );
+/// The conflicts pass's inputs and its sink.
+pub struct Pass<'a> {
+    pub input: Input<'a>,
+    pub clusterset: &'a ClusterSet,
+    /// Let the earliest cluster win instead of failing.
+    pub resolve: bool,
+    pub diagnostics: &'a mut Diagnostics,
+}
+
+impl Pass<'_> {
+    /// Checks `exports` (sorted by namespace, name, cluster order) and, when resolving,
+    /// rewrites the overruled exports to the winner's type and policies.
+    pub fn check(self, exports: &mut [(Export, usize)]) {
+        let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        for (i, (export, _)) in exports.iter().enumerate() {
+            groups
+                .entry((export.namespace.clone(), export.name.clone()))
+                .or_default()
+                .push(i);
+        }
+        for ((namespace, name), members) in groups {
+            let (winner, winner_doc) = exports[members[0]].clone();
+            for &i in &members[1..] {
+                let (export, doc) = &mut exports[i];
+                let differences = disagreements(export, &winner);
+                if differences.is_empty() {
+                    continue;
+                }
+                let service = format!("{namespace}/{name}");
+                let conflict = Conflict {
+                    at: self.input.at(*doc, &fields("metadata.name")),
+                    service: &service,
+                    here: &self.clusterset.clusters[export.cluster].name,
+                    first: &self.clusterset.clusters[winner.cluster].name,
+                    differences,
+                    first_at: self.input.at(winner_doc, &fields("metadata.name")),
+                };
+                if self.resolve {
+                    self.diagnostics
+                        .push(diags::mcs_conflict_resolved(conflict));
+                    export.service_type = winner.service_type;
+                    export.policies.clone_from(&winner.policies);
+                    export.overrides = winner.overrides;
+                    export.route.clone_from(&winner.route);
+                } else {
+                    self.diagnostics.push(diags::mcs_conflict(conflict));
+                }
             }
         }
     }
+}
+
+/// How `export` differs from `winner`, the first export of its service.
+fn disagreements<'e>(export: &'e Export, winner: &'e Export) -> Vec<Disagreement<'e>> {
+    let shape = |e: &Export| {
+        (
+            e.port.istio_name().to_string(),
+            e.port.port,
+            e.port.protocol,
+        )
+    };
+    let mut out = Vec::new();
+    if shape(export) != shape(winner) {
+        out.push(Disagreement::Port(&export.port, &winner.port));
+    }
+    if export.service_type != winner.service_type {
+        out.push(Disagreement::Type(
+            export.service_type.as_str(),
+            winner.service_type.as_str(),
+        ));
+    }
+    if export.policies != winner.policies {
+        out.push(Disagreement::Policies(&export.policies, &winner.policies));
+    }
+    if export.route != winner.route {
+        out.push(Disagreement::Route);
+    }
+    if export.overrides != winner.overrides {
+        out.push(Disagreement::Overrides);
+    }
+    out
 }

@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::schema::{field_path, violations, Lookup, Schemas, Violation};
+use crate::check::pointer::{fields, Input};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diags::{self, Home, Invalid, Missing, UnknownKind};
+use crate::schema::{violations, Lookup, Schemas, Violation};
 use crate::source::{pointer_segment, Place, Sources};
 use crate::spec;
 
@@ -105,66 +107,42 @@ impl Declarations {
 pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics) -> Declarations {
     let mut declarations = Declarations::default();
     for (doc, document) in sources.documents.iter().enumerate() {
-        let at = |pointer: &str| Some(sources.at(doc, pointer));
+        let input = Input { sources, schemas };
+        let at = |path: &str| input.at(doc, &fields(path));
         let Value::Object(object) = &document.value else {
-            diagnostics.push(
-                Diagnostic::error(Code::DocumentNotObject, at(""), "document is not a mapping")
-                    .hint("each YAML document must be one Kubernetes-style object with `apiVersion` and `kind`"),
-            );
+            diagnostics.push(diags::document_not_object(at("")));
             continue;
         };
         let (Some(api_version), Some(kind)) = (
             object.get("apiVersion").and_then(Value::as_str),
             object.get("kind").and_then(Value::as_str),
         ) else {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::MissingField,
-                    at(""),
-                    "document has no string `apiVersion` and `kind`",
-                )
-                .hint("every object needs `apiVersion` and `kind`"),
-            );
+            diagnostics.push(diags::missing_field(at(""), Missing::TypeMeta));
             continue;
         };
         let (validator, schema) = match schemas.lookup(api_version, kind) {
             Lookup::Found(validator, schema) => (validator, schema),
             Lookup::UnknownKind { suggestion } => {
-                let mut diagnostic = Diagnostic::error(
-                    Code::UnknownKind,
-                    at("/kind"),
-                    format!("unknown kind `{kind}` in `{api_version}`"),
-                );
-                diagnostic = match suggestion {
-                    Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
-                    None => diagnostic.hint(
-                        "mcwan reads ClusterSet, WANPolicy, WANRoute, Service, ServiceExport, Namespace, and Istio VirtualService and DestinationRule",
-                    ),
-                };
-                diagnostics.push(diagnostic);
+                let suggestion = suggestion.as_deref();
+                let why = UnknownKind::Kind { suggestion };
+                diagnostics.push(diags::unknown_kind(at("kind"), kind, api_version, why));
                 continue;
             }
             Lookup::UnknownVersion { accepted } => {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::UnknownKind,
-                        at("/apiVersion"),
-                        format!("`{kind}` is not served as `{api_version}`"),
-                    )
-                    .hint(format!("use one of {}", quoted(&accepted))),
-                );
+                let why = UnknownKind::Version {
+                    accepted: &accepted,
+                };
+                diagnostics.push(diags::unknown_kind(
+                    at("apiVersion"),
+                    kind,
+                    api_version,
+                    why,
+                ));
                 continue;
             }
         };
         if api_version.starts_with(SEED_MCS_GROUP) {
-            diagnostics.push(
-                Diagnostic::warning(
-                    Code::DeprecatedMcsGroup,
-                    at("/apiVersion"),
-                    format!("`{api_version}` is the seed's MCS group, which no cluster serves"),
-                )
-                .hint("write `multicluster.x-k8s.io/v1alpha1`; mcwan always emits that group"),
-            );
+            diagnostics.push(diags::deprecated_mcs_group(at("apiVersion"), api_version));
         }
         let found = violations(validator, schema, &document.value);
         for violation in &found {
@@ -252,15 +230,10 @@ fn parse<T: DeserializeOwned>(
             let pointer = quoted_token(&message)
                 .and_then(|token| pointer_of(value, token, String::new()))
                 .unwrap_or_default();
-            let mut diagnostic = Diagnostic::error(
-                Code::InvalidValue,
-                Some(sources.at(doc, &pointer)),
-                &message,
-            );
-            if message.contains("floating point") {
-                diagnostic = diagnostic.hint("write a whole number, without a decimal point");
-            }
-            diagnostics.push(diagnostic);
+            diagnostics.push(diags::invalid_value(
+                sources.at(doc, &pointer),
+                Invalid::Type(&message),
+            ));
             broken.insert(ObjectKey::of(&sources.documents[doc]));
             None
         }
@@ -295,23 +268,17 @@ fn pointer_of(value: &Value, token: &str, pointer: String) -> Option<String> {
 /// `clusters/<name>/`.
 fn placed_well(sources: &Sources, doc: usize, kind: &str, diagnostics: &mut Diagnostics) -> bool {
     let place = &sources.documents[doc].place;
-    let (ok, where_) = match kind {
-        "ClusterSet" => (*place == Place::ClusterSet, "`clusterset.yaml`"),
-        "WANPolicy" => (true, ""),
-        _ => (
-            matches!(place, Place::Cluster(_)),
-            "a cluster directory `clusters/<cluster>/`",
-        ),
+    let (ok, home) = match kind {
+        "ClusterSet" => (*place == Place::ClusterSet, Home::ClusterSetFile),
+        "WANPolicy" => (true, Home::ClusterDirectory),
+        _ => (matches!(place, Place::Cluster(_)), Home::ClusterDirectory),
     };
     if !ok {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::MisplacedObject,
-                Some(sources.at(doc, "/kind")),
-                format!("`{kind}` declared outside {where_}"),
-            )
-            .hint(format!("move this object to {where_}")),
-        );
+        diagnostics.push(diags::misplaced_object(
+            sources.at(doc, fields("kind").as_str()),
+            kind,
+            home,
+        ));
     }
     ok
 }
@@ -326,44 +293,27 @@ fn schema_diagnostic(
         Violation::UnknownField {
             pointer,
             suggestion,
-        } => {
-            let diagnostic = Diagnostic::error(
-                Code::UnknownField,
-                Some(sources.at(doc, pointer)),
-                format!("unknown field `{}` in {kind}", field_path(pointer)),
-            );
-            match suggestion {
-                Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
-                None => diagnostic.hint(format!(
-                    "see `mcwan schema {kind}` for the fields {kind} has"
-                )),
-            }
-        }
-        Violation::MissingField { pointer, field } => {
-            let parent = if pointer.is_empty() {
-                String::new()
-            } else {
-                format!(" in `{}`", field_path(pointer))
-            };
-            Diagnostic::error(
-                Code::MissingField,
-                Some(sources.at(doc, pointer)),
-                format!("{kind} is missing field `{field}`{parent}"),
-            )
-        }
-        Violation::Invalid { pointer, message } => Diagnostic::error(
-            Code::InvalidValue,
-            Some(sources.at(doc, pointer)),
-            format!("invalid `{}` in {kind}: {message}", field_path(pointer)),
+        } => diags::unknown_field(
+            sources.at(doc, pointer),
+            kind,
+            pointer,
+            suggestion.as_deref(),
+        ),
+        Violation::MissingField { pointer, field } => diags::missing_field(
+            sources.at(doc, pointer),
+            Missing::Field {
+                kind,
+                pointer,
+                field,
+            },
+        ),
+        Violation::Invalid { pointer, message } => diags::invalid_value(
+            sources.at(doc, pointer),
+            Invalid::Schema {
+                kind,
+                pointer,
+                message,
+            },
         ),
     }
-}
-
-#[must_use]
-pub fn quoted(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

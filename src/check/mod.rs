@@ -7,20 +7,27 @@ pub mod documents;
 mod exports;
 pub mod names;
 mod passthrough;
+pub mod pointer;
 mod policies;
 mod re2;
 mod routes;
+#[cfg(test)]
+mod tests;
 pub mod topology;
 
-use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::model::Model;
+use crate::diagnostic::Diagnostics;
+use crate::diags;
+use crate::model::{Export, Model, WanPolicy};
 use crate::schema::Schemas;
 use crate::source::Sources;
+
+use pointer::{fields, Input};
 
 /// Options that change what counts as valid.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,45 +36,78 @@ pub struct Options {
     pub resolve_conflicts: bool,
 }
 
-/// Runs every pass. Returns a model only when there is no error.
+/// The global WAN policies by name, with the document of each.
+pub type Policies = BTreeMap<String, (WanPolicy, usize)>;
+
+/// Runs every pass. Returns a model only when the declarations are valid: when neither
+/// `load`, which reported to `diagnostics` before, nor any pass found an error in them.
 pub fn check(
     sources: &Sources,
     schemas: &Schemas,
     options: Options,
     diagnostics: &mut Diagnostics,
 ) -> Option<Model> {
+    // Whether the passes failed is counted from here; errors before are load's, in these
+    // same sources, and make the declarations invalid too.
+    let errors_before = diagnostics.errors();
+    let input = Input { sources, schemas };
     let declarations = documents::read(sources, schemas, diagnostics);
-    let mut topology = topology::check(sources, &declarations, diagnostics)?;
-    let policies = policies::check(sources, &declarations, &topology, diagnostics);
-    let mut exports = exports::check(
-        sources,
-        &declarations,
-        &mut topology,
-        &policies,
+    let mut topology = topology::Pass {
+        input,
+        declarations: &declarations,
         diagnostics,
-    );
-    routes::check(
-        sources,
-        &declarations,
-        &topology,
-        &policies,
-        &mut exports,
+    }
+    .check()?;
+    let policies = policies::Pass {
+        input,
+        declarations: &declarations,
+        topology: &topology,
         diagnostics,
-    );
+    }
+    .check();
+    let mut exports = exports::Pass {
+        input,
+        declarations: &declarations,
+        policies: &policies,
+        diagnostics,
+    }
+    .check(&mut topology);
+    routes::Pass {
+        input,
+        declarations: &declarations,
+        topology: &topology,
+        policies: &policies,
+        diagnostics,
+    }
+    .check(&mut exports);
     exports.sort_by(|(a, _), (b, _)| {
         (&a.namespace, &a.name, a.cluster).cmp(&(&b.namespace, &b.name, b.cluster))
     });
-    opt_outs(sources, &topology, &exports, diagnostics);
-    dns_gateways(sources, &topology, &policies, &exports, diagnostics);
-    let passthrough = passthrough::check(sources, &declarations, &topology, &exports, diagnostics);
-    conflicts::check(
-        sources,
-        &topology.clusterset,
-        &mut exports,
-        options.resolve_conflicts,
+    let imports = Imports {
+        input,
+        topology: &topology,
+        policies: &policies,
+        exports: &exports,
         diagnostics,
-    );
-    if diagnostics.has_errors() {
+    };
+    imports.check();
+    let passthrough = passthrough::Pass {
+        input,
+        declarations: &declarations,
+        topology: &topology,
+        exports: &exports,
+        diagnostics,
+    }
+    .check();
+    conflicts::Pass {
+        input,
+        clusterset: &topology.clusterset,
+        resolve: options.resolve_conflicts,
+        diagnostics,
+    }
+    .check(&mut exports);
+    let loaded = errors_before == 0;
+    if !loaded || diagnostics.errors() > errors_before {
         return None;
     }
     Some(Model {
@@ -82,93 +122,97 @@ pub fn check(
     })
 }
 
-/// Importers rank a service's endpoints when it has several exporters or a fallback tunnel,
-/// and Istio ranks only the endpoints of STATIC ServiceEntries: for DNS-resolved ones,
-/// `failoverPriority` is ignored in 1.26-1.29 and applies to no subset in 1.30 (docs/mesh.md).
-/// So every exporter of such a service needs IP addresses.
-fn dns_gateways(
-    sources: &Sources,
-    topology: &topology::Topology,
-    policies: &std::collections::BTreeMap<String, (crate::model::WanPolicy, usize)>,
-    exports: &[(crate::model::Export, usize)],
-    diagnostics: &mut Diagnostics,
-) {
-    let clusters = &topology.clusterset.clusters;
-    // `exports` is sorted by service, so each service's exports are one run.
-    let services =
-        exports.chunk_by(|(a, _), (b, _)| (&a.namespace, &a.name) == (&b.namespace, &b.name));
-    for service in services {
-        for (export, doc) in service {
-            let siblings = service.len();
-            let fallback = export
-                .policies
-                .iter()
-                .any(|p| policies.get(p).is_some_and(|(p, _)| p.fallback.is_some()));
-            let cluster = &clusters[export.cluster];
-            let named = cluster
-                .addresses
-                .iter()
-                .position(|a| a.parse::<std::net::IpAddr>().is_err());
-            let (Some(j), true) = (named, siblings > 1 || fallback) else {
-                continue;
-            };
-            let pointer = match j {
-                0 => format!("/spec/clusters/{}/gateway/address", export.cluster),
-                _ => format!(
-                    "/spec/clusters/{}/gateway/nodeAddresses/{}",
-                    export.cluster,
-                    j - 1
-                ),
-            };
-            let why = if fallback {
-                "has a fallback tunnel"
-            } else {
-                "has several exporters"
-            };
-            diagnostics.push(
-            Diagnostic::error(
-                Code::GatewayAddressUnranked,
-                Some(sources.at(topology.doc, &pointer)),
-                format!("gateway address `{}` of cluster `{}` is a DNS name, but `{}/{}` {why}, so importers must rank its endpoints", cluster.addresses[j], cluster.name, export.namespace, export.name),
-            )
-            .also(Some(sources.at(*doc, "/metadata/name")), "exported here")
-            .hint("Istio orders the endpoints of STATIC ServiceEntries only; give the gateway's IP addresses (`address`, `nodeAddresses`)"),
-        );
-        }
-    }
+/// The rules of what clusters import, once every export is known: opt-outs and the
+/// gateway addresses importers rank.
+struct Imports<'a> {
+    input: Input<'a>,
+    topology: &'a topology::Topology,
+    policies: &'a Policies,
+    /// Sorted by service, so each service's exports are one run.
+    exports: &'a [(Export, usize)],
+    diagnostics: &'a mut Diagnostics,
 }
 
-/// An opt-out from importing a service no cluster exports is probably a typo.
-fn opt_outs(
-    sources: &Sources,
-    topology: &topology::Topology,
-    exports: &[(crate::model::Export, usize)],
-    diagnostics: &mut Diagnostics,
-) {
-    for (c, cluster) in topology.clusterset.clusters.iter().enumerate() {
-        for (j, skipped) in cluster.skip_imports.iter().enumerate() {
-            if !exports
-                .iter()
-                .any(|(e, _)| format!("{}/{}", e.namespace, e.name) == *skipped)
-            {
-                let known: Vec<String> = exports
+impl Imports<'_> {
+    fn check(mut self) {
+        self.opt_outs();
+        self.dns_gateways();
+    }
+
+    /// Importers rank a service's endpoints when it has several exporters or a fallback
+    /// tunnel, and Istio ranks only the endpoints of STATIC ServiceEntries: for DNS-resolved
+    /// ones, `failoverPriority` is ignored in 1.26-1.29 and applies to no subset in 1.30
+    /// (docs/mesh.md). So every exporter of such a service needs IP addresses.
+    fn dns_gateways(&mut self) {
+        let clusters = &self.topology.clusterset.clusters;
+        let exports = self.exports;
+        let services =
+            exports.chunk_by(|(a, _), (b, _)| (&a.namespace, &a.name) == (&b.namespace, &b.name));
+        for service in services {
+            for (export, doc) in service {
+                let fallback = export.policies.iter().any(|p| {
+                    self.policies
+                        .get(p)
+                        .is_some_and(|(p, _)| p.fallback.is_some())
+                });
+                let cluster = &clusters[export.cluster];
+                let named = cluster
+                    .addresses
                     .iter()
-                    .map(|(e, _)| format!("{}/{}", e.namespace, e.name))
-                    .collect();
-                let mut diagnostic = Diagnostic::warning(
-                    Code::ImportOptOutUnknown,
-                    Some(sources.at(topology.doc, &format!("/spec/clusters/{c}/skipImports/{j}"))),
-                    format!(
-                        "cluster `{}` opts out of importing `{skipped}`, which no cluster exports",
-                        cluster.name
-                    ),
+                    .position(|a| a.parse::<std::net::IpAddr>().is_err());
+                let (Some(j), true) = (named, service.len() > 1 || fallback) else {
+                    continue;
+                };
+                let gateway = self.topology.cluster_pointer(export.cluster).key("gateway");
+                let pointer = match j {
+                    0 => gateway.key("address"),
+                    _ => gateway.key("nodeAddresses").index(j - 1),
+                };
+                let diagnostic = diags::gateway_address_unranked(
+                    self.input.at(self.topology.doc, &pointer),
+                    &cluster.name,
+                    &cluster.addresses[j],
+                    &format!("{}/{}", export.namespace, export.name),
+                    fallback,
+                    self.input.at(*doc, &fields("metadata.name")),
                 );
-                if let Some(s) =
-                    crate::diagnostic::did_you_mean(skipped, known.iter().map(String::as_str))
-                {
-                    diagnostic = diagnostic.hint(format!("did you mean `{s}`?"));
+                self.diagnostics.push(diagnostic);
+            }
+        }
+    }
+
+    /// Where cluster `c` (an index into the model's clusters) declares that it skips
+    /// importing `skipped`: the model keeps the opt-outs sorted, not in declared order.
+    fn skip_import_pointer(&self, c: usize, skipped: &str) -> pointer::Pointer {
+        let list = self.topology.cluster_pointer(c).key("skipImports");
+        let declared = self.input.sources.documents[self.topology.doc]
+            .value
+            .pointer(list.as_str())
+            .and_then(Value::as_array)
+            .and_then(|items| items.iter().position(|item| item == skipped))
+            .unwrap_or_default();
+        list.index(declared)
+    }
+
+    /// An opt-out from importing a service no cluster exports is probably a typo.
+    fn opt_outs(&mut self) {
+        let exported: Vec<String> = self
+            .exports
+            .iter()
+            .map(|(e, _)| format!("{}/{}", e.namespace, e.name))
+            .collect();
+        for (c, cluster) in self.topology.clusterset.clusters.iter().enumerate() {
+            for skipped in &cluster.skip_imports {
+                if exported.contains(skipped) {
+                    continue;
                 }
-                diagnostics.push(diagnostic);
+                let pointer = self.skip_import_pointer(c, skipped);
+                self.diagnostics.push(diags::import_opt_out_unknown(
+                    self.input.at(self.topology.doc, &pointer),
+                    &cluster.name,
+                    skipped,
+                    exported.iter().map(String::as_str),
+                ));
             }
         }
     }

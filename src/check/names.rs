@@ -28,20 +28,6 @@ pub fn is_address(address: &str) -> bool {
     address.parse::<IpAddr>().is_ok() || is_dns1123_subdomain(address)
 }
 
-/// Why `name` is not a DNS-1123 label, for the diagnostic's hint.
-#[must_use]
-pub fn label_hint(name: &str) -> String {
-    if name.len() > 63 {
-        format!(
-            "a DNS-1123 label has at most 63 characters; this one has {}",
-            name.len()
-        )
-    } else {
-        "use lowercase letters, digits and `-`, starting and ending with a letter or digit"
-            .to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

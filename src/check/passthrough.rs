@@ -7,42 +7,56 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::check::documents::Declarations;
+use crate::check::documents::{Declarations, Located};
+use crate::check::names::{is_dns1123_label, is_dns1123_subdomain};
+use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::{check_namespace, Topology};
 use crate::conventions::GENERATED_PREFIX;
-use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::model::{Export, PassThrough};
-use crate::source::Sources;
+use crate::diagnostic::{did_you_mean, Diagnostics, Location};
+use crate::diags::{self, Name, NotImported};
+use crate::model::{ClusterSet, Export, PassThrough};
 
-pub fn check(
-    sources: &Sources,
-    declarations: &Declarations,
-    topology: &Topology,
-    exports: &[(Export, usize)],
-    diagnostics: &mut Diagnostics,
-) -> Vec<PassThrough> {
-    let clusterset = &topology.clusterset;
-    let suffix = format!(".svc.{}", clusterset.domain);
-    // Every exported host: its namespace, name, and the subsets mcwan generates for it.
-    let mut exported: BTreeMap<String, (&str, &str, BTreeSet<String>)> = BTreeMap::new();
-    for (export, _) in exports {
-        let host = format!("{}.{}{suffix}", export.name, export.namespace);
-        exported
-            .entry(host)
-            .or_insert_with(|| (&export.namespace, &export.name, BTreeSet::new()))
-            .2
-            .extend(export.policies.iter().cloned());
-    }
-    // A host cluster `c` imports: its namespace and generated subsets.
-    let imported = |c: usize, host: &str| {
-        exported
-            .get(host)
-            .filter(|(namespace, name, _)| clusterset.clusters[c].imports(namespace, name))
-            .map(|(namespace, _, subsets)| (*namespace, subsets))
-    };
-    let mut user_subsets: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
-    for (cluster, object) in &declarations.passthrough {
-        if object.value["kind"] == "DestinationRule" {
+/// The pass-through pass's inputs and its sink.
+pub struct Pass<'a> {
+    pub input: Input<'a>,
+    pub declarations: &'a Declarations,
+    pub topology: &'a Topology,
+    pub exports: &'a [(Export, usize)],
+    pub diagnostics: &'a mut Diagnostics,
+}
+
+/// Every exported clusterset host, and the subsets that user DestinationRules define.
+struct Hosts<'a> {
+    clusterset: &'a ClusterSet,
+    /// `.svc.<domain>`.
+    suffix: String,
+    /// Each exported host's namespace, name, and the subsets mcwan generates for it.
+    exported: BTreeMap<String, (&'a str, &'a str, BTreeSet<String>)>,
+    user_subsets: BTreeMap<(usize, String), BTreeSet<String>>,
+}
+
+impl<'a> Hosts<'a> {
+    fn new(
+        topology: &'a Topology,
+        exports: &'a [(Export, usize)],
+        declarations: &Declarations,
+    ) -> Self {
+        let clusterset = &topology.clusterset;
+        let suffix = format!(".svc.{}", clusterset.domain);
+        let mut exported: BTreeMap<String, (&str, &str, BTreeSet<String>)> = BTreeMap::new();
+        for (export, _) in exports {
+            let host = format!("{}.{}{suffix}", export.name, export.namespace);
+            exported
+                .entry(host)
+                .or_insert_with(|| (&export.namespace, &export.name, BTreeSet::new()))
+                .2
+                .extend(export.policies.iter().cloned());
+        }
+        let mut user_subsets: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+        for (cluster, object) in &declarations.passthrough {
+            if object.value["kind"] != "DestinationRule" {
+                continue;
+            }
             if let (Some(&c), Some(host)) = (
                 topology.by_name.get(cluster),
                 object.value["spec"]["host"].as_str(),
@@ -58,180 +72,276 @@ pub fn check(
                     .extend(names.map(str::to_owned));
             }
         }
+        Hosts {
+            clusterset,
+            suffix,
+            exported,
+            user_subsets,
+        }
     }
 
-    let mut seen: BTreeMap<(usize, String, String, String), usize> = BTreeMap::new();
-    let mut out = Vec::new();
-    for (cluster_name, object) in &declarations.passthrough {
-        let Some(&c) = topology.by_name.get(cluster_name) else {
-            continue;
-        };
-        let value = &object.value;
-        let at = |pointer: &str| Some(sources.at(object.doc, pointer));
-        let kind = value["kind"].as_str().unwrap_or_default().to_string();
-        let name = value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let namespace = value["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if !check_namespace(&namespace, at("/metadata/namespace"), diagnostics) {
-            continue;
-        }
-        if name.starts_with(GENERATED_PREFIX) || !crate::check::names::is_dns1123_subdomain(&name) {
-            diagnostics.push(
-                Diagnostic::error(Code::InvalidName, at("/metadata/name"), format!("{kind} name `{name}` is not a DNS-1123 name outside the `{GENERATED_PREFIX}` prefix"))
-                    .hint(format!("names starting with `{GENERATED_PREFIX}` are mcwan's; rename the object")),
+    /// A host cluster `c` imports: its namespace and generated subsets.
+    fn imported(&self, c: usize, host: &str) -> Option<(&str, &BTreeSet<String>)> {
+        self.exported
+            .get(host)
+            .filter(|(namespace, name, _)| self.clusterset.clusters[c].imports(namespace, name))
+            .map(|(namespace, _, subsets)| (*namespace, subsets))
+    }
+}
+
+/// One pass-through object being checked.
+struct Object<'o> {
+    located: &'o Located<Value>,
+    cluster: usize,
+    cluster_name: &'o str,
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl Object<'_> {
+    fn value(&self) -> &Value {
+        &self.located.value
+    }
+
+    /// `namespace/name`.
+    fn shown(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+impl Pass<'_> {
+    #[must_use]
+    pub fn check(mut self) -> Vec<PassThrough> {
+        let hosts = Hosts::new(self.topology, self.exports, self.declarations);
+        let mut seen: BTreeMap<(usize, String, String, String), usize> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (cluster_name, located) in &self.declarations.passthrough {
+            let Some(&cluster) = self.topology.by_name.get(cluster_name) else {
+                continue;
+            };
+            let Some(object) = self.object(located, cluster, cluster_name) else {
+                continue;
+            };
+            let key = (
+                cluster,
+                object.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
             );
-            continue;
-        }
-        if let Some(first) = seen.insert(
-            (c, kind.clone(), namespace.clone(), name.clone()),
-            object.doc,
-        ) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::ObjectDuplicate,
-                    at("/metadata/name"),
-                    format!(
-                        "{kind} `{namespace}/{name}` is declared twice in cluster `{cluster_name}`"
-                    ),
-                )
-                .also(
-                    Some(sources.at(first, "/metadata/name")),
-                    "first declared here",
-                ),
-            );
-            continue;
-        }
-        let errors_before = diagnostics.errors();
-        let mut destinations = BTreeSet::new();
-        for (pointer, host, subset) in destinations_of(value) {
-            if !host.ends_with(&suffix) {
+            if let Some(first) = seen.insert(key, located.doc) {
+                let name_at = |doc: usize| self.input.at(doc, &fields("metadata.name"));
+                self.diagnostics.push(diags::object_duplicate(
+                    name_at(located.doc),
+                    &object.kind,
+                    &object.shown(),
+                    Some(cluster_name),
+                    name_at(first),
+                ));
                 continue;
             }
-            let Some((_, generated)) = imported(c, &host) else {
-                let mut labels = host.split('.');
-                let (service, namespace) = (
-                    labels.next().unwrap_or_default(),
-                    labels.next().unwrap_or_default(),
-                );
-                if declarations.is_broken("Service", None, namespace, service)
-                    || declarations.is_broken("ServiceExport", None, namespace, service)
-                {
-                    // The export's own diagnostics explain why it is missing.
-                    continue;
-                }
-                let mut diagnostic = Diagnostic::error(
-                    Code::VirtualserviceUnknownImport,
-                    at(&pointer),
-                    format!("{kind} `{namespace}/{name}` sends to `{host}`, which cluster `{cluster_name}` does not import"),
-                );
-                let known = exported.keys().filter(|h| imported(c, h).is_some());
-                diagnostic = match did_you_mean(&host, known.map(String::as_str)) {
-                    Some(s) => diagnostic.hint(format!("did you mean `{s}`?")),
-                    None => diagnostic.hint(
-                        "export the service from some cluster, and give this cluster its namespace",
-                    ),
-                };
-                diagnostics.push(diagnostic);
+            let errors_before = self.diagnostics.errors();
+            let destinations = self.destinations(&hosts, &object);
+            if object.kind == "VirtualService" {
+                let imported_host = |host: &str| hosts.imported(cluster, host).is_some();
+                let input = self.input;
+                let at = |pointer: &Pointer| input.at(located.doc, pointer);
+                routes_to_clusterset(located, &imported_host, &at, self.diagnostics);
+            }
+            let virtual_hosts = self.claims(&hosts, &object, destinations.is_empty());
+            if self.diagnostics.errors() > errors_before {
+                continue;
+            }
+            out.push(PassThrough {
+                cluster,
+                object: located.value.clone(),
+                virtual_hosts,
+                destinations: destinations.into_iter().collect(),
+            });
+        }
+        out
+    }
+
+    fn at(&self, object: &Object, pointer: &Pointer) -> Location {
+        self.input.at(object.located.doc, pointer)
+    }
+
+    /// The object, if its namespace and name are valid.
+    fn object<'o>(
+        &mut self,
+        located: &'o Located<Value>,
+        cluster: usize,
+        cluster_name: &'o str,
+    ) -> Option<Object<'o>> {
+        let value = &located.value;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let object = Object {
+            located,
+            cluster,
+            cluster_name,
+            kind: text(&value["kind"]),
+            namespace: text(&value["metadata"]["namespace"]),
+            name: text(&value["metadata"]["name"]),
+        };
+        let at = self.at(&object, &fields("metadata.namespace"));
+        if !check_namespace(&object.namespace, Some(at), self.diagnostics) {
+            return None;
+        }
+        if object.name.starts_with(GENERATED_PREFIX) || !is_dns1123_subdomain(&object.name) {
+            let name = Name::PassThrough {
+                kind: &object.kind,
+                name: &object.name,
+                prefix: GENERATED_PREFIX,
+            };
+            let at = self.at(&object, &fields("metadata.name"));
+            self.diagnostics.push(diags::invalid_name(Some(at), name));
+            return None;
+        }
+        Some(object)
+    }
+
+    /// The imported clusterset hosts the object sends to; each clusterset host it sends to
+    /// must be imported, and each subset it names must be defined.
+    fn destinations(&mut self, hosts: &Hosts, object: &Object) -> BTreeSet<String> {
+        let mut destinations = BTreeSet::new();
+        for destination in destinations_of(object.value()) {
+            let host = &destination.host;
+            if !host.ends_with(&hosts.suffix) {
+                continue;
+            }
+            let Some((_, generated)) = hosts.imported(object.cluster, host) else {
+                self.not_imported(hosts, object, &destination);
                 continue;
             };
             destinations.insert(host.clone());
-            if let Some(subset) = subset {
-                let user = user_subsets.get(&(c, host.clone()));
-                if !generated.contains(&subset) && !user.is_some_and(|u| u.contains(&subset)) {
-                    let mut known: Vec<&str> = generated.iter().map(String::as_str).collect();
-                    known.extend(user.into_iter().flatten().map(String::as_str));
-                    diagnostics.push(
-                        Diagnostic::error(
-                            Code::VirtualserviceUnknownSubset,
-                            at(&format!("{}/subset", pointer.trim_end_matches("/host"))),
-                            format!("{kind} `{namespace}/{name}` routes to subset `{subset}` of `{host}`, which no DestinationRule defines"),
-                        )
-                        .hint(format!("subsets of `{host}`: {}", known.join(", "))),
-                    );
-                }
+            let (Some(subset), Some(subset_at)) = (&destination.subset, &destination.subset_at)
+            else {
+                continue;
+            };
+            let user = hosts.user_subsets.get(&(object.cluster, host.clone()));
+            if !generated.contains(subset) && !user.is_some_and(|u| u.contains(subset)) {
+                let mut known: Vec<&str> = generated.iter().map(String::as_str).collect();
+                known.extend(user.into_iter().flatten().map(String::as_str));
+                self.diagnostics.push(diags::virtualservice_unknown_subset(
+                    self.at(object, subset_at),
+                    &object.kind,
+                    &object.shown(),
+                    subset,
+                    host,
+                    &known,
+                ));
             }
         }
-        if kind == "VirtualService" {
-            let imported_host = |host: &str| imported(c, host).is_some();
-            routes_to_clusterset(value, &imported_host, &|pointer| at(pointer), diagnostics);
+        destinations
+    }
+
+    /// A clusterset host the object sends to that its cluster does not import, unless the
+    /// Service or export of that name is declared broken.
+    fn not_imported(&mut self, hosts: &Hosts, object: &Object, destination: &Destination) {
+        let host = &destination.host;
+        let mut labels = host.split('.');
+        let (service, namespace) = (
+            labels.next().unwrap_or_default(),
+            labels.next().unwrap_or_default(),
+        );
+        if self
+            .declarations
+            .is_broken("Service", None, namespace, service)
+            || self
+                .declarations
+                .is_broken("ServiceExport", None, namespace, service)
+        {
+            // The export's own diagnostics explain why it is missing.
+            return;
         }
-        let claimed: Vec<(String, String)> = match kind.as_str() {
+        let known = hosts
+            .exported
+            .keys()
+            .filter(|h| hosts.imported(object.cluster, h).is_some());
+        let why = NotImported::SendsTo {
+            cluster: object.cluster_name,
+            suggestion: did_you_mean(host, known.map(String::as_str)),
+        };
+        // Named with the host's namespace, as it always was.
+        let shown = format!("{namespace}/{}", object.name);
+        self.diagnostics.push(diags::virtualservice_unknown_import(
+            self.at(object, &destination.host_at),
+            &object.kind,
+            &shown,
+            host,
+            why,
+        ));
+    }
+
+    /// The hosts the object claims: none may be one mcwan generates objects for in the same
+    /// namespace; a VirtualService's clusterset hosts that no cluster exports are virtual
+    /// hosts mcwan registers, which take their ports from the imported hosts it routes to.
+    fn claims(&mut self, hosts: &Hosts, object: &Object, routes_nowhere: bool) -> Vec<String> {
+        let value = object.value();
+        let claimed: Vec<(Pointer, String)> = match object.kind.as_str() {
             "VirtualService" => value["spec"]["hosts"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .enumerate()
-                .filter_map(|(i, h)| Some((format!("/spec/hosts/{i}"), h.as_str()?.to_string())))
+                .filter_map(|(i, h)| Some((fields("spec.hosts").index(i), h.as_str()?.to_string())))
                 .collect(),
             _ => value["spec"]["host"]
                 .as_str()
-                .map(|h| ("/spec/host".to_string(), h.to_string()))
+                .map(|h| (fields("spec.host"), h.to_string()))
                 .into_iter()
                 .collect(),
         };
-        let claimed_hosts: Vec<String> = claimed.iter().map(|(_, h)| h.clone()).collect();
         let mut virtual_hosts = Vec::new();
-        for (pointer, host) in claimed {
-            match imported(c, &host) {
-                Some((import_namespace, _)) if import_namespace == namespace => diagnostics.push(
-                    Diagnostic::error(
-                        Code::PassthroughHostCollision,
-                        at(&pointer),
-                        format!("{kind} `{namespace}/{name}` claims `{host}`, for which mcwan generates a {kind} in the same namespace"),
-                    )
-                    .hint("Istio merges such objects unpredictably; route to the imported host from another host, or refine the export with a WANRoute"),
-                ),
-                // A clusterset host mcwan registers must be a DNS name of `<svc>.<ns>` labels:
-                // it names the ServiceEntry mcwan writes for it.
-                None if kind == "VirtualService" && host.ends_with(&suffix) => {
-                    let labels: Vec<&str> = host.strip_suffix(&suffix).unwrap_or_default().split('.').collect();
-                    if labels.len() == 2 && labels.iter().all(|l| crate::check::names::is_dns1123_label(l)) {
-                        virtual_hosts.push(host);
+        for (pointer, host) in &claimed {
+            match hosts.imported(object.cluster, host) {
+                Some((import_namespace, _)) if import_namespace == object.namespace => {
+                    self.diagnostics.push(diags::passthrough_host_collision(
+                        self.at(object, pointer),
+                        &object.kind,
+                        &object.shown(),
+                        host,
+                    ));
+                }
+                // A clusterset host mcwan registers must be a DNS name of `<svc>.<ns>`
+                // labels: it names the ServiceEntry mcwan writes for it.
+                None if object.kind == "VirtualService" && host.ends_with(&hosts.suffix) => {
+                    let labels: Vec<&str> = host
+                        .strip_suffix(&hosts.suffix)
+                        .unwrap_or_default()
+                        .split('.')
+                        .collect();
+                    if labels.len() == 2 && labels.iter().all(|l| is_dns1123_label(l)) {
+                        virtual_hosts.push(host.clone());
                     } else {
-                        diagnostics.push(
-                            Diagnostic::error(
-                                Code::InvalidName,
-                                at(&pointer),
-                                format!("{kind} `{namespace}/{name}` claims `{host}`, which is not `<service>.<namespace>{suffix}` with DNS-1123 labels"),
-                            )
-                            .hint("clusterset hosts name a service and a namespace, in lowercase letters, digits and `-`"),
-                        );
+                        let name = Name::ClaimedHost {
+                            kind: &object.kind,
+                            object: &object.shown(),
+                            host,
+                            suffix: &hosts.suffix,
+                        };
+                        let at = self.at(object, pointer);
+                        self.diagnostics.push(diags::invalid_name(Some(at), name));
                     }
                 }
                 _ => {}
             }
         }
-        // A registered host takes its ports from the imported hosts the object routes to.
-        if let (Some(host), true) = (virtual_hosts.first(), destinations.is_empty()) {
-            let index = claimed_hosts
+        if let (Some(host), true) = (virtual_hosts.first(), routes_nowhere) {
+            let index = claimed
                 .iter()
-                .position(|h| h == host)
+                .position(|(_, h)| h == host)
                 .unwrap_or_default();
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::VirtualserviceUnknownImport,
-                    at(&format!("/spec/hosts/{index}")),
-                    format!("{kind} `{namespace}/{name}` claims `{host}`, which no cluster exports, and routes to no imported host, so mcwan cannot tell which ports to register it on"),
-                )
-                .hint("route it to an imported host, such as `<service>.<namespace>` of an export"),
-            );
+            self.diagnostics.push(diags::virtualservice_unknown_import(
+                self.at(object, &fields("spec.hosts").index(index)),
+                &object.kind,
+                &object.shown(),
+                host,
+                NotImported::Claims,
+            ));
         }
-        if diagnostics.errors() > errors_before {
-            continue;
-        }
-        out.push(PassThrough {
-            cluster: c,
-            object: value.clone(),
-            virtual_hosts,
-            destinations: destinations.into_iter().collect(),
-        });
+        virtual_hosts
     }
-    out
 }
 
 /// A sidecar applies one VirtualService per host and does not chain them, so a user route to
@@ -242,11 +352,12 @@ pub fn check(
 /// into the upstream Host (pilot/pkg/networking/core/route/route.go). The policy's timeout
 /// and retries do not apply either: a warning says so.
 fn routes_to_clusterset(
-    value: &Value,
+    located: &Located<Value>,
     imported: &dyn Fn(&str) -> bool,
-    at: &dyn Fn(&str) -> Option<crate::diagnostic::Location>,
+    at: &dyn Fn(&Pointer) -> Location,
     diagnostics: &mut Diagnostics,
 ) {
+    let value = &located.value;
     let spec = &value["spec"];
     let name = format!(
         "{}/{}",
@@ -267,16 +378,13 @@ fn routes_to_clusterset(
                 continue;
             };
             reaches = true;
-            let pointer = format!("/spec/http/{i}/route/{j}/destination/host");
+            let pointer = fields("spec.http")
+                .index(i)
+                .key("route")
+                .index(j)
+                .fields("destination.host");
             if destination["subset"].is_null() {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::VirtualserviceNoSubset,
-                        at(&pointer),
-                        format!("VirtualService `{name}` sends to `{host}` without a subset, so its requests would take the endpoints of every WAN policy, over every tunnel"),
-                    )
-                    .hint("name the subset of the WAN policy these requests must take (the DestinationRule `mcw-<service>` lists them)"),
-                );
+                diagnostics.push(diags::virtualservice_no_subset(at(&pointer), &name, host));
             }
             // Istio's precedence: the route's `rewrite.authority`, then a Host the route's
             // headers set, then one the destination's headers set.
@@ -286,25 +394,18 @@ fn routes_to_clusterset(
                 .or_else(|| set_host(&target["headers"]));
             let arrives_as_host = own.iter().all(|h| *h == host);
             if authority.map_or(!arrives_as_host, |a| a != host) {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::VirtualserviceHostNotRewritten,
-                        at(&pointer),
-                        format!("VirtualService `{name}` sends to `{host}` with the Host `{}`, which no HTTPRoute of the exporters accepts (they answer 404)", authority.unwrap_or(own.first().copied().unwrap_or_default())),
-                    )
-                    .hint(format!("set the Host to the destination: `headers: {{request: {{set: {{host: {host}}}}}}}` on this destination, or `rewrite: {{authority: {host}}}` on the route when it has one destination")),
-                );
+                let sent = authority.unwrap_or(own.first().copied().unwrap_or_default());
+                diagnostics.push(diags::virtualservice_host_not_rewritten(
+                    at(&pointer),
+                    &name,
+                    host,
+                    sent,
+                ));
             }
         }
         if reaches && (route["timeout"].is_null() || route["retries"].is_null()) {
-            diagnostics.push(
-                Diagnostic::warning(
-                    Code::VirtualserviceNoResilience,
-                    at(&format!("/spec/http/{i}")),
-                    format!("VirtualService `{name}` sends to clusterset hosts without its own `timeout` and `retries`; the WAN policy's, which mcwan's generated route carries, do not apply to it"),
-                )
-                .hint("copy `timeout` and `retries` from the generated VirtualService `mcw-<service>` of the destination"),
-            );
+            let at = at(&fields("spec.http").index(i));
+            diagnostics.push(diags::virtualservice_no_resilience(at, &name));
         }
     }
 }
@@ -319,46 +420,56 @@ fn set_host(headers: &Value) -> Option<&str> {
         .as_str()
 }
 
-/// Every `(pointer, host, subset)` a VirtualService routes or mirrors to, or the host of a
-/// DestinationRule.
-fn destinations_of(value: &Value) -> Vec<(String, String, Option<String>)> {
+/// A host a VirtualService routes or mirrors to, or the host of a DestinationRule.
+struct Destination {
+    host: String,
+    host_at: Pointer,
+    subset: Option<String>,
+    /// Where a subset is named; a DestinationRule's host has none.
+    subset_at: Option<Pointer>,
+}
+
+/// Every host a VirtualService routes or mirrors to, or the host of a DestinationRule.
+fn destinations_of(value: &Value) -> Vec<Destination> {
     let mut out = Vec::new();
     let spec = &value["spec"];
     if value["kind"] == "DestinationRule" {
         if let Some(host) = spec["host"].as_str() {
-            out.push(("/spec/host".to_string(), host.to_string(), None));
+            out.push(Destination {
+                host: host.to_string(),
+                host_at: fields("spec.host"),
+                subset: None,
+                subset_at: None,
+            });
         }
         return out;
     }
-    let mut destination = |pointer: String, d: &Value| {
+    let mut destination = |pointer: Pointer, d: &Value| {
         if let Some(host) = d["host"].as_str() {
-            out.push((
-                format!("{pointer}/host"),
-                host.to_string(),
-                d["subset"].as_str().map(str::to_owned),
-            ));
+            out.push(Destination {
+                host: host.to_string(),
+                host_at: pointer.clone().key("host"),
+                subset: d["subset"].as_str().map(str::to_owned),
+                subset_at: Some(pointer.key("subset")),
+            });
         }
     };
     for protocol in ["http", "tcp", "tls"] {
         for (i, route) in spec[protocol].as_array().into_iter().flatten().enumerate() {
-            let base = format!("/spec/{protocol}/{i}");
+            let base = fields("spec").key(protocol).index(i);
             for (j, target) in route["route"].as_array().into_iter().flatten().enumerate() {
-                destination(
-                    format!("{base}/route/{j}/destination"),
-                    &target["destination"],
-                );
+                let pointer = base.clone().key("route").index(j).key("destination");
+                destination(pointer, &target["destination"]);
             }
-            destination(format!("{base}/mirror"), &route["mirror"]);
+            destination(base.clone().key("mirror"), &route["mirror"]);
             for (j, mirror) in route["mirrors"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .enumerate()
             {
-                destination(
-                    format!("{base}/mirrors/{j}/destination"),
-                    &mirror["destination"],
-                );
+                let pointer = base.clone().key("mirrors").index(j).key("destination");
+                destination(pointer, &mirror["destination"]);
             }
         }
     }

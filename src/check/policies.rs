@@ -3,16 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use crate::check::documents::{quoted, Declarations};
-use crate::check::names::{is_dns1123_label, label_hint};
+use crate::check::documents::Declarations;
+use crate::check::names::is_dns1123_label;
+use crate::check::pointer::{fields, Input};
 use crate::check::topology::Topology;
-use crate::diagnostic::Location;
-use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::check::Policies;
+use crate::diagnostic::{Diagnostics, Location};
+use crate::diags::{self, Invalid, Name};
 use crate::model::{Exposure, Millis, Resilience, Sla, WanPolicy};
-use crate::schema::field_path;
-use crate::source::Sources;
 use crate::spec;
 use crate::value_diff::leaf_differences;
 
@@ -21,47 +19,54 @@ const ISTIO_RESERVED_PORTS: std::ops::RangeInclusive<u16> = 15000..=15090;
 /// The default Kubernetes NodePort range.
 const NODE_PORT_RANGE: std::ops::RangeInclusive<u16> = 30000..=32767;
 
-/// The global WAN policies by name, with the document of each.
 /// Gateway API's limit on listeners in one Gateway.
 const MAX_LISTENERS: usize = 64;
 
-pub fn check(
-    sources: &Sources,
-    declarations: &Declarations,
-    topology: &Topology,
-    diagnostics: &mut Diagnostics,
-) -> BTreeMap<String, (WanPolicy, usize)> {
-    let mut policies: BTreeMap<String, (WanPolicy, usize)> = BTreeMap::new();
-    for raw in &declarations.policies {
+/// The WAN policies pass's inputs and its sink.
+pub struct Pass<'a> {
+    pub input: Input<'a>,
+    pub declarations: &'a Declarations,
+    pub topology: &'a Topology,
+    pub diagnostics: &'a mut Diagnostics,
+}
+
+impl Pass<'_> {
+    /// The global WAN policies by name, with the document of each.
+    #[must_use]
+    pub fn check(mut self) -> Policies {
+        let mut policies = Policies::new();
+        for raw in &self.declarations.policies {
+            if let Some(policy) = self.policy(raw, &policies) {
+                policies.insert(policy.name.clone(), (policy, raw.doc));
+            }
+        }
+        self.check_fallbacks(&policies);
+        self.check_ports(&policies);
+        self.check_fabric(&policies);
+        self.check_copies(&policies);
+        self.check_count(&policies);
+        self.check_default(&policies);
+        policies
+    }
+
+    /// One global policy, unless its name is invalid or taken.
+    fn policy(
+        &mut self,
+        raw: &crate::check::documents::Located<spec::WanPolicy>,
+        policies: &Policies,
+    ) -> Option<WanPolicy> {
         let name = &raw.value.metadata.name;
-        let at = |pointer: &str| Some(sources.at(raw.doc, pointer));
+        let name_at = self.input.at(raw.doc, &fields("metadata.name"));
         if !is_dns1123_label(name) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::InvalidName,
-                    at("/metadata/name"),
-                    format!("WAN policy name `{name}` is not a DNS-1123 label"),
-                )
-                .hint(format!(
-                    "{}; the name becomes a Gateway listener and an Istio subset",
-                    label_hint(name)
-                )),
-            );
-            continue;
+            let diagnostic = diags::invalid_name(Some(name_at), Name::WanPolicy(name));
+            self.diagnostics.push(diagnostic);
+            return None;
         }
         if let Some((_, first)) = policies.get(name) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::ObjectDuplicate,
-                    at("/metadata/name"),
-                    format!("WAN policy `{name}` is declared twice"),
-                )
-                .also(
-                    Some(sources.at(*first, "/metadata/name")),
-                    "first declared here",
-                ),
-            );
-            continue;
+            let first = self.input.at(*first, &fields("metadata.name"));
+            let diagnostic = diags::object_duplicate(name_at, "WANPolicy", name, None, first);
+            self.diagnostics.push(diagnostic);
+            return None;
         }
         let spec = &raw.value.spec;
         let sla = Sla {
@@ -69,113 +74,195 @@ pub fn check(
             latency_ms: spec.sla.latency_ms.clone(),
             loss_percent: spec.sla.loss_percent.clone(),
         };
+        let input = self.input;
         let resilience = resilience(
             &spec.resilience,
             &sla,
-            &|p| sources.at(raw.doc, p),
-            diagnostics,
+            &|p| input.at(raw.doc, &fields(p)),
+            self.diagnostics,
         );
-        let policy = WanPolicy {
+        Some(WanPolicy {
             name: name.clone(),
             tunnel: spec.tunnel.clone(),
             port: spec.port,
             sla,
             fallback: spec.fallback.clone(),
             resilience,
+        })
+    }
+
+    /// Each policy is a listener of every ingress Gateway, which Gateway API caps at 64
+    /// (apis/v1/gateway_types.go, `Listeners` MaxItems, v1.2.0 L188-189).
+    fn check_count(&mut self, policies: &Policies) {
+        if let Some((name, (_, doc))) = policies.iter().nth(MAX_LISTENERS) {
+            self.diagnostics.push(diags::wanpolicy_too_many(
+                self.input.at(*doc, &fields("metadata.name")),
+                name,
+                policies.len(),
+                MAX_LISTENERS,
+            ));
+        }
+    }
+
+    /// The ClusterSet's default policy is declared.
+    fn check_default(&mut self, policies: &Policies) {
+        let Some(default) = &self.topology.default_policy else {
+            return;
         };
-        policies.insert(name.clone(), (policy, raw.doc));
-    }
-
-    check_fallbacks(sources, &policies, diagnostics);
-    check_ports(sources, &policies, topology, diagnostics);
-    check_fabric(sources, &policies, topology, diagnostics);
-    check_copies(sources, declarations, &policies, diagnostics);
-    // Each policy is a listener of every ingress Gateway, which Gateway API caps at 64
-    // (apis/v1/gateway_types.go, `Listeners` MaxItems, v1.2.0 L188-189).
-    if let Some((name, (_, doc))) = policies.iter().nth(MAX_LISTENERS) {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::WanpolicyTooMany,
-                Some(sources.at(*doc, "/metadata/name")),
-                format!("WAN policy `{name}` is one of {} WAN policies; a Gateway has at most {MAX_LISTENERS} listeners, one per policy", policies.len()),
-            )
-            .hint("merge policies that share a tunnel and SLA; the SD-WAN classifies by port, so each policy needs its own listener"),
-        );
-    }
-
-    if let Some(default) = &topology.default_policy {
         if !policies.contains_key(&default.value)
-            && !declarations.is_broken("WANPolicy", None, "", &default.value)
+            && !self
+                .declarations
+                .is_broken("WANPolicy", None, "", &default.value)
         {
-            let mut diagnostic = Diagnostic::error(
-                Code::DefaultPolicyUnknown,
-                Some(sources.at(default.doc, "/spec/defaultWANPolicy")),
-                format!("default WAN policy `{}` is not declared", default.value),
-            );
-            if let Some(s) = did_you_mean(&default.value, policies.keys().map(String::as_str)) {
-                diagnostic = diagnostic.hint(format!("did you mean `{s}`?"));
-            }
-            diagnostics.push(diagnostic);
+            self.diagnostics.push(diags::default_policy_unknown(
+                self.input.at(default.doc, &fields("spec.defaultWANPolicy")),
+                &default.value,
+                policies.keys().map(String::as_str),
+            ));
         }
     }
-    policies
-}
 
-fn check_ports(
-    sources: &Sources,
-    policies: &BTreeMap<String, (WanPolicy, usize)>,
-    topology: &Topology,
-    diagnostics: &mut Diagnostics,
-) {
-    let node_port_clusters: Vec<String> = topology
-        .clusterset
-        .clusters
-        .iter()
-        .filter(|c| c.exposure == Exposure::NodePort)
-        .map(|c| c.name.clone())
-        .collect();
-    let mut by_port: BTreeMap<u16, &str> = BTreeMap::new();
-    for (name, (policy, doc)) in policies {
-        let at = Some(sources.at(*doc, "/spec/port"));
-        if let Some(other) = by_port.get(&policy.port) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::WanpolicyPortClash,
+    /// Each policy has its own port, outside Istio's and, with NodePort gateways, inside
+    /// the NodePort range.
+    fn check_ports(&mut self, policies: &Policies) {
+        let node_port_clusters: Vec<String> = self
+            .topology
+            .clusterset
+            .clusters
+            .iter()
+            .filter(|c| c.exposure == Exposure::NodePort)
+            .map(|c| c.name.clone())
+            .collect();
+        let port_at = |doc: usize| self.input.at(doc, &fields("spec.port"));
+        let mut by_port: BTreeMap<u16, &str> = BTreeMap::new();
+        for (name, (policy, doc)) in policies {
+            let at = port_at(*doc);
+            if let Some(other) = by_port.get(&policy.port) {
+                self.diagnostics.push(diags::wanpolicy_port_clash(
                     at.clone(),
-                    format!("WAN policies `{other}` and `{name}` both use port {}", policy.port),
-                )
-                .also(Some(sources.at(policies[*other].1, "/spec/port")), format!("`{other}` uses it here"))
-                .hint("the SD-WAN classifies traffic by destination port, so every policy needs its own"),
-            );
-        } else {
-            by_port.insert(policy.port, name);
-        }
-        if ISTIO_RESERVED_PORTS.contains(&policy.port) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::WanpolicyPortReserved,
+                    other,
+                    name,
+                    policy.port,
+                    port_at(policies[*other].1),
+                ));
+            } else {
+                by_port.insert(policy.port, name);
+            }
+            if ISTIO_RESERVED_PORTS.contains(&policy.port) {
+                self.diagnostics.push(diags::wanpolicy_port_reserved(
                     at.clone(),
-                    format!(
-                        "port {} of WAN policy `{name}` is in Istio's reserved range 15000-15090",
-                        policy.port
-                    ),
-                )
-                .hint("Istio's proxies listen on these ports themselves; pick another port"),
-            );
-        }
-        if !node_port_clusters.is_empty() && !NODE_PORT_RANGE.contains(&policy.port) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::WanpolicyPortNotNodeport,
+                    name,
+                    policy.port,
+                ));
+            }
+            if !node_port_clusters.is_empty() && !NODE_PORT_RANGE.contains(&policy.port) {
+                self.diagnostics.push(diags::wanpolicy_port_not_nodeport(
                     at,
-                    format!(
-                        "port {} of WAN policy `{name}` is outside the NodePort range 30000-32767, but {} expose their gateway as NodePort",
-                        policy.port,
-                        quoted(&node_port_clusters)
-                    ),
-                )
-                .hint("NodePort gateways pin each listener's nodePort to its policy port; choose a port in 30000-32767"),
-            );
+                    name,
+                    policy.port,
+                    &node_port_clusters,
+                ));
+            }
+        }
+    }
+
+    /// A fallback names another declared policy.
+    fn check_fallbacks(&mut self, policies: &Policies) {
+        for (name, (policy, doc)) in policies {
+            let Some(fallback) = &policy.fallback else {
+                continue;
+            };
+            if fallback == name || !policies.contains_key(fallback) {
+                self.diagnostics.push(diags::wanpolicy_unknown_fallback(
+                    self.input.at(*doc, &fields("spec.fallback")),
+                    name,
+                    fallback,
+                    policies.keys().map(String::as_str).filter(|p| p != name),
+                ));
+            }
+        }
+    }
+
+    /// Every tunnel needs a TLOC colour for the fabric's policy, and vendors take the SLA in
+    /// whole numbers within fixed ranges.
+    fn check_fabric(&mut self, policies: &Policies) {
+        let sdwan = &self.topology.clusterset.sdwan;
+        for (name, (policy, doc)) in policies {
+            let color = sdwan.color(&policy.tunnel);
+            if !TLOC_COLORS.contains(&color) {
+                self.diagnostics.push(diags::sdwan_tunnel_no_color(
+                    self.input.at(*doc, &fields("spec.tunnel")),
+                    name,
+                    &policy.tunnel,
+                    TLOC_COLORS.iter().copied(),
+                ));
+            }
+            let whole = crate::fabric::WholeSla::of(&policy.sla);
+            if !whole.is_exact(&policy.sla) {
+                self.diagnostics.push(diags::sdwan_sla_rounded(
+                    self.input.at(*doc, &fields("spec.sla")),
+                    name,
+                    whole.latency_ms,
+                    whole.loss_percent,
+                    whole.jitter_ms,
+                ));
+            }
+        }
+    }
+
+    /// Copies of a policy in cluster directories equal its global definition, field by
+    /// field; a policy declared only in cluster directories lacks the global one.
+    fn check_copies(&mut self, policies: &Policies) {
+        let input = self.input;
+        let name_at = |doc: usize| input.at(doc, &fields("metadata.name"));
+        let mut orphans: BTreeMap<&str, Vec<(&str, Location)>> = BTreeMap::new();
+        let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for (cluster, copy) in &self.declarations.policy_copies {
+            let name = copy.value.metadata.name.as_str();
+            if let Some(first) = seen.insert((cluster, name), copy.doc) {
+                self.diagnostics.push(diags::object_duplicate(
+                    name_at(copy.doc),
+                    "WANPolicy",
+                    name,
+                    Some(cluster),
+                    name_at(first),
+                ));
+                continue;
+            }
+            let Some((_, global_doc)) = policies.get(name) else {
+                orphans
+                    .entry(name)
+                    .or_default()
+                    .push((cluster, name_at(copy.doc)));
+                continue;
+            };
+            self.compare_copy(name, cluster, copy.doc, *global_doc);
+        }
+        for (name, copies) in orphans {
+            self.diagnostics
+                .push(diags::wanpolicy_missing_global(name, copies));
+        }
+    }
+
+    fn compare_copy(&mut self, name: &str, cluster: &str, doc: usize, global_doc: usize) {
+        let documents = &self.input.sources.documents;
+        let differences = leaf_differences(
+            &documents[doc].value["spec"],
+            &documents[global_doc].value["spec"],
+        );
+        // The pointers are the documents' own, so they need no check against the schema.
+        let sources = self.input.sources;
+        for (pointer, here, global) in differences {
+            let pointer = format!("/spec{pointer}");
+            self.diagnostics.push(diags::wanpolicy_inconsistent(
+                sources.at(doc, &pointer),
+                name,
+                cluster,
+                &pointer,
+                &here,
+                &global,
+                sources.at(global_doc, &pointer),
+            ));
         }
     }
 }
@@ -188,93 +275,58 @@ fn resilience(
     diagnostics: &mut Diagnostics,
 ) -> Resilience {
     let mut out = Resilience::derive(sla);
-    let mut duration = |value: &Option<String>, pointer: &str, target: &mut Millis| {
+    let mut duration = |value: &Option<String>, path: &str, target: &mut Millis| {
         if let Some(text) = value {
             match Millis::parse(text) {
                 Some(parsed) => *target = parsed,
-                None => diagnostics.push(
-                    Diagnostic::error(
-                        Code::InvalidValue,
-                        Some(at(pointer)),
-                        format!("`{text}` is not a duration between 1ms and 24h"),
-                    )
-                    .hint("write a number and a unit: `250ms`, `1.5s`, `2m`"),
-                ),
+                None => diagnostics.push(diags::invalid_value(
+                    at(&format!("spec.resilience.{path}")),
+                    Invalid::Duration(text),
+                )),
             }
         }
     };
-    let base = "/spec/resilience";
+    let retries = &declared.retries;
+    let outlier = &declared.outlier_detection;
+    duration(&declared.timeout, "timeout", &mut out.timeout);
     duration(
-        &declared.timeout,
-        &format!("{base}/timeout"),
-        &mut out.timeout,
-    );
-    duration(
-        &declared.retries.per_try_timeout,
-        &format!("{base}/retries/perTryTimeout"),
+        &retries.per_try_timeout,
+        "retries.perTryTimeout",
         &mut out.per_try_timeout,
     );
     duration(
-        &declared.outlier_detection.interval,
-        &format!("{base}/outlierDetection/interval"),
+        &outlier.interval,
+        "outlierDetection.interval",
         &mut out.interval,
     );
     duration(
-        &declared.outlier_detection.base_ejection_time,
-        &format!("{base}/outlierDetection/baseEjectionTime"),
+        &outlier.base_ejection_time,
+        "outlierDetection.baseEjectionTime",
         &mut out.base_ejection_time,
     );
     duration(
         &declared.connection_pool.connect_timeout,
-        &format!("{base}/connectionPool/connectTimeout"),
+        "connectionPool.connectTimeout",
         &mut out.connect_timeout,
     );
-    if let Some(attempts) = declared.retries.attempts {
+    if let Some(attempts) = retries.attempts {
         out.attempts = attempts;
     }
     // As for the annotations: changed retries keep a timeout that covers every try.
-    let retries_changed =
-        declared.retries.attempts.is_some() || declared.retries.per_try_timeout.is_some();
+    let retries_changed = retries.attempts.is_some() || retries.per_try_timeout.is_some();
     if declared.timeout.is_none() && retries_changed {
         out.timeout = Millis(out.per_try_timeout.0 * u64::from(out.attempts + 1));
     }
-    if let Some(retry_on) = &declared.retries.retry_on {
+    if let Some(retry_on) = &retries.retry_on {
         out.retry_on = Some(retry_on.clone());
     }
-    if let Some(errors) = declared.outlier_detection.consecutive_gateway_errors {
+    if let Some(errors) = outlier.consecutive_gateway_errors {
         out.consecutive_gateway_errors = errors;
     }
-    if let Some(errors) = declared.outlier_detection.consecutive_5xx_errors {
+    if let Some(errors) = outlier.consecutive_5xx_errors {
         out.consecutive_5xx_errors = errors;
     }
     out
-}
-
-/// A fallback names another declared policy.
-fn check_fallbacks(
-    sources: &Sources,
-    policies: &BTreeMap<String, (WanPolicy, usize)>,
-    diagnostics: &mut Diagnostics,
-) {
-    for (name, (policy, doc)) in policies {
-        let Some(fallback) = &policy.fallback else {
-            continue;
-        };
-        if fallback == name || !policies.contains_key(fallback) {
-            let mut diagnostic = Diagnostic::error(
-                Code::WanpolicyUnknownFallback,
-                Some(sources.at(*doc, "/spec/fallback")),
-                format!("WAN policy `{name}` falls back to `{fallback}`, which is not another declared WAN policy"),
-            );
-            if let Some(s) = did_you_mean(
-                fallback,
-                policies.keys().map(String::as_str).filter(|p| p != name),
-            ) {
-                diagnostic = diagnostic.hint(format!("did you mean `{s}`?"));
-            }
-            diagnostics.push(diagnostic);
-        }
-    }
 }
 
 /// The colours a Cisco SD-WAN TLOC may have; a tunnel maps to one of them.
@@ -302,130 +354,6 @@ pub const TLOC_COLORS: &[&str] = &[
     "red",
     "silver",
 ];
-
-/// Every tunnel needs a TLOC colour for the fabric's policy, and vendors take the SLA in
-/// whole numbers within fixed ranges.
-fn check_fabric(
-    sources: &Sources,
-    policies: &BTreeMap<String, (WanPolicy, usize)>,
-    topology: &Topology,
-    diagnostics: &mut Diagnostics,
-) {
-    let sdwan = &topology.clusterset.sdwan;
-    for (name, (policy, doc)) in policies {
-        let color = sdwan.color(&policy.tunnel);
-        if !TLOC_COLORS.contains(&color) {
-            let mut diagnostic = Diagnostic::error(
-                Code::SdwanTunnelNoColor,
-                Some(sources.at(*doc, "/spec/tunnel")),
-                format!(
-                    "tunnel `{}` of WAN policy `{name}` has no SD-WAN colour",
-                    policy.tunnel
-                ),
-            );
-            diagnostic = match did_you_mean(&policy.tunnel, TLOC_COLORS.iter().copied()) {
-                Some(s) => diagnostic.hint(format!("did you mean the colour `{s}`? Otherwise map it in the ClusterSet: `sdwan.colors.{}: <colour>`", policy.tunnel)),
-                None => diagnostic.hint(format!("map it in the ClusterSet: `sdwan.colors.{}: <colour>`, e.g. `biz-internet`", policy.tunnel)),
-            };
-            diagnostics.push(diagnostic);
-        }
-        let whole = crate::fabric::WholeSla::of(&policy.sla);
-        if !whole.is_exact(&policy.sla) {
-            diagnostics.push(
-                Diagnostic::warning(
-                    Code::SdwanSlaRounded,
-                    Some(sources.at(*doc, "/spec/sla")),
-                    format!(
-                        "the SLA of WAN policy `{name}` is not whole numbers within vendor ranges; the Cisco policy uses latency {} ms, loss {} %, jitter {} ms",
-                        whole.latency_ms, whole.loss_percent, whole.jitter_ms
-                    ),
-                )
-                .hint("Cisco SD-WAN SLA classes take whole numbers: latency and jitter 1-1000 ms, loss 1-100 %"),
-            );
-        }
-    }
-}
-
-fn check_copies(
-    sources: &Sources,
-    declarations: &Declarations,
-    policies: &BTreeMap<String, (WanPolicy, usize)>,
-    diagnostics: &mut Diagnostics,
-) {
-    let mut orphans: BTreeMap<&str, Vec<(&str, usize)>> = BTreeMap::new();
-    let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for (cluster, copy) in &declarations.policy_copies {
-        let name = copy.value.metadata.name.as_str();
-        if let Some(first) = seen.insert((cluster, name), copy.doc) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::ObjectDuplicate,
-                    Some(sources.at(copy.doc, "/metadata/name")),
-                    format!("WAN policy `{name}` is declared twice in cluster `{cluster}`"),
-                )
-                .also(
-                    Some(sources.at(first, "/metadata/name")),
-                    "first declared here",
-                ),
-            );
-            continue;
-        }
-        let Some((_, global_doc)) = policies.get(name) else {
-            orphans.entry(name).or_default().push((cluster, copy.doc));
-            continue;
-        };
-        let differences = leaf_differences(
-            &sources.documents[copy.doc].value["spec"],
-            &sources.documents[*global_doc].value["spec"],
-        );
-        for (pointer, here, global) in differences {
-            let (pointer, here, global) = (format!("/spec{pointer}"), show(&here), show(&global));
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::WanpolicyInconsistent,
-                    Some(sources.at(copy.doc, &pointer)),
-                    format!(
-                        "WAN policy `{name}` in cluster `{cluster}` differs from the global definition: `{}` is {here} here but {global} globally",
-                        field_path(&pointer)
-                    ),
-                )
-                .also(Some(sources.at(*global_doc, &pointer)), "global definition")
-                .hint("every cluster must see the same WAN policy; fix or delete the copy (mcwan emits the global one everywhere)"),
-            );
-        }
-    }
-    for (name, copies) in orphans {
-        let clusters: Vec<String> = copies.iter().map(|(c, _)| (*c).to_string()).collect();
-        let mut diagnostic = Diagnostic::error(
-            Code::WanpolicyMissingGlobal,
-            Some(sources.at(copies[0].1, "/metadata/name")),
-            format!(
-                "WAN policy `{name}` is declared only in {} {}, so the other clusters lack it",
-                if clusters.len() == 1 {
-                    "cluster"
-                } else {
-                    "clusters"
-                },
-                quoted(&clusters)
-            ),
-        )
-        .hint("move the definition to `policies/`, so that every cluster gets the same policy");
-        for (cluster, doc) in &copies[1..] {
-            diagnostic = diagnostic.also(
-                Some(sources.at(*doc, "/metadata/name")),
-                format!("also in cluster `{cluster}`"),
-            );
-        }
-        diagnostics.push(diagnostic);
-    }
-}
-
-fn show(value: &Value) -> String {
-    match value {
-        Value::Null => "absent".to_string(),
-        other => format!("`{other}`"),
-    }
-}
 
 #[cfg(test)]
 mod tests {

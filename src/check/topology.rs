@@ -5,11 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::check::documents::{Declarations, Located};
-use crate::check::names::{is_address, is_dns1123_label, is_dns1123_subdomain, label_hint};
+use crate::check::names::{is_address, is_dns1123_label, is_dns1123_subdomain};
+use crate::check::pointer::{fields, Input, Pointer};
 use crate::conventions::{FABRIC_DIRECTORY, GATEWAY_NAME, RESERVED_NAMESPACE};
-use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostics, Location};
+use crate::diags::{self, Name, TooLong};
 use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
-use crate::source::{Place, Sources};
+use crate::source::Place;
+use crate::spec;
 
 /// The validated topology and what later passes need to look clusters up.
 pub struct Topology {
@@ -19,165 +22,139 @@ pub struct Topology {
     pub default_policy: Option<Located<String>>,
     /// The ClusterSet's document.
     pub doc: usize,
+    /// Where each cluster of `clusterset.clusters` is declared: its index in `spec.clusters`.
+    pub declared_at: Vec<usize>,
 }
 
-pub fn check(
-    sources: &Sources,
-    declarations: &Declarations,
-    diagnostics: &mut Diagnostics,
-) -> Option<Topology> {
-    let Some(first) = declarations.clustersets.first() else {
-        if declarations.any_broken("ClusterSet") {
+impl Topology {
+    /// The pointer of cluster `cluster` (an index into `clusterset.clusters`).
+    #[must_use]
+    pub fn cluster_pointer(&self, cluster: usize) -> Pointer {
+        fields("spec.clusters").index(self.declared_at[cluster])
+    }
+}
+
+/// The topology pass's inputs and its sink.
+pub struct Pass<'a> {
+    pub input: Input<'a>,
+    pub declarations: &'a Declarations,
+    pub diagnostics: &'a mut Diagnostics,
+}
+
+impl Pass<'_> {
+    /// The topology, or `None` without a ClusterSet.
+    #[must_use]
+    pub fn check(mut self) -> Option<Topology> {
+        let declarations = self.declarations;
+        let Some(first) = declarations.clustersets.first() else {
+            if !declarations.any_broken("ClusterSet") {
+                self.diagnostics.push(diags::clusterset_missing());
+            }
             return None;
+        };
+        let name_pointer = fields("kind");
+        for extra in &declarations.clustersets[1..] {
+            self.diagnostics.push(diags::clusterset_duplicate(
+                self.input.at(extra.doc, &name_pointer),
+                self.input.at(first.doc, &name_pointer),
+            ));
         }
-        diagnostics.push(
-            Diagnostic::error(Code::ClustersetMissing, None, "no ClusterSet found")
-                .hint("declare the topology as `kind: ClusterSet` in `clusterset.yaml` at the top of the repository"),
-        );
-        return None;
-    };
-    for extra in &declarations.clustersets[1..] {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::ClustersetDuplicate,
-                Some(sources.at(extra.doc, "/kind")),
-                "a second ClusterSet",
-            )
-            .also(Some(sources.at(first.doc, "/kind")), "the first ClusterSet")
-            .hint("a declarations repository describes exactly one clusterset"),
-        );
+        let doc = first.doc;
+        let spec = &first.value.spec;
+        let (domain, gateway_class_name) = self.names(first);
+        let mut clusters = Vec::new();
+        let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
+        let mut declared_at = Vec::new();
+        let input = self.input;
+        let name_at = |i: usize| input.at(doc, &fields("spec.clusters").index(i).key("name"));
+        for (i, raw) in spec.clusters.iter().enumerate() {
+            self.cluster_name(&raw.name, &name_at(i));
+            if let Some(&earlier) = by_name.get(&raw.name) {
+                let first = name_at(declared_at[earlier]);
+                self.diagnostics
+                    .push(diags::cluster_duplicate(name_at(i), &raw.name, first));
+                continue;
+            }
+            by_name.insert(raw.name.clone(), clusters.len());
+            declared_at.push(i);
+            clusters.push(self.cluster(doc, i, raw));
+        }
+        self.directories(&by_name);
+        Some(Topology {
+            clusterset: clusterset(&first.value, domain, gateway_class_name, clusters),
+            by_name,
+            default_policy: spec
+                .default_wan_policy
+                .clone()
+                .map(|value| Located { value, doc }),
+            doc,
+            declared_at,
+        })
     }
-    let doc = first.doc;
-    let spec = &first.value.spec;
-    let at = |pointer: &str| Some(sources.at(doc, pointer));
 
-    let name = &first.value.metadata.name;
-    if !is_dns1123_subdomain(name) {
-        diagnostics.push(
-            Diagnostic::error(Code::InvalidName, at("/metadata/name"), format!("ClusterSet name `{name}` is not a DNS-1123 name"))
-                .hint("the name labels the fabric's classification and policy; use lowercase letters, digits, `-` and `.`"),
-        );
+    /// Checks the ClusterSet's name, domain and gateway class; returns the domain and the
+    /// gateway class, defaults applied.
+    fn names(&mut self, clusterset: &Located<spec::ClusterSet>) -> (String, String) {
+        let input = self.input;
+        let at = |p: &str| input.at(clusterset.doc, &fields(p));
+        let spec = &clusterset.value.spec;
+        let name = &clusterset.value.metadata.name;
+        if !is_dns1123_subdomain(name) {
+            let diagnostic = diags::invalid_name(Some(at("metadata.name")), Name::ClusterSet(name));
+            self.diagnostics.push(diagnostic);
+        }
+        let domain = spec
+            .domain
+            .clone()
+            .unwrap_or_else(|| "clusterset.local".to_string());
+        if !is_dns1123_subdomain(&domain) {
+            let diagnostic = diags::invalid_name(Some(at("spec.domain")), Name::Domain(&domain));
+            self.diagnostics.push(diagnostic);
+        }
+        let gateway_class_name = spec
+            .gateway_class_name
+            .clone()
+            .unwrap_or_else(|| "istio".to_string());
+        let generated = format!("{GATEWAY_NAME}-{gateway_class_name}");
+        if !is_dns1123_label(&generated) {
+            self.diagnostics.push(diags::name_too_long(
+                at("spec.gatewayClassName"),
+                TooLong::IngressDeployment(&generated),
+            ));
+        }
+        (domain, gateway_class_name)
     }
-    let domain = spec
-        .domain
-        .clone()
-        .unwrap_or_else(|| "clusterset.local".to_string());
-    if !is_dns1123_subdomain(&domain) {
-        diagnostics.push(Diagnostic::error(
-            Code::InvalidName,
-            at("/spec/domain"),
-            format!("domain `{domain}` is not a DNS name"),
-        ));
-    }
-    let gateway_class_name = spec
-        .gateway_class_name
-        .clone()
-        .unwrap_or_else(|| "istio".to_string());
-    let generated = format!("{GATEWAY_NAME}-{gateway_class_name}");
-    if !is_dns1123_label(&generated) {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::NameTooLong,
-                at("/spec/gatewayClassName"),
-                format!("Istio would name the ingress deployment `{generated}`, which is not a valid DNS-1123 label"),
-            )
-            .hint(label_hint(&generated)),
-        );
-    }
-    let mcs_version = match spec.mcs_api_version.as_deref() {
-        Some("multicluster.x-k8s.io/v1beta1") => McsVersion::V1Beta1,
-        _ => McsVersion::V1Alpha1,
-    };
 
-    let mut clusters = Vec::new();
-    let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, raw) in spec.clusters.iter().enumerate() {
-        let base = format!("/spec/clusters/{i}");
-        if !is_dns1123_label(&raw.name) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::InvalidName,
-                    at(&format!("{base}/name")),
-                    format!("cluster name `{}` is not a DNS-1123 label", raw.name),
-                )
-                .hint(label_hint(&raw.name)),
-            );
-        } else if raw.name == FABRIC_DIRECTORY {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::InvalidName,
-                    at(&format!("{base}/name")),
-                    format!("cluster name `{FABRIC_DIRECTORY}` is taken: the output's `{FABRIC_DIRECTORY}/` holds the SD-WAN fabric's files"),
-                )
-                .hint("rename the cluster"),
-            );
-        }
-        if let Some(&earlier) = by_name.get(&raw.name) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::ClusterDuplicate,
-                    at(&format!("{base}/name")),
-                    format!("cluster `{}` is declared twice", raw.name),
-                )
-                .also(
-                    at(&format!("/spec/clusters/{earlier}/name")),
-                    "first declared here",
-                ),
-            );
-            continue;
-        }
+    /// A cluster name is a DNS-1123 label, and not the output's fabric directory.
+    fn cluster_name(&mut self, name: &str, at: &Location) {
+        let problem = if !is_dns1123_label(name) {
+            Name::Cluster(name)
+        } else if name == FABRIC_DIRECTORY {
+            Name::TakenCluster(name)
+        } else {
+            return;
+        };
+        self.diagnostics
+            .push(diags::invalid_name(Some(at.clone()), problem));
+    }
+
+    /// Checks one cluster's gateway and namespaces, `spec.clusters[i]` of document `doc`.
+    fn cluster(&mut self, doc: usize, i: usize, raw: &spec::Cluster) -> Cluster {
+        let base = fields("spec.clusters").index(i);
         let exposure = match raw.gateway.exposure.as_deref() {
             Some("NodePort") => Exposure::NodePort,
             Some("ClusterIP") => Exposure::ClusterIP,
             _ => Exposure::LoadBalancer,
         };
-        let mut addresses = vec![raw.gateway.address.clone()];
-        let pointers = std::iter::once(format!("{base}/gateway/address")).chain(
-            (0..raw.gateway.node_addresses.len())
-                .map(|j| format!("{base}/gateway/nodeAddresses/{j}")),
-        );
-        addresses.extend(raw.gateway.node_addresses.iter().cloned());
-        for (address, pointer) in addresses.iter().zip(pointers) {
-            if !is_address(address) {
-                diagnostics.push(
-                    Diagnostic::error(
-                        Code::InvalidAddress,
-                        at(&pointer),
-                        format!("gateway address `{address}` of cluster `{}` is neither an IP address nor a DNS name", raw.name),
-                    )
-                    .hint("give the address other clusters reach this cluster's east-west ingress at, across the SD-WAN"),
-                );
-            }
-        }
-        if !raw.gateway.node_addresses.is_empty() && exposure != Exposure::NodePort {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::GatewayAddresses,
-                    at(&format!("{base}/gateway/nodeAddresses")),
-                    format!("cluster `{}` lists node addresses for a {} gateway", raw.name, exposure.as_str()),
-                )
-                .hint("only a NodePort gateway is reached at several node addresses; a LoadBalancer or ClusterIP gateway has one address"),
-            );
-        }
-        if exposure == Exposure::LoadBalancer && raw.gateway.address.parse::<IpAddr>().is_err() {
-            diagnostics.push(
-                Diagnostic::warning(
-                    Code::GatewayAddressUnpinned,
-                    at(&format!("{base}/gateway/address")),
-                    format!("the LoadBalancer gateway of cluster `{}` cannot be pinned to the DNS name `{}`", raw.name, raw.gateway.address),
-                )
-                .hint("Istio pins a LoadBalancer to an IP address only (Gateway `spec.addresses`); give the IP address the load balancer must have, or make sure the name resolves to whatever the cloud assigns"),
-            );
-        }
+        let addresses = self.addresses(doc, &base, raw, exposure);
         let mut namespaces = BTreeSet::new();
         for (j, namespace) in raw.namespaces.iter().enumerate() {
-            let pointer = format!("{base}/namespaces/{j}");
-            if check_namespace(namespace, Some(sources.at(doc, &pointer)), diagnostics) {
+            let at = self.input.at(doc, &base.clone().key("namespaces").index(j));
+            if check_namespace(namespace, Some(at), self.diagnostics) {
                 namespaces.insert(namespace.clone());
             }
         }
-        by_name.insert(raw.name.clone(), clusters.len());
-        clusters.push(Cluster {
+        Cluster {
             name: raw.name.clone(),
             region: raw.region.clone(),
             zone: raw.zone.clone(),
@@ -187,44 +164,88 @@ pub fn check(
             exposure,
             namespaces,
             skip_imports: raw.skip_imports.iter().cloned().collect(),
-        });
-    }
-
-    let mut reported = BTreeSet::new();
-    for (d, document) in sources.documents.iter().enumerate() {
-        if let Place::Cluster(dir) = &document.place {
-            if !by_name.contains_key(dir) && reported.insert(dir.clone()) {
-                let mut diagnostic = Diagnostic::error(
-                    Code::ClusterUnknownDirectory,
-                    Some(sources.file_start(document.file)),
-                    format!("directory `clusters/{dir}` names no cluster of the ClusterSet"),
-                );
-                if let Some(s) = did_you_mean(dir, by_name.keys().map(String::as_str)) {
-                    diagnostic = diagnostic.hint(format!("did you mean `clusters/{s}`?"));
-                } else {
-                    diagnostic = diagnostic
-                        .hint("add the cluster to `clusterset.yaml`, or rename the directory");
-                }
-                diagnostics
-                    .push(diagnostic.also(Some(sources.at(d, "")), "declared in this directory"));
-            }
         }
     }
 
-    let default_policy = spec
-        .default_wan_policy
-        .clone()
-        .map(|value| Located { value, doc });
-    let sdwan = Sdwan {
-        vpns: spec.sdwan.vpns.clone().unwrap_or_else(|| vec![1]),
-        colors: spec.sdwan.colors.clone(),
-    };
-    let clusterset = ClusterSet {
-        name: first.value.metadata.name.clone(),
+    /// The gateway's addresses, each an IP address or a DNS name, several only for a
+    /// NodePort gateway; a LoadBalancer is pinned to an IP address only.
+    fn addresses(
+        &mut self,
+        doc: usize,
+        base: &Pointer,
+        raw: &spec::Cluster,
+        exposure: Exposure,
+    ) -> Vec<String> {
+        let gateway = base.clone().key("gateway");
+        let input = self.input;
+        let at = |p: &Pointer| input.at(doc, p);
+        let mut addresses = vec![raw.gateway.address.clone()];
+        let pointers = std::iter::once(gateway.clone().key("address")).chain(
+            (0..raw.gateway.node_addresses.len())
+                .map(|j| gateway.clone().key("nodeAddresses").index(j)),
+        );
+        addresses.extend(raw.gateway.node_addresses.iter().cloned());
+        for (address, pointer) in addresses.iter().zip(pointers) {
+            if !is_address(address) {
+                self.diagnostics
+                    .push(diags::invalid_address(at(&pointer), &raw.name, address));
+            }
+        }
+        if !raw.gateway.node_addresses.is_empty() && exposure != Exposure::NodePort {
+            self.diagnostics.push(diags::gateway_addresses(
+                at(&gateway.clone().key("nodeAddresses")),
+                &raw.name,
+                exposure.as_str(),
+            ));
+        }
+        if exposure == Exposure::LoadBalancer && raw.gateway.address.parse::<IpAddr>().is_err() {
+            self.diagnostics.push(diags::gateway_address_unpinned(
+                at(&gateway.key("address")),
+                &raw.name,
+                &raw.gateway.address,
+            ));
+        }
+        addresses
+    }
+
+    /// Every cluster directory names a cluster of the ClusterSet.
+    fn directories(&mut self, by_name: &BTreeMap<String, usize>) {
+        let sources = self.input.sources;
+        let mut reported = BTreeSet::new();
+        for (d, document) in sources.documents.iter().enumerate() {
+            if let Place::Cluster(dir) = &document.place {
+                if !by_name.contains_key(dir) && reported.insert(dir.clone()) {
+                    self.diagnostics.push(diags::cluster_unknown_directory(
+                        sources.file_start(document.file),
+                        dir,
+                        by_name.keys().map(String::as_str),
+                        self.input.at(d, &fields("")),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn clusterset(
+    raw: &spec::ClusterSet,
+    domain: String,
+    gateway_class_name: String,
+    clusters: Vec<Cluster>,
+) -> ClusterSet {
+    let spec = &raw.spec;
+    ClusterSet {
+        name: raw.metadata.name.clone(),
         domain,
         gateway_class_name,
-        mcs_version,
-        sdwan,
+        mcs_version: match spec.mcs_api_version.as_deref() {
+            Some("multicluster.x-k8s.io/v1beta1") => McsVersion::V1Beta1,
+            _ => McsVersion::V1Alpha1,
+        },
+        sdwan: Sdwan {
+            vpns: spec.sdwan.vpns.clone().unwrap_or_else(|| vec![1]),
+            colors: spec.sdwan.colors.clone(),
+        },
         tracing: Tracing {
             sampling_percent: spec
                 .tracing
@@ -234,41 +255,21 @@ pub fn check(
             provider: spec.tracing.provider.clone(),
         },
         clusters,
-    };
-    Some(Topology {
-        clusterset,
-        by_name,
-        default_policy,
-        doc,
-    })
+    }
 }
 
 /// Checks a namespace name; returns whether it may be used.
 pub fn check_namespace(
     namespace: &str,
-    location: Option<crate::diagnostic::Location>,
+    location: Option<Location>,
     diagnostics: &mut Diagnostics,
 ) -> bool {
     if namespace == RESERVED_NAMESPACE {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::ReservedNamespace,
-                location,
-                format!("namespace `{RESERVED_NAMESPACE}` is reserved for mcwan's own objects"),
-            )
-            .hint("declare services in another namespace"),
-        );
+        diagnostics.push(diags::reserved_namespace(location, namespace));
         return false;
     }
     if !is_dns1123_label(namespace) {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::InvalidName,
-                location,
-                format!("namespace `{namespace}` is not a DNS-1123 label"),
-            )
-            .hint(label_hint(namespace)),
-        );
+        diagnostics.push(diags::invalid_name(location, Name::Namespace(namespace)));
         return false;
     }
     true
