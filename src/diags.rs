@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use crate::diagnostic::{did_you_mean, printable, Diagnostic, Location, Severity};
+use crate::kind::Kind;
 use crate::model::ServicePort;
 use crate::schema::field_path;
 
@@ -137,13 +138,6 @@ pub enum Bound<'a> {
 pub enum UnknownKind<'a> {
     Kind { suggestion: Option<&'a str> },
     Version { accepted: &'a [String] },
-}
-
-/// Where a misplaced object belongs.
-#[derive(Debug, Clone, Copy)]
-pub enum Home {
-    ClusterSetFile,
-    ClusterDirectory,
 }
 
 /// What is missing from a document.
@@ -499,11 +493,8 @@ diagnostics! {
     }
 
     MisplacedObject => "misplaced-object",
-    fn misplaced_object(at: Location, kind: &str, home: Home) {
-        let home = match home {
-            Home::ClusterSetFile => "`clusterset.yaml`",
-            Home::ClusterDirectory => "a cluster directory `clusters/<cluster>/`",
-        };
+    fn misplaced_object(at: Location, kind: Kind) {
+        let home = kind.placement().describe();
         error(at, format!("`{kind}` declared outside {home}"))
             .hint(format!("move this object to {home}"))
     }

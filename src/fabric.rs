@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::conventions::{CLUSTER_LABEL, WAN_POLICY_LABEL};
-use crate::model::{Model, Sla};
+use crate::model::{Model, Sla, WholeSla};
 use crate::plan::ClusterPlan;
 
 /// The flows one site sends across the SD-WAN: for every remote endpoint its cluster
@@ -112,40 +112,6 @@ pub struct Class {
     /// The SLA as whole numbers in the ranges vendors accept (latency and jitter 1–1000 ms,
     /// loss 1–100 %), rounded up; `check` warns when this differs from `sla`.
     pub whole_sla: WholeSla,
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct WholeSla {
-    pub jitter_ms: u64,
-    pub latency_ms: u64,
-    pub loss_percent: u64,
-}
-
-impl WholeSla {
-    #[must_use]
-    pub fn of(sla: &Sla) -> Self {
-        let whole = |n: &serde_json::Number, max: f64| {
-            let value = n.as_f64().unwrap_or(max).ceil().clamp(1.0, max);
-            // The value is a whole number in 1..=1000, so the conversion is exact.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let value = value as u64;
-            value
-        };
-        WholeSla {
-            jitter_ms: whole(&sla.jitter_ms, 1000.0),
-            latency_ms: whole(&sla.latency_ms, 1000.0),
-            loss_percent: whole(&sla.loss_percent, 100.0),
-        }
-    }
-
-    /// Whether the whole numbers say exactly what the SLA says.
-    #[must_use]
-    pub fn is_exact(&self, sla: &Sla) -> bool {
-        let same = |n: &serde_json::Number, w: u64| n.as_u64() == Some(w);
-        same(&sla.jitter_ms, self.jitter_ms)
-            && same(&sla.latency_ms, self.latency_ms)
-            && same(&sla.loss_percent, self.loss_percent)
-    }
 }
 
 /// `name` if it fits in 28 characters, else its first 21 characters, `-` and a hash.

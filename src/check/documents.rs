@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::check::pointer::{fields, Input};
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::diags::{self, Home, Invalid, Missing, UnknownKind};
+use crate::diags::{self, Invalid, Missing, UnknownKind};
+use crate::kind::{Kind, Placement};
 use crate::schema::{violations, Lookup, Schemas, Violation};
 use crate::source::{pointer_segment, Place, Sources};
 use crate::spec;
@@ -46,7 +47,7 @@ pub struct Declarations {
 /// namespace (empty for cluster-scoped kinds) and its name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectKey {
-    pub kind: String,
+    pub kind: Kind,
     pub cluster: String,
     pub namespace: String,
     pub name: String,
@@ -54,10 +55,9 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     /// The key of a document, from its place and metadata.
-    fn of(document: &crate::source::Document) -> Self {
+    fn of(kind: Kind, document: &crate::source::Document) -> Self {
         let value = &document.value;
-        let kind = value["kind"].as_str().unwrap_or_default().to_string();
-        let namespaced = !matches!(kind.as_str(), "ClusterSet" | "WANPolicy" | "Namespace");
+        let namespaced = kind.namespaced();
         let namespace = match value["metadata"]["namespace"].as_str() {
             Some(namespace) if namespaced => namespace,
             None if namespaced => "default",
@@ -84,7 +84,7 @@ impl Declarations {
     #[must_use]
     pub fn is_broken(
         &self,
-        kind: &str,
+        kind: Kind,
         cluster: Option<&str>,
         namespace: &str,
         name: &str,
@@ -99,7 +99,7 @@ impl Declarations {
 
     /// Whether any `kind` object was declared broken.
     #[must_use]
-    pub fn any_broken(&self, kind: &str) -> bool {
+    pub fn any_broken(&self, kind: Kind) -> bool {
         self.broken.iter().any(|key| key.kind == kind)
     }
 }
@@ -113,19 +113,19 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
             diagnostics.push(diags::document_not_object(at("")));
             continue;
         };
-        let (Some(api_version), Some(kind)) = (
+        let (Some(api_version), Some(kind_name)) = (
             object.get("apiVersion").and_then(Value::as_str),
             object.get("kind").and_then(Value::as_str),
         ) else {
             diagnostics.push(diags::missing_field(at(""), Missing::TypeMeta));
             continue;
         };
-        let (validator, schema) = match schemas.lookup(api_version, kind) {
+        let (validator, schema) = match schemas.lookup(api_version, kind_name) {
             Lookup::Found(validator, schema) => (validator, schema),
             Lookup::UnknownKind { suggestion } => {
                 let suggestion = suggestion.as_deref();
                 let why = UnknownKind::Kind { suggestion };
-                diagnostics.push(diags::unknown_kind(at("kind"), kind, api_version, why));
+                diagnostics.push(diags::unknown_kind(at("kind"), kind_name, api_version, why));
                 continue;
             }
             Lookup::UnknownVersion { accepted } => {
@@ -134,75 +134,88 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
                 };
                 diagnostics.push(diags::unknown_kind(
                     at("apiVersion"),
-                    kind,
+                    kind_name,
                     api_version,
                     why,
                 ));
                 continue;
             }
         };
+        // Every input schema is a registered kind's (`Schemas::input`).
+        let Some(kind) = Kind::named(kind_name) else {
+            let why = UnknownKind::Kind { suggestion: None };
+            diagnostics.push(diags::unknown_kind(at("kind"), kind_name, api_version, why));
+            continue;
+        };
         if api_version.starts_with(SEED_MCS_GROUP) {
             diagnostics.push(diags::deprecated_mcs_group(at("apiVersion"), api_version));
         }
         let found = violations(validator, schema, &document.value);
         for violation in &found {
-            diagnostics.push(schema_diagnostic(sources, doc, kind, violation));
+            diagnostics.push(schema_diagnostic(sources, doc, kind.name(), violation));
         }
         if !found.is_empty() || !placed_well(sources, doc, kind, diagnostics) || document.damaged {
-            declarations.broken.insert(ObjectKey::of(document));
+            declarations.broken.insert(ObjectKey::of(kind, document));
             continue;
         }
+        declarations.read(sources, doc, kind, diagnostics);
+    }
+    declarations
+}
+
+impl Declarations {
+    /// Reads a valid, well-placed document of `kind` into its list.
+    fn read(&mut self, sources: &Sources, doc: usize, kind: Kind, diagnostics: &mut Diagnostics) {
+        let document = &sources.documents[doc];
         let cluster = match &document.place {
             Place::Cluster(name) => name.clone(),
             Place::ClusterSet | Place::Policies => String::new(),
         };
         match kind {
-            "ClusterSet" => push(
-                &mut declarations.clustersets,
-                parse(sources, doc, &mut declarations.broken, diagnostics),
+            Kind::ClusterSet => push(
+                &mut self.clustersets,
+                parse(sources, doc, kind, &mut self.broken, diagnostics),
             ),
-            "WANPolicy" if cluster.is_empty() => {
+            Kind::WanPolicy if cluster.is_empty() => {
                 push(
-                    &mut declarations.policies,
-                    parse(sources, doc, &mut declarations.broken, diagnostics),
+                    &mut self.policies,
+                    parse(sources, doc, kind, &mut self.broken, diagnostics),
                 );
             }
-            "WANPolicy" => push_in(
-                &mut declarations.policy_copies,
+            Kind::WanPolicy => push_in(
+                &mut self.policy_copies,
                 &cluster,
-                parse(sources, doc, &mut declarations.broken, diagnostics),
+                parse(sources, doc, kind, &mut self.broken, diagnostics),
             ),
-            "Service" => push_in(
-                &mut declarations.services,
+            Kind::Service => push_in(
+                &mut self.services,
                 &cluster,
-                parse(sources, doc, &mut declarations.broken, diagnostics),
+                parse(sources, doc, kind, &mut self.broken, diagnostics),
             ),
-            "ServiceExport" => push_in(
-                &mut declarations.exports,
+            Kind::ServiceExport => push_in(
+                &mut self.exports,
                 &cluster,
-                parse(sources, doc, &mut declarations.broken, diagnostics),
+                parse(sources, doc, kind, &mut self.broken, diagnostics),
             ),
-            "VirtualService" | "DestinationRule" => {
+            Kind::VirtualService | Kind::DestinationRule => {
                 let object = Located {
                     value: document.value.clone(),
                     doc,
                 };
-                declarations.passthrough.push((cluster, object));
+                self.passthrough.push((cluster, object));
             }
-            "WANRoute" => push_in(
-                &mut declarations.routes,
+            Kind::WanRoute => push_in(
+                &mut self.routes,
                 &cluster,
-                parse(sources, doc, &mut declarations.broken, diagnostics),
+                parse(sources, doc, kind, &mut self.broken, diagnostics),
             ),
-            "Namespace" => push_in(
-                &mut declarations.namespaces,
+            Kind::Namespace => push_in(
+                &mut self.namespaces,
                 &cluster,
-                parse(sources, doc, &mut declarations.broken, diagnostics),
+                parse(sources, doc, kind, &mut self.broken, diagnostics),
             ),
-            other => unreachable!("input schema for `{other}` without a reader"),
         }
     }
-    declarations
 }
 
 fn push<T>(list: &mut Vec<Located<T>>, item: Option<Located<T>>) {
@@ -219,6 +232,7 @@ fn push_in<T>(list: &mut Vec<(String, Located<T>)>, cluster: &str, item: Option<
 fn parse<T: DeserializeOwned>(
     sources: &Sources,
     doc: usize,
+    kind: Kind,
     broken: &mut BTreeSet<ObjectKey>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Located<T>> {
@@ -234,7 +248,7 @@ fn parse<T: DeserializeOwned>(
                 sources.at(doc, &pointer),
                 Invalid::Type(&message),
             ));
-            broken.insert(ObjectKey::of(&sources.documents[doc]));
+            broken.insert(ObjectKey::of(kind, &sources.documents[doc]));
             None
         }
     }
@@ -266,18 +280,17 @@ fn pointer_of(value: &Value, token: &str, pointer: String) -> Option<String> {
 /// Checks the directory layout: the topology lives in `clusterset.yaml`, WAN policies there
 /// or in `policies/` (copies may sit in cluster directories), and everything else in
 /// `clusters/<name>/`.
-fn placed_well(sources: &Sources, doc: usize, kind: &str, diagnostics: &mut Diagnostics) -> bool {
+fn placed_well(sources: &Sources, doc: usize, kind: Kind, diagnostics: &mut Diagnostics) -> bool {
     let place = &sources.documents[doc].place;
-    let (ok, home) = match kind {
-        "ClusterSet" => (*place == Place::ClusterSet, Home::ClusterSetFile),
-        "WANPolicy" => (true, Home::ClusterDirectory),
-        _ => (matches!(place, Place::Cluster(_)), Home::ClusterDirectory),
+    let ok = match kind.placement() {
+        Placement::ClusterSetFile => *place == Place::ClusterSet,
+        Placement::Anywhere => true,
+        Placement::ClusterDirectory => matches!(place, Place::Cluster(_)),
     };
     if !ok {
         diagnostics.push(diags::misplaced_object(
             sources.at(doc, fields("kind").as_str()),
             kind,
-            home,
         ));
     }
     ok

@@ -14,6 +14,7 @@ use crate::conventions::{
 };
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Expected, Name, TooLong};
+use crate::kind::Kind;
 use crate::model::{AppProtocol, Export, Millis, Overrides, ServicePort, ServiceType};
 use crate::spec;
 
@@ -183,7 +184,7 @@ impl Pass<'_> {
         let (cluster, namespace, name) = key;
         if self
             .declarations
-            .is_broken("Service", Some(exported.cluster), namespace, name)
+            .is_broken(Kind::Service, Some(exported.cluster), namespace, name)
         {
             return;
         }
@@ -307,7 +308,13 @@ impl Pass<'_> {
         let doc = exported.export.doc;
         match exported.meta().annotations.get(POLICY_ANNOTATION) {
             Some(policy) if policies.contains_key(policy) => Some(policy.clone()),
-            Some(policy) if self.declarations.is_broken("WANPolicy", None, "", policy) => None,
+            Some(policy)
+                if self
+                    .declarations
+                    .is_broken(Kind::WanPolicy, None, "", policy) =>
+            {
+                None
+            }
             Some(policy) => {
                 let known: Vec<&str> = policies.keys().map(String::as_str).collect();
                 self.diagnostics.push(diags::export_unknown_policy(

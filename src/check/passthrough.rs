@@ -14,6 +14,7 @@ use crate::check::topology::{check_namespace, Topology};
 use crate::conventions::GENERATED_PREFIX;
 use crate::diagnostic::{did_you_mean, Diagnostics, Location};
 use crate::diags::{self, Name, NotImported};
+use crate::kind::Kind;
 use crate::model::{ClusterSet, Export, PassThrough};
 
 /// The pass-through pass's inputs and its sink.
@@ -246,10 +247,10 @@ impl Pass<'_> {
         );
         if self
             .declarations
-            .is_broken("Service", None, namespace, service)
+            .is_broken(Kind::Service, None, namespace, service)
             || self
                 .declarations
-                .is_broken("ServiceExport", None, namespace, service)
+                .is_broken(Kind::ServiceExport, None, namespace, service)
         {
             // The export's own diagnostics explain why it is missing.
             return;

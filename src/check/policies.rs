@@ -10,6 +10,7 @@ use crate::check::topology::Topology;
 use crate::check::Policies;
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Invalid, Name};
+use crate::kind::Kind;
 use crate::model::{Exposure, Millis, Resilience, Sla, WanPolicy};
 use crate::spec;
 use crate::value_diff::leaf_differences;
@@ -112,7 +113,7 @@ impl Pass<'_> {
         if !policies.contains_key(&default.value)
             && !self
                 .declarations
-                .is_broken("WANPolicy", None, "", &default.value)
+                .is_broken(Kind::WanPolicy, None, "", &default.value)
         {
             self.diagnostics.push(diags::default_policy_unknown(
                 self.input.at(default.doc, &fields("spec.defaultWANPolicy")),
@@ -197,7 +198,7 @@ impl Pass<'_> {
                     TLOC_COLORS.iter().copied(),
                 ));
             }
-            let whole = crate::fabric::WholeSla::of(&policy.sla);
+            let whole = crate::model::WholeSla::of(&policy.sla);
             if !whole.is_exact(&policy.sla) {
                 self.diagnostics.push(diags::sdwan_sla_rounded(
                     self.input.at(*doc, &fields("spec.sla")),

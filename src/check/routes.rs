@@ -11,6 +11,7 @@ use crate::check::Policies;
 use crate::conventions::POLICY_ANNOTATION;
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Regex, Unenforceable};
+use crate::kind::Kind;
 use crate::model::{Action, Export, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute};
 use crate::spec;
 
@@ -54,7 +55,7 @@ impl Pass<'_> {
                 .find(|(e, _)| e.cluster == c && e.namespace == namespace && e.name == meta.name)
             else {
                 if !self.declarations.is_broken(
-                    "ServiceExport",
+                    Kind::ServiceExport,
                     Some(cluster),
                     &namespace,
                     &meta.name,

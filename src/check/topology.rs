@@ -10,6 +10,7 @@ use crate::check::pointer::{fields, Input, Pointer};
 use crate::conventions::{FABRIC_DIRECTORY, GATEWAY_NAME, RESERVED_NAMESPACE};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Name, TooLong};
+use crate::kind::Kind;
 use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 use crate::source::Place;
 use crate::spec;
@@ -47,7 +48,7 @@ impl Pass<'_> {
     pub fn check(mut self) -> Option<Topology> {
         let declarations = self.declarations;
         let Some(first) = declarations.clustersets.first() else {
-            if !declarations.any_broken("ClusterSet") {
+            if !declarations.any_broken(Kind::ClusterSet) {
                 self.diagnostics.push(diags::clusterset_missing());
             }
             return None;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
 pub use resilience::{Millis, Resilience, IDEMPOTENT_METHODS, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON};
-pub use wan_policy::{Sla, WanPolicy};
+pub use wan_policy::{Sla, WanPolicy, WholeSla};
 pub use wan_route::{
     Action, AuthzMatch, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute,
 };

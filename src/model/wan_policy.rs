@@ -1,5 +1,6 @@
 //! A validated WAN policy: one SD-WAN traffic class.
 
+use serde::Serialize;
 use serde_json::Number;
 
 use super::Resilience;
@@ -23,4 +24,40 @@ pub struct WanPolicy {
     /// endpoints are ejected; `None` keeps the traffic in its tunnel whatever happens.
     pub fallback: Option<String>,
     pub resilience: Resilience,
+}
+
+/// An SLA in the whole numbers SD-WAN SLA classes take (latency and jitter 1–1000 ms,
+/// loss 1–100 %), rounded up.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct WholeSla {
+    pub jitter_ms: u64,
+    pub latency_ms: u64,
+    pub loss_percent: u64,
+}
+
+impl WholeSla {
+    #[must_use]
+    pub fn of(sla: &Sla) -> Self {
+        let whole = |n: &serde_json::Number, max: f64| {
+            let value = n.as_f64().unwrap_or(max).ceil().clamp(1.0, max);
+            // The value is a whole number in 1..=1000, so the conversion is exact.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let value = value as u64;
+            value
+        };
+        WholeSla {
+            jitter_ms: whole(&sla.jitter_ms, 1000.0),
+            latency_ms: whole(&sla.latency_ms, 1000.0),
+            loss_percent: whole(&sla.loss_percent, 100.0),
+        }
+    }
+
+    /// Whether the whole numbers say exactly what the SLA says.
+    #[must_use]
+    pub fn is_exact(&self, sla: &Sla) -> bool {
+        let same = |n: &serde_json::Number, w: u64| n.as_u64() == Some(w);
+        same(&sla.jitter_ms, self.jitter_ms)
+            && same(&sla.latency_ms, self.latency_ms)
+            && same(&sla.loss_percent, self.loss_percent)
+    }
 }
