@@ -88,13 +88,14 @@ struct Edit<'a> {
 }
 
 impl Edit<'_> {
+    /// The request's namespace, name and cluster.
+    fn names(&self) -> (&str, &str, &str) {
+        let r = self.request;
+        (&r.namespace, &r.name, &r.cluster)
+    }
+
     fn export(&self) -> Result<(Vec<Write>, String), String> {
-        let Request {
-            namespace,
-            name,
-            cluster,
-            ..
-        } = self.request;
+        let (namespace, name, cluster) = self.names();
         let service = &self.service;
         if let Some(doc) = export_document(self.sources, cluster, namespace, name) {
             let path = self.sources.files[self.sources.documents[doc].file]
@@ -132,12 +133,7 @@ impl Edit<'_> {
     }
 
     fn unexport(&self) -> Result<(Vec<Write>, String), String> {
-        let Request {
-            namespace,
-            name,
-            cluster,
-            ..
-        } = self.request;
+        let (namespace, name, cluster) = self.names();
         let service = &self.service;
         let Some(doc) = export_document(self.sources, cluster, namespace, name) else {
             return Err(format!("`{service}` is not exported from `{cluster}`"));
@@ -163,12 +159,7 @@ impl Edit<'_> {
     }
 
     fn unimport(&self) -> Result<(Vec<Write>, String), String> {
-        let Request {
-            namespace,
-            name,
-            cluster,
-            ..
-        } = self.request;
+        let (namespace, name, cluster) = self.names();
         let service = &self.service;
         let target = &self.model.clusterset.clusters[self.c];
         if !target.imports(namespace, name) {
@@ -183,9 +174,7 @@ impl Edit<'_> {
     }
 
     fn import(&self) -> Result<(Vec<Write>, String), String> {
-        let Request {
-            namespace, cluster, ..
-        } = self.request;
+        let (namespace, _, cluster) = self.names();
         let service = &self.service;
         let target = &self.model.clusterset.clusters[self.c];
         let (path, text) = clusterset_text(self.files, self.sources)?;
