@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::conventions::{CLUSTER_LABEL, WAN_POLICY_LABEL};
-use crate::model::{Model, Sla, WholeSla};
+use crate::model::{ClusterId, Model, Sla, WholeSla};
 use crate::plan::ClusterPlan;
 
 /// The flows one site sends across the SD-WAN: for every remote endpoint its cluster
@@ -18,22 +18,20 @@ use crate::plan::ClusterPlan;
 #[derive(Debug)]
 pub struct SiteFlows {
     /// The source cluster's index, in ClusterSet order.
-    pub from: usize,
+    pub from: ClusterId,
     /// (policy, destination cluster index) → the services (`namespace/name`) using it.
-    pub groups: BTreeMap<(String, usize), BTreeSet<String>>,
+    pub groups: BTreeMap<(String, ClusterId), BTreeSet<String>>,
 }
 
 impl SiteFlows {
     #[must_use]
-    pub fn of(model: &Model, c: usize, plan: &ClusterPlan) -> Self {
-        let index: BTreeMap<&str, usize> = model
-            .clusterset
-            .clusters
-            .iter()
-            .enumerate()
-            .map(|(i, cl)| (cl.name.as_str(), i))
+    pub fn of(model: &Model, c: ClusterId, plan: &ClusterPlan) -> Self {
+        let clusterset = &model.clusterset;
+        let index: BTreeMap<&str, ClusterId> = clusterset
+            .ids()
+            .map(|id| (clusterset.cluster(id).name.as_str(), id))
             .collect();
-        let mut groups: BTreeMap<(String, usize), BTreeSet<String>> = BTreeMap::new();
+        let mut groups: BTreeMap<(String, ClusterId), BTreeSet<String>> = BTreeMap::new();
         for import in &plan.imports {
             for endpoint in import.endpoints.iter().filter(|e| !e.local) {
                 groups
@@ -49,19 +47,20 @@ impl SiteFlows {
     /// order, one per gateway address (a NodePort gateway may have several nodes).
     #[must_use]
     pub fn views(&self, model: &Model) -> Vec<FlowView> {
-        let clusters = &model.clusterset.clusters;
-        let source = &clusters[self.from];
+        let source = model.clusterset.cluster(self.from);
         self.groups
             .iter()
             .flat_map(|((policy, to), services)| {
-                clusters[*to]
+                model
+                    .clusterset
+                    .cluster(*to)
                     .addresses
                     .iter()
                     .map(move |address| (policy, *to, address, services))
             })
             .map(|(policy, to, address, services)| {
                 let class = &model.policies[policy];
-                let destination = &clusters[to];
+                let destination = model.clusterset.cluster(to);
                 FlowView {
                     policy: policy.clone(),
                     tunnel: class.tunnel.clone(),
@@ -203,8 +202,8 @@ pub fn classify(model: &Model) -> Classification {
 ///
 /// # Errors
 /// A description of the first disagreement.
-pub fn verify(model: &Model, c: usize, object: &Value) -> Result<(), String> {
-    let cluster = &model.clusterset.clusters[c];
+pub fn verify(model: &Model, c: ClusterId, object: &Value) -> Result<(), String> {
+    let cluster = model.clusterset.cluster(c);
     match object["kind"].as_str() {
         Some("Gateway") => {
             for listener in object["spec"]["listeners"].as_array().into_iter().flatten() {

@@ -13,7 +13,7 @@ use crate::diff::{Change, ChangeKind};
 use crate::emit::{Existing, Provenance, Staging};
 use crate::error::Error;
 use crate::fabric::SiteFlows;
-use crate::model::Model;
+use crate::model::{ClusterId, Model};
 use crate::plan::Plan;
 use crate::render::OutputFile;
 use crate::render::{RenderedCluster, Renderer};
@@ -205,7 +205,8 @@ fn produce(
         }
         Ok(())
     };
-    for_each_cluster(model.clusterset.clusters.len(), |c| {
+    for_each_cluster(model.clusterset.clusters.len(), |i| {
+        let c = ClusterId(i);
         let cluster_plan = plan.cluster(c);
         let agrees = |object: &serde_json::Value| fabric::verify(model, c, object);
         let RenderedCluster { files, objects } = renderer.cluster(&cluster_plan, &agrees)?;
@@ -217,10 +218,10 @@ fn produce(
             facts
                 .lock()
                 .map_err(|_| poisoned())?
-                .push((c, cluster_facts));
+                .push((i, cluster_facts));
         }
         let site = SiteFlows::of(model, c, &cluster_plan);
-        let site_files = renderer.site(&classification, c, &site.views(model))?;
+        let site_files = renderer.site(&classification, i, &site.views(model))?;
         read_fabric(&site_files)?;
         emit(None, &site_files)?;
         totals.lock().map_err(|_| poisoned())?.add(model, &site);

@@ -162,7 +162,7 @@ fn run_graph(input: &Input, dot: bool) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let plan = Plan::new(&model);
-    let edges = (0..model.clusterset.clusters.len())
+    let edges = (model.clusterset.ids())
         .flat_map(|c| summary::edges(&model, &SiteFlows::of(&model, c, &plan.cluster(c))))
         .collect();
     let text = if dot {

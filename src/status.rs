@@ -115,11 +115,10 @@ fn wan_route(model: &Model, route: &WanRoute, out: &mut String) {
 }
 
 fn exporters(model: &Model, global: &GlobalService, out: &mut String) {
-    let clusters = &model.clusterset.clusters;
     out.push_str("\nexported by\n");
     for &e in &global.exporters {
         let export = &model.exports[e];
-        let cluster = &clusters[export.cluster];
+        let cluster = model.clusterset.cluster(export.cluster);
         let gateways: Vec<String> = global
             .policies
             .iter()
@@ -152,7 +151,7 @@ fn importers(model: &Model, global: &GlobalService, out: &mut String) {
         let local = global
             .exporters
             .iter()
-            .any(|&e| clusters[model.exports[e].cluster].name == *importer);
+            .any(|&e| model.clusterset.cluster(model.exports[e].cluster).name == *importer);
         let how = if local {
             "local endpoints first, then the other exporters' gateways"
         } else {

@@ -24,7 +24,7 @@ pub fn edges(model: &Model, site: &SiteFlows) -> Edges {
     for ((policy, to), services) in &site.groups {
         let tunnel = &model.policies[policy].tunnel;
         for service in services {
-            edges.insert((site.from, *to, service.clone(), tunnel.clone()));
+            edges.insert((site.from.0, to.0, service.clone(), tunnel.clone()));
         }
     }
     edges
@@ -59,7 +59,7 @@ impl Totals {
 fn exported(plan: &Plan) -> Vec<Vec<String>> {
     let mut by_cluster = vec![Vec::new(); plan.model.clusterset.clusters.len()];
     for export in &plan.model.exports {
-        by_cluster[export.cluster].push(format!("{}/{}", export.namespace, export.name));
+        by_cluster[export.cluster.0].push(format!("{}/{}", export.namespace, export.name));
     }
     by_cluster
 }
@@ -167,7 +167,13 @@ pub fn markdown(
         let exporters: Vec<&str> = service
             .exporters
             .iter()
-            .map(|&e| clusters[model.exports[e].cluster].name.as_str())
+            .map(|&e| {
+                model
+                    .clusterset
+                    .cluster(model.exports[e].cluster)
+                    .name
+                    .as_str()
+            })
             .collect();
         let importers: Vec<&str> = clusters
             .iter()
@@ -272,8 +278,8 @@ mod tests {
     fn site(from: usize, to: usize, policy: &str, services: usize) -> SiteFlows {
         let services = (0..services).map(|s| format!("ns/svc-{s}")).collect();
         SiteFlows {
-            from,
-            groups: BTreeMap::from([((policy.to_string(), to), services)]),
+            from: crate::model::ClusterId(from),
+            groups: BTreeMap::from([((policy.to_string(), crate::model::ClusterId(to)), services)]),
         }
     }
 

@@ -41,8 +41,8 @@ impl Pass<'_> {
                 let conflict = Conflict {
                     at: self.input.at(*doc, &fields("metadata.name")),
                     service: &service,
-                    here: &self.clusterset.clusters[export.cluster].name,
-                    first: &self.clusterset.clusters[winner.cluster].name,
+                    here: &self.clusterset.cluster(export.cluster).name,
+                    first: &self.clusterset.cluster(winner.cluster).name,
                     differences,
                     first_at: self.input.at(winner_doc, &fields("metadata.name")),
                 };

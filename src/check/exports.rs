@@ -15,7 +15,7 @@ use crate::conventions::{
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Expected, Name, TooLong};
 use crate::kind::Kind;
-use crate::model::{AppProtocol, Export, Millis, Overrides, ServicePort, ServiceType};
+use crate::model::{AppProtocol, ClusterId, Export, Millis, Overrides, ServicePort, ServiceType};
 use crate::spec;
 
 const KNOWN_ANNOTATIONS: &[&str] = &[
@@ -138,7 +138,7 @@ impl Pass<'_> {
             ServiceType::ClusterSetIP
         };
         Some(Export {
-            cluster: *cluster,
+            cluster: ClusterId(*cluster),
             namespace: namespace.clone(),
             name: name.clone(),
             // Empty until the WANRoute pass fills it in, for a refined export.

@@ -144,7 +144,7 @@ impl Imports<'_> {
     /// ones, `failoverPriority` is ignored in 1.26-1.29 and applies to no subset in 1.30
     /// (docs/mesh.md). So every exporter of such a service needs IP addresses.
     fn dns_gateways(&mut self) {
-        let clusters = &self.topology.clusterset.clusters;
+        let clusterset = &self.topology.clusterset;
         let exports = self.exports;
         let services =
             exports.chunk_by(|(a, _), (b, _)| (&a.namespace, &a.name) == (&b.namespace, &b.name));
@@ -155,7 +155,7 @@ impl Imports<'_> {
                         .get(p)
                         .is_some_and(|(p, _)| p.fallback.is_some())
                 });
-                let cluster = &clusters[export.cluster];
+                let cluster = clusterset.cluster(export.cluster);
                 let named = cluster
                     .addresses
                     .iter()
@@ -163,7 +163,10 @@ impl Imports<'_> {
                 let (Some(j), true) = (named, service.len() > 1 || fallback) else {
                     continue;
                 };
-                let gateway = self.topology.cluster_pointer(export.cluster).key("gateway");
+                let gateway = self
+                    .topology
+                    .cluster_pointer(export.cluster.0)
+                    .key("gateway");
                 let pointer = match j {
                     0 => gateway.key("address"),
                     _ => gateway.key("nodeAddresses").index(j - 1),

@@ -15,7 +15,7 @@ use crate::conventions::GENERATED_PREFIX;
 use crate::diagnostic::{did_you_mean, Diagnostics, Location};
 use crate::diags::{self, Name, NotImported};
 use crate::kind::Kind;
-use crate::model::{ClusterSet, Export, PassThrough};
+use crate::model::{ClusterId, ClusterSet, Export, PassThrough};
 
 /// The pass-through pass's inputs and its sink.
 pub struct Pass<'a> {
@@ -154,7 +154,7 @@ impl Pass<'_> {
                 continue;
             }
             out.push(PassThrough {
-                cluster,
+                cluster: ClusterId(cluster),
                 object: located.value.clone(),
                 virtual_hosts,
                 destinations: destinations.into_iter().collect(),

@@ -12,7 +12,9 @@ use crate::conventions::POLICY_ANNOTATION;
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Regex, Unenforceable};
 use crate::kind::Kind;
-use crate::model::{Action, Export, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute};
+use crate::model::{
+    Action, ClusterId, Export, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute,
+};
 use crate::spec;
 
 /// The WANRoutes pass's inputs and its sink.
@@ -50,10 +52,9 @@ impl Pass<'_> {
                 ));
                 continue;
             }
-            let Some((export, export_doc)) = exports
-                .iter_mut()
-                .find(|(e, _)| e.cluster == c && e.namespace == namespace && e.name == meta.name)
-            else {
+            let Some((export, export_doc)) = exports.iter_mut().find(|(e, _)| {
+                e.cluster == ClusterId(c) && e.namespace == namespace && e.name == meta.name
+            }) else {
                 if !self.declarations.is_broken(
                     Kind::ServiceExport,
                     Some(cluster),

@@ -40,6 +40,11 @@ impl McsVersion {
     }
 }
 
+/// A cluster, by its place in `ClusterSet::clusters`: how every stage after `check` names
+/// one (by name only in files and messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterId(pub usize);
+
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
@@ -111,4 +116,16 @@ pub struct ClusterSet {
     pub tracing: Tracing,
     /// In declaration order, which is also the precedence order for conflicts and failover.
     pub clusters: Vec<Cluster>,
+}
+
+impl ClusterSet {
+    #[must_use]
+    pub fn cluster(&self, id: ClusterId) -> &Cluster {
+        &self.clusters[id.0]
+    }
+
+    /// Every cluster's id, in ClusterSet order.
+    pub fn ids(&self) -> impl Iterator<Item = ClusterId> {
+        (0..self.clusters.len()).map(ClusterId)
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Millis, Resilience, WanRoute};
+use super::{ClusterId, Millis, Resilience, WanRoute};
 
 /// The L7 protocol the gateways speak to the service, from the port's `appProtocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,8 +91,7 @@ impl ServiceType {
 
 #[derive(Debug, Clone)]
 pub struct Export {
-    /// Index into `ClusterSet::clusters`.
-    pub cluster: usize,
+    pub cluster: ClusterId,
     pub namespace: String,
     pub name: String,
     /// The WAN policies this export's traffic may use, sorted.

@@ -9,7 +9,7 @@ mod wan_route;
 
 use std::collections::BTreeMap;
 
-pub use cluster_set::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
+pub use cluster_set::{Cluster, ClusterId, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
 pub use resilience::{Millis, Resilience, IDEMPOTENT_METHODS, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON};
 pub use wan_policy::{Sla, WanPolicy, WholeSla};
@@ -20,7 +20,7 @@ pub use wan_route::{
 /// An Istio object a user wrote in a cluster directory, copied to that cluster unchanged.
 #[derive(Debug, Clone)]
 pub struct PassThrough {
-    pub cluster: usize,
+    pub cluster: ClusterId,
     pub object: serde_json::Value,
     /// Clusterset hosts a VirtualService claims that no cluster exports: mcwan gives each a
     /// ServiceEntry, so clients can address it (the seed's client-side L7 workaround).

@@ -18,8 +18,8 @@ use self::objects::{
 };
 pub use self::objects::{Object, Shared, Sink};
 use crate::model::{
-    Action, AuthzMatch, Cluster, Export, Exposure, Model, Overrides, PassThrough, Resilience,
-    ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
+    Action, AuthzMatch, Cluster, ClusterId, Export, Exposure, Model, Overrides, PassThrough,
+    Resilience, ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -299,9 +299,9 @@ impl<'m> Plan<'m> {
 
     /// Everything cluster `c` gets.
     #[must_use]
-    pub fn cluster(&self, c: usize) -> ClusterPlan<'_> {
+    pub fn cluster(&self, c: ClusterId) -> ClusterPlan<'_> {
         let clusterset = &self.model.clusterset;
-        let cluster = &clusterset.clusters[c];
+        let cluster = clusterset.cluster(c);
         let exports: Vec<&Export> = self
             .model
             .exports
@@ -435,7 +435,7 @@ impl<'m> Plan<'m> {
             .collect()
     }
 
-    fn import(&self, c: usize, service: &GlobalService) -> ImportPlan {
+    fn import(&self, c: ClusterId, service: &GlobalService) -> ImportPlan {
         let (endpoints, failover_priority) = self.endpoints(c, service);
         let resolution = if endpoints
             .iter()
@@ -472,16 +472,16 @@ impl<'m> Plan<'m> {
     /// How near each exporter of `service` is to importer `c`.
     fn nearness(
         &self,
-        c: usize,
+        c: ClusterId,
         service: &GlobalService,
     ) -> impl Fn(&Cluster, bool) -> Nearness + 'm {
         let model = self.model;
-        let clusters = &model.clusterset.clusters;
-        let importer = &clusters[c];
+        let clusterset = &model.clusterset;
+        let importer = clusterset.cluster(c);
         let next_region = service
             .exporters
             .iter()
-            .map(|&e| &clusters[model.exports[e].cluster].region)
+            .map(|&e| &clusterset.cluster(model.exports[e].cluster).region)
             .find(|region| **region != importer.region);
         move |exporter: &Cluster, local: bool| {
             if local {
@@ -502,13 +502,13 @@ impl<'m> Plan<'m> {
 
     /// Importer `c`'s endpoints of `service`, most preferred first, and the
     /// `failoverPriority` that makes Istio prefer them in that order.
-    fn endpoints(&self, c: usize, service: &GlobalService) -> (Vec<Endpoint>, Vec<String>) {
+    fn endpoints(&self, c: ClusterId, service: &GlobalService) -> (Vec<Endpoint>, Vec<String>) {
         let nearness = self.nearness(c, service);
         let mut endpoints = Vec::new();
         let mut keys = Vec::new();
         for &e in &service.exporters {
             let export = &self.model.exports[e];
-            let exporter = &self.model.clusterset.clusters[export.cluster];
+            let exporter = self.model.clusterset.cluster(export.cluster);
             // The importer's own export is reached through its own gateway too: one path for
             // every request, and only gateway addresses, which Istio can rank (STATIC).
             let local = export.cluster == c;
@@ -817,20 +817,20 @@ mod tests {
         let plan = Plan::new(&model);
         let ten = |n| format!("10.0.{n}.10");
         assert_eq!(
-            endpoints(&plan.cluster(1)),
+            endpoints(&plan.cluster(ClusterId(1))),
             [(ten(1), false, 0), (ten(3), false, 1)]
         );
         assert_eq!(
-            endpoints(&plan.cluster(0)),
+            endpoints(&plan.cluster(ClusterId(0))),
             [(ten(1), true, 0), (ten(3), false, 1)]
         );
         assert_eq!(
-            endpoints(&plan.cluster(2)),
+            endpoints(&plan.cluster(ClusterId(2))),
             [(ten(3), true, 0), (ten(1), false, 1)]
         );
         // Ranks become labels and Istio's failoverPriority: rank 0 is under every threshold.
         assert_eq!(
-            plan.cluster(1).imports[0].failover_priority,
+            plan.cluster(ClusterId(1)).imports[0].failover_priority,
             ["mcw.l7mp.io/rank-below-1=true"]
         );
     }
@@ -839,9 +839,9 @@ mod tests {
     fn every_exporter_gets_an_ingress_route_for_its_export_and_a_listener_per_policy() {
         let model = model();
         let plan = Plan::new(&model);
-        let exporter = plan.cluster(0);
+        let exporter = plan.cluster(ClusterId(0));
         assert_eq!(exporter.exports[0].routes.len(), 1);
         assert_eq!(exporter.exports[0].routes[0].name, "mcw-payment.p");
-        assert!(plan.cluster(1).exports.is_empty());
+        assert!(plan.cluster(ClusterId(1)).exports.is_empty());
     }
 }

@@ -80,7 +80,7 @@ impl Intent {
         let clusters = &model.clusterset.clusters;
         let mut services: Vec<ServiceIntent> = Vec::new();
         for export in &model.exports {
-            let exporter = clusters[export.cluster].name.clone();
+            let exporter = model.clusterset.cluster(export.cluster).name.clone();
             match services.last_mut() {
                 Some(s) if s.namespace == export.namespace && s.name == export.name => {
                     s.exporters.push(exporter);
