@@ -228,7 +228,7 @@ pub struct Conflict<'a> {
 pub enum Disagreement<'a> {
     Port(&'a ServicePort, &'a ServicePort),
     Type(&'a str, &'a str),
-    Policies(&'a [String], &'a [String]),
+    Policies(Vec<String>, Vec<String>),
     Route,
     Overrides,
 }

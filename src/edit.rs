@@ -222,12 +222,13 @@ fn export_document(sources: &Sources, cluster: &str, namespace: &str, name: &str
 /// A policy by name, or by a suffix that names exactly one (`high` for `sd-wan-priority-high`),
 /// as the seed's `--wan-policy=high` did.
 fn resolve_policy(model: &Model, wanted: &str) -> Result<String, String> {
-    if model.policies.contains_key(wanted) {
+    if model.policy_named(wanted).is_some() {
         return Ok(wanted.to_string());
     }
     let matches: Vec<&String> = model
         .policies
-        .keys()
+        .iter()
+        .map(|p| &p.name)
         .filter(|p| p.ends_with(&format!("-{wanted}")))
         .collect();
     match matches.as_slice() {
@@ -236,8 +237,8 @@ fn resolve_policy(model: &Model, wanted: &str) -> Result<String, String> {
             "no WAN policy `{wanted}` (policies: {})",
             model
                 .policies
-                .keys()
-                .cloned()
+                .iter()
+                .map(|p| p.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         )),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::conventions::{CLUSTER_LABEL, WAN_POLICY_LABEL};
-use crate::model::{ClusterId, Model, Sla, WholeSla};
+use crate::model::{ClusterId, Model, PolicyId, Sla, WholeSla};
 use crate::plan::ClusterPlan;
 
 /// The flows one site sends across the SD-WAN: for every remote endpoint its cluster
@@ -19,23 +19,18 @@ use crate::plan::ClusterPlan;
 pub struct SiteFlows {
     /// The source cluster's index, in ClusterSet order.
     pub from: ClusterId,
-    /// (policy, destination cluster index) → the services (`namespace/name`) using it.
-    pub groups: BTreeMap<(String, ClusterId), BTreeSet<String>>,
+    /// (policy, destination cluster) → the services (`namespace/name`) using it.
+    pub groups: BTreeMap<(PolicyId, ClusterId), BTreeSet<String>>,
 }
 
 impl SiteFlows {
     #[must_use]
-    pub fn of(model: &Model, c: ClusterId, plan: &ClusterPlan) -> Self {
-        let clusterset = &model.clusterset;
-        let index: BTreeMap<&str, ClusterId> = clusterset
-            .ids()
-            .map(|id| (clusterset.cluster(id).name.as_str(), id))
-            .collect();
-        let mut groups: BTreeMap<(String, ClusterId), BTreeSet<String>> = BTreeMap::new();
+    pub fn of(c: ClusterId, plan: &ClusterPlan) -> Self {
+        let mut groups: BTreeMap<(PolicyId, ClusterId), BTreeSet<String>> = BTreeMap::new();
         for import in &plan.imports {
             for endpoint in import.endpoints.iter().filter(|e| !e.local) {
                 groups
-                    .entry((endpoint.policy.clone(), index[endpoint.cluster.as_str()]))
+                    .entry((endpoint.via, endpoint.exporter))
                     .or_default()
                     .insert(format!("{}/{}", import.namespace, import.name));
             }
@@ -59,10 +54,10 @@ impl SiteFlows {
                     .map(move |address| (policy, *to, address, services))
             })
             .map(|(policy, to, address, services)| {
-                let class = &model.policies[policy];
+                let class = model.policy(*policy);
                 let destination = model.clusterset.cluster(to);
                 FlowView {
-                    policy: policy.clone(),
+                    policy: class.name.clone(),
                     tunnel: class.tunnel.clone(),
                     source_cluster: source.name.clone(),
                     source_site: source.sdwan_site,
@@ -165,7 +160,7 @@ pub struct FlowView {
 pub fn classify(model: &Model) -> Classification {
     let classes = model
         .policies
-        .values()
+        .iter()
         .map(|policy| Class {
             policy: policy.name.clone(),
             short_name: short_name(&policy.name),
@@ -174,7 +169,7 @@ pub fn classify(model: &Model) -> Classification {
             port: policy.port,
             sla: SlaView::from(&policy.sla),
             whole_sla: WholeSla::of(&policy.sla),
-            fallback: policy.fallback.clone(),
+            fallback: policy.fallback.map(|f| model.policy(f).name.clone()),
         })
         .collect();
     Classification {
@@ -209,7 +204,7 @@ pub fn verify(model: &Model, c: ClusterId, object: &Value) -> Result<(), String>
             for listener in object["spec"]["listeners"].as_array().into_iter().flatten() {
                 let name = listener["name"].as_str().unwrap_or_default();
                 let port = listener["port"].as_u64().unwrap_or_default();
-                match model.policies.get(name) {
+                match model.policy_named(name).map(|id| model.policy(id)) {
                     Some(policy) if u64::from(policy.port) == port => {}
                     _ => return Err(format!("cluster `{}`: gateway listener `{name}` on port {port} has no SD-WAN class", cluster.name)),
                 }
@@ -223,7 +218,8 @@ pub fn verify(model: &Model, c: ClusterId, object: &Value) -> Result<(), String>
                 if target == cluster.name {
                     continue;
                 }
-                let Some(policy) = model.policies.get(policy_name) else {
+                let Some(policy) = model.policy_named(policy_name).map(|id| model.policy(id))
+                else {
                     return Err(format!("cluster `{}`: endpoint of `{target}` names no SD-WAN class `{policy_name}`", cluster.name));
                 };
                 let Some(exporter) = model.clusterset.clusters.iter().find(|x| x.name == target)

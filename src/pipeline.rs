@@ -220,7 +220,7 @@ fn produce(
                 .map_err(|_| poisoned())?
                 .push((i, cluster_facts));
         }
-        let site = SiteFlows::of(model, c, &cluster_plan);
+        let site = SiteFlows::of(c, &cluster_plan);
         let site_files = renderer.site(&classification, i, &site.views(model))?;
         read_fabric(&site_files)?;
         emit(None, &site_files)?;

@@ -163,7 +163,7 @@ fn run_graph(input: &Input, dot: bool) -> Result<ExitCode, Error> {
     };
     let plan = Plan::new(&model);
     let edges = (model.clusterset.ids())
-        .flat_map(|c| summary::edges(&model, &SiteFlows::of(&model, c, &plan.cluster(c))))
+        .flat_map(|c| summary::edges(&model, &SiteFlows::of(c, &plan.cluster(c))))
         .collect();
     let text = if dot {
         summary::dot(&plan, &edges)

@@ -72,8 +72,9 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
 fn policies(model: &Model, global: &GlobalService, out: &mut String) {
     let sdwan = &model.clusterset.sdwan;
     out.push_str("\nWAN policies\n");
-    for policy in &global.policies {
-        let p = &model.policies[policy];
+    for &id in &global.policies {
+        let p = model.policy(id);
+        let policy = &p.name;
         let _ = writeln!(
             out,
             "  {policy}: tunnel {} (colour {}), port {}, SLA latency {} ms, jitter {} ms, loss {} %",
@@ -90,10 +91,10 @@ fn policies(model: &Model, global: &GlobalService, out: &mut String) {
 fn wan_route(model: &Model, route: &WanRoute, out: &mut String) {
     out.push_str("\nWANRoute rules (first match wins)\n");
     let describe = |action: &crate::model::Action| match action.policy() {
-        Some(p) => format!(
-            "{p} (tunnel {}, port {})",
-            model.policies[p].tunnel, model.policies[p].port
-        ),
+        Some(id) => {
+            let p = model.policy(id);
+            format!("{} (tunnel {}, port {})", p.name, p.tunnel, p.port)
+        }
         None => "denied (403)".to_string(),
     };
     for rule in &route.rules {
@@ -122,7 +123,7 @@ fn exporters(model: &Model, global: &GlobalService, out: &mut String) {
         let gateways: Vec<String> = global
             .policies
             .iter()
-            .map(|p| format!("{}:{}", cluster.address, model.policies[p].port))
+            .map(|&p| format!("{}:{}", cluster.address, model.policy(p).port))
             .collect();
         let _ = writeln!(
             out,

@@ -22,7 +22,7 @@ pub type Edges = BTreeSet<(usize, usize, String, String)>;
 pub fn edges(model: &Model, site: &SiteFlows) -> Edges {
     let mut edges = Edges::new();
     for ((policy, to), services) in &site.groups {
-        let tunnel = &model.policies[policy].tunnel;
+        let tunnel = &model.policy(*policy).tunnel;
         for service in services {
             edges.insert((site.from.0, to.0, service.clone(), tunnel.clone()));
         }
@@ -42,7 +42,10 @@ pub struct Totals {
 impl Totals {
     pub fn add(&mut self, model: &Model, site: &SiteFlows) {
         for (policy, _) in site.groups.keys() {
-            *self.flows.entry(policy.clone()).or_default() += 1;
+            *self
+                .flows
+                .entry(model.policy(*policy).name.clone())
+                .or_default() += 1;
         }
         // Edges of different sites differ in their importer, so counts add up.
         let edges = edges(model, site);
@@ -180,10 +183,15 @@ pub fn markdown(
             .filter(|c| c.imports(&service.namespace, &service.name))
             .map(|c| c.name.as_str())
             .collect();
+        let policies: Vec<&str> = service
+            .policies
+            .iter()
+            .map(|&p| model.policy(p).name.as_str())
+            .collect();
         let tunnels: Vec<&str> = service
             .policies
             .iter()
-            .map(|p| model.policies[p].tunnel.as_str())
+            .map(|&p| model.policy(p).tunnel.as_str())
             .collect();
         let ports: Vec<String> = service
             .ports
@@ -196,7 +204,7 @@ pub fn markdown(
             service.namespace,
             service.name,
             exporters.join(", "),
-            service.policies.join(", "),
+            policies.join(", "),
             tunnels.join(", "),
             ports.join(", "),
             importers.join(", "),
@@ -257,6 +265,7 @@ mod tests {
 
     use super::*;
     use crate::diagnostic::Diagnostics;
+    use crate::model::PolicyId;
     use crate::{check, load, schema};
 
     fn payment() -> Model {
@@ -275,11 +284,11 @@ mod tests {
     }
 
     /// A site of cluster `from` sending `services` to cluster `to` over `policy`.
-    fn site(from: usize, to: usize, policy: &str, services: usize) -> SiteFlows {
+    fn site(from: usize, to: usize, policy: PolicyId, services: usize) -> SiteFlows {
         let services = (0..services).map(|s| format!("ns/svc-{s}")).collect();
         SiteFlows {
             from: crate::model::ClusterId(from),
-            groups: BTreeMap::from([((policy.to_string(), crate::model::ClusterId(to)), services)]),
+            groups: BTreeMap::from([((policy, crate::model::ClusterId(to)), services)]),
         }
     }
 
@@ -287,10 +296,7 @@ mod tests {
     fn totals_do_not_depend_on_the_order_sites_arrive_in() {
         let model = payment();
         for (a, b, drawn) in [(150, 20, true), (150, 51, false)] {
-            let sites = [
-                site(0, 1, "sd-wan-priority-high", a),
-                site(1, 0, "sd-wan-priority-low", b),
-            ];
+            let sites = [site(0, 1, PolicyId(0), a), site(1, 0, PolicyId(1), b)];
             let (mut forward, mut backward) = (Totals::default(), Totals::default());
             for s in &sites {
                 forward.add(&model, s);

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::check::pointer::{fields, Input};
+use crate::check::{policy_names, Policies};
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Conflict, Disagreement};
 use crate::model::{ClusterSet, Export};
@@ -13,6 +14,7 @@ use crate::model::{ClusterSet, Export};
 pub struct Pass<'a> {
     pub input: Input<'a>,
     pub clusterset: &'a ClusterSet,
+    pub policies: &'a Policies,
     /// Let the earliest cluster win instead of failing.
     pub resolve: bool,
     pub diagnostics: &'a mut Diagnostics,
@@ -33,7 +35,7 @@ impl Pass<'_> {
             let (winner, winner_doc) = exports[members[0]].clone();
             for &i in &members[1..] {
                 let (export, doc) = &mut exports[i];
-                let differences = disagreements(export, &winner);
+                let differences = disagreements(self.policies, export, &winner);
                 if differences.is_empty() {
                     continue;
                 }
@@ -62,7 +64,11 @@ impl Pass<'_> {
 }
 
 /// How `export` differs from `winner`, the first export of its service.
-fn disagreements<'e>(export: &'e Export, winner: &'e Export) -> Vec<Disagreement<'e>> {
+fn disagreements<'e>(
+    policies: &Policies,
+    export: &'e Export,
+    winner: &'e Export,
+) -> Vec<Disagreement<'e>> {
     let shape = |e: &Export| {
         (
             e.port.istio_name().to_string(),
@@ -81,7 +87,10 @@ fn disagreements<'e>(export: &'e Export, winner: &'e Export) -> Vec<Disagreement
         ));
     }
     if export.policies != winner.policies {
-        out.push(Disagreement::Policies(&export.policies, &winner.policies));
+        out.push(Disagreement::Policies(
+            policy_names(policies, &export.policies),
+            policy_names(policies, &winner.policies),
+        ));
     }
     if export.route != winner.route {
         out.push(Disagreement::Route);

@@ -7,7 +7,7 @@ use crate::check::documents::{Declarations, Located};
 use crate::check::names::is_dns1123_label;
 use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::{check_namespace, Topology};
-use crate::check::Policies;
+use crate::check::{policy_id, Policies};
 use crate::conventions::{
     PER_TRY_TIMEOUT_ANNOTATION, POLICY_ANNOTATION, PORT_ANNOTATION, RETRIES_ANNOTATION,
     TIMEOUT_ANNOTATION,
@@ -15,7 +15,9 @@ use crate::conventions::{
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Expected, Name, TooLong};
 use crate::kind::Kind;
-use crate::model::{AppProtocol, ClusterId, Export, Millis, Overrides, ServicePort, ServiceType};
+use crate::model::{
+    AppProtocol, ClusterId, Export, Millis, Overrides, PolicyId, ServicePort, ServiceType,
+};
 use crate::spec;
 
 const KNOWN_ANNOTATIONS: &[&str] = &[
@@ -122,14 +124,15 @@ impl Pass<'_> {
                 && r.value.metadata.name == *name
                 && r.value.metadata.namespace.as_deref().unwrap_or("default") == namespace
         });
-        let policy = if refined && !meta.annotations.contains_key(POLICY_ANNOTATION) {
-            Some(String::new())
+        // Empty until the WANRoute pass fills it in, for a refined export.
+        let policies = if refined && !meta.annotations.contains_key(POLICY_ANNOTATION) {
+            Some(Vec::new())
         } else {
-            self.export_policy(exported, topology)
+            self.export_policy(exported, topology).map(|id| vec![id])
         };
         let port = self.export_port(exported, service);
         let overrides = self.overrides(exported.export);
-        let (Some(policy), Some(port)) = (policy, port) else {
+        let (Some(policies), Some(port)) = (policies, port) else {
             return None;
         };
         let service_type = if service.value.spec.cluster_ip.as_deref() == Some("None") {
@@ -141,12 +144,7 @@ impl Pass<'_> {
             cluster: ClusterId(*cluster),
             namespace: namespace.clone(),
             name: name.clone(),
-            // Empty until the WANRoute pass fills it in, for a refined export.
-            policies: if policy.is_empty() {
-                Vec::new()
-            } else {
-                vec![policy]
-            },
+            policies,
             port,
             service_type,
             overrides,
@@ -303,11 +301,11 @@ impl Pass<'_> {
     }
 
     /// The export's WAN policy: its annotation's, or the clusterset default.
-    fn export_policy(&mut self, exported: &Exported, topology: &Topology) -> Option<String> {
+    fn export_policy(&mut self, exported: &Exported, topology: &Topology) -> Option<PolicyId> {
         let policies = self.policies;
         let doc = exported.export.doc;
         match exported.meta().annotations.get(POLICY_ANNOTATION) {
-            Some(policy) if policies.contains_key(policy) => Some(policy.clone()),
+            Some(policy) if policies.contains_key(policy) => policy_id(policies, policy),
             Some(policy)
                 if self
                     .declarations
@@ -330,8 +328,7 @@ impl Pass<'_> {
             None if topology.default_policy.is_some() => topology
                 .default_policy
                 .as_ref()
-                .filter(|default| policies.contains_key(&default.value))
-                .map(|default| default.value.clone()),
+                .and_then(|default| policy_id(policies, &default.value)),
             None => {
                 self.diagnostics.push(diags::export_no_policy(
                     self.input.at(doc, &name_pointer()),

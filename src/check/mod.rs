@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostic::Diagnostics;
 use crate::diags;
-use crate::model::{Export, Model, WanPolicy};
+use crate::model::{Export, Model, PolicyId, WanPolicy};
 use crate::schema::Schemas;
 use crate::source::Sources;
 
@@ -38,6 +38,19 @@ pub struct Options {
 
 /// The global WAN policies by name, with the document of each.
 pub type Policies = BTreeMap<String, (WanPolicy, usize)>;
+
+/// The names of the policies `ids`, in order.
+fn policy_names(policies: &Policies, ids: &[PolicyId]) -> Vec<String> {
+    let names: Vec<&String> = policies.keys().collect();
+    ids.iter()
+        .filter_map(|id| names.get(id.0).map(|name| (*name).clone()))
+        .collect()
+}
+
+/// The id the model gives the policy named `name`: its place in name order.
+fn policy_id(policies: &Policies, name: &str) -> Option<PolicyId> {
+    policies.keys().position(|k| k == name).map(PolicyId)
+}
 
 /// Runs every pass. Returns a model only when the declarations are valid: when neither
 /// `load`, which reported to `diagnostics` before, nor any pass found an error in them.
@@ -95,6 +108,7 @@ pub fn check(
         input,
         declarations: &declarations,
         topology: &topology,
+        policies: &policies,
         exports: &exports,
         diagnostics,
     }
@@ -102,6 +116,7 @@ pub fn check(
     conflicts::Pass {
         input,
         clusterset: &topology.clusterset,
+        policies: &policies,
         resolve: options.resolve_conflicts,
         diagnostics,
     }
@@ -112,10 +127,7 @@ pub fn check(
     }
     Some(Model {
         clusterset: topology.clusterset,
-        policies: policies
-            .into_iter()
-            .map(|(name, (policy, _))| (name, policy))
-            .collect(),
+        policies: policies.into_values().map(|(policy, _)| policy).collect(),
         exports: exports.into_iter().map(|(export, _)| export).collect(),
         passthrough,
         input_digest: digest(sources),
@@ -152,7 +164,8 @@ impl Imports<'_> {
             for (export, doc) in service {
                 let fallback = export.policies.iter().any(|p| {
                     self.policies
-                        .get(p)
+                        .values()
+                        .nth(p.0)
                         .is_some_and(|(p, _)| p.fallback.is_some())
                 });
                 let cluster = clusterset.cluster(export.cluster);

@@ -11,6 +11,7 @@ use crate::check::documents::{Declarations, Located};
 use crate::check::names::{is_dns1123_label, is_dns1123_subdomain};
 use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::{check_namespace, Topology};
+use crate::check::{policy_names, Policies};
 use crate::conventions::GENERATED_PREFIX;
 use crate::diagnostic::{did_you_mean, Diagnostics, Location};
 use crate::diags::{self, Name, NotImported};
@@ -22,6 +23,7 @@ pub struct Pass<'a> {
     pub input: Input<'a>,
     pub declarations: &'a Declarations,
     pub topology: &'a Topology,
+    pub policies: &'a Policies,
     pub exports: &'a [(Export, usize)],
     pub diagnostics: &'a mut Diagnostics,
 }
@@ -39,6 +41,7 @@ struct Hosts<'a> {
 impl<'a> Hosts<'a> {
     fn new(
         topology: &'a Topology,
+        policies: &Policies,
         exports: &'a [(Export, usize)],
         declarations: &Declarations,
     ) -> Self {
@@ -51,7 +54,7 @@ impl<'a> Hosts<'a> {
                 .entry(host)
                 .or_insert_with(|| (&export.namespace, &export.name, BTreeSet::new()))
                 .2
-                .extend(export.policies.iter().cloned());
+                .extend(policy_names(policies, &export.policies));
         }
         let mut user_subsets: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
         for (cluster, object) in &declarations.passthrough {
@@ -114,7 +117,12 @@ impl Object<'_> {
 impl Pass<'_> {
     #[must_use]
     pub fn check(mut self) -> Vec<PassThrough> {
-        let hosts = Hosts::new(self.topology, self.exports, self.declarations);
+        let hosts = Hosts::new(
+            self.topology,
+            self.policies,
+            self.exports,
+            self.declarations,
+        );
         let mut seen: BTreeMap<(usize, String, String, String), usize> = BTreeMap::new();
         let mut out = Vec::new();
         for (cluster_name, located) in &self.declarations.passthrough {

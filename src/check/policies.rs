@@ -7,7 +7,7 @@ use crate::check::documents::Declarations;
 use crate::check::names::is_dns1123_label;
 use crate::check::pointer::{fields, Input};
 use crate::check::topology::Topology;
-use crate::check::Policies;
+use crate::check::{policy_id, Policies};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Invalid, Name};
 use crate::kind::Kind;
@@ -41,7 +41,7 @@ impl Pass<'_> {
                 policies.insert(policy.name.clone(), (policy, raw.doc));
             }
         }
-        self.check_fallbacks(&policies);
+        self.check_fallbacks(&mut policies);
         self.check_ports(&policies);
         self.check_fabric(&policies);
         self.check_copies(&policies);
@@ -87,7 +87,8 @@ impl Pass<'_> {
             tunnel: spec.tunnel.clone(),
             port: spec.port,
             sla,
-            fallback: spec.fallback.clone(),
+            // Set by `check_fallbacks`, once every policy is known.
+            fallback: None,
             resilience,
         })
     }
@@ -168,18 +169,26 @@ impl Pass<'_> {
     }
 
     /// A fallback names another declared policy.
-    fn check_fallbacks(&mut self, policies: &Policies) {
-        for (name, (policy, doc)) in policies {
-            let Some(fallback) = &policy.fallback else {
+    fn check_fallbacks(&mut self, policies: &mut Policies) {
+        let mut resolved = Vec::new();
+        for (name, (_, doc)) in policies.iter() {
+            let raw = self.declarations.policies.iter().find(|r| r.doc == *doc);
+            let Some(fallback) = raw.and_then(|r| r.value.spec.fallback.as_ref()) else {
                 continue;
             };
-            if fallback == name || !policies.contains_key(fallback) {
-                self.diagnostics.push(diags::wanpolicy_unknown_fallback(
+            match policy_id(policies, fallback).filter(|_| fallback != name) {
+                Some(id) => resolved.push((name.clone(), id)),
+                None => self.diagnostics.push(diags::wanpolicy_unknown_fallback(
                     self.input.at(*doc, &fields("spec.fallback")),
                     name,
                     fallback,
                     policies.keys().map(String::as_str).filter(|p| p != name),
-                ));
+                )),
+            }
+        }
+        for (name, id) in resolved {
+            if let Some((policy, _)) = policies.get_mut(&name) {
+                policy.fallback = Some(id);
             }
         }
     }

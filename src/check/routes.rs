@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::check::documents::{Declarations, Located};
 use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::Topology;
-use crate::check::Policies;
+use crate::check::{policy_id, policy_names, Policies};
 use crate::conventions::POLICY_ANNOTATION;
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Regex, Unenforceable};
@@ -92,13 +92,14 @@ impl Pass<'_> {
             return;
         }
         if let Some(annotated) = export.annotations.get(POLICY_ANNOTATION) {
-            if !used.contains(annotated) {
+            let names = policy_names(self.policies, &used);
+            if !names.contains(annotated) {
                 let pointer = fields("metadata.annotations").key(POLICY_ANNOTATION);
                 self.diagnostics.push(diags::wanroute_annotation_ignored(
                     self.input.at(export_doc, &pointer),
                     shown,
                     annotated,
-                    &used,
+                    &names,
                     spec_at,
                 ));
             }
@@ -179,9 +180,10 @@ impl<'a> Rules<'a> {
 
     /// What a rule or the default does: a declared policy, or deny.
     fn action(&mut self, raw: Option<&spec::RouteAction>, pointer: Pointer) -> Action {
-        match raw.and_then(|a| a.wan_policy.as_ref()) {
-            Some(policy) if self.policies.contains_key(policy) => Action::Policy(policy.clone()),
-            Some(policy) => {
+        let policy = raw.and_then(|a| a.wan_policy.as_ref());
+        match policy.map(|name| (name, policy_id(self.policies, name))) {
+            Some((_, Some(id))) => Action::Policy(id),
+            Some((policy, None)) => {
                 self.diagnostics.push(diags::wanroute_unknown_policy(
                     self.at(&pointer.key("wanPolicy")),
                     policy,

@@ -4,7 +4,7 @@
 use super::*;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::load::{self, Content, InputFile, Limits};
-use crate::model::PassThrough;
+use crate::model::{PassThrough, PolicyId};
 
 const CLUSTERSET: &str = "
 apiVersion: mcw.l7mp.io/v1alpha1
@@ -272,7 +272,8 @@ fn exports_need_their_service() {
     let (_, _, _, exports) = fixture.exports(&mut diagnostics);
     assert!(diagnostics.is_empty());
     assert_eq!(exports.len(), 1);
-    assert_eq!(exports[0].0.policies, ["low"]);
+    // Policies are numbered in name order: `high`, then `low`.
+    assert_eq!(exports[0].0.policies, [PolicyId(1)]);
     assert_eq!(exports[0].0.port.port, 8080);
 
     let export_only = "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: cart, namespace: shop}\n";
@@ -320,7 +321,7 @@ fn routes_refine_their_export_with_declared_policies() {
     let mut diagnostics = Diagnostics::default();
     let exports = routed("high", &mut diagnostics);
     assert!(diagnostics.is_empty());
-    assert_eq!(exports[0].0.policies, ["high", "low"]);
+    assert_eq!(exports[0].0.policies, [PolicyId(0), PolicyId(1)]);
     assert!(exports[0].0.route.is_some());
 
     let mut diagnostics = Diagnostics::default();
@@ -339,7 +340,7 @@ fn an_earlier_error_changes_no_later_pass_result() {
     diagnostics.push(diags::clusterset_missing());
     let exports = routed("high", &mut diagnostics);
     assert_eq!(diagnostics.errors(), 1);
-    assert_eq!(exports[0].0.policies, ["high", "low"]);
+    assert_eq!(exports[0].0.policies, [PolicyId(0), PolicyId(1)]);
     assert!(exports[0].0.route.is_some());
 }
 
@@ -361,11 +362,12 @@ fn passed_through(subset: &str) -> (Vec<PassThrough>, Diagnostics) {
     let client = CLIENT.replace("SUBSET", subset);
     let fixture = Fixture::new(&[("clusters/two/client.yaml", &client)]);
     let mut diagnostics = Diagnostics::default();
-    let (declarations, topology, _, exports) = fixture.exports(&mut diagnostics);
+    let (declarations, topology, policies, exports) = fixture.exports(&mut diagnostics);
     let out = passthrough::Pass {
         input: fixture.input(),
         declarations: &declarations,
         topology: &topology,
+        policies: &policies,
         exports: &exports,
         diagnostics: &mut diagnostics,
     }
@@ -395,10 +397,11 @@ fn conflicts(port: u16, resolve: bool) -> (Vec<(Export, usize)>, Diagnostics) {
     let other = cart(port);
     let fixture = Fixture::new(&[("clusters/two/cart.yaml", &other)]);
     let mut diagnostics = Diagnostics::default();
-    let (_, topology, _, mut exports) = fixture.exports(&mut diagnostics);
+    let (_, topology, policies, mut exports) = fixture.exports(&mut diagnostics);
     conflicts::Pass {
         input: fixture.input(),
         clusterset: &topology.clusterset,
+        policies: &policies,
         resolve,
         diagnostics: &mut diagnostics,
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ClusterId, Millis, Resilience, WanRoute};
+use super::{ClusterId, Millis, PolicyId, Resilience, WanRoute};
 
 /// The L7 protocol the gateways speak to the service, from the port's `appProtocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,7 +95,7 @@ pub struct Export {
     pub namespace: String,
     pub name: String,
     /// The WAN policies this export's traffic may use, sorted.
-    pub policies: Vec<String>,
+    pub policies: Vec<PolicyId>,
     pub port: ServicePort,
     pub service_type: ServiceType,
     pub overrides: Overrides,

@@ -7,12 +7,10 @@ mod resilience;
 mod wan_policy;
 mod wan_route;
 
-use std::collections::BTreeMap;
-
 pub use cluster_set::{Cluster, ClusterId, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
 pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
 pub use resilience::{Millis, Resilience, IDEMPOTENT_METHODS, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON};
-pub use wan_policy::{Sla, WanPolicy, WholeSla};
+pub use wan_policy::{PolicyId, Sla, WanPolicy, WholeSla};
 pub use wan_route::{
     Action, AuthzMatch, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute,
 };
@@ -33,12 +31,28 @@ pub struct PassThrough {
 #[derive(Debug, Clone)]
 pub struct Model {
     pub clusterset: ClusterSet,
-    /// Every WAN policy, by name.
-    pub policies: BTreeMap<String, WanPolicy>,
+    /// Every WAN policy, sorted by name; `PolicyId`s index it.
+    pub policies: Vec<WanPolicy>,
     /// Every export, sorted by (namespace, name, cluster order).
     pub exports: Vec<Export>,
     /// User-written Istio objects, by cluster order.
     pub passthrough: Vec<PassThrough>,
     /// A digest of the declarations' content, independent of file names and order.
     pub input_digest: String,
+}
+
+impl Model {
+    #[must_use]
+    pub fn policy(&self, id: PolicyId) -> &WanPolicy {
+        &self.policies[id.0]
+    }
+
+    /// The policy named `name`, if there is one.
+    #[must_use]
+    pub fn policy_named(&self, name: &str) -> Option<PolicyId> {
+        self.policies
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .ok()
+            .map(PolicyId)
+    }
 }

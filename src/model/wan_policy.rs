@@ -12,6 +12,11 @@ pub struct Sla {
     pub loss_percent: Number,
 }
 
+/// A WAN policy, by its place in `Model::policies` (sorted by name): how every stage after
+/// `check` names one, so that finding it cannot fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PolicyId(pub usize);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WanPolicy {
     /// A DNS-1123 label: it names a Gateway listener and an Istio subset.
@@ -22,7 +27,7 @@ pub struct WanPolicy {
     pub sla: Sla,
     /// The policy whose tunnel carries this policy's traffic when all of its own
     /// endpoints are ejected; `None` keeps the traffic in its tunnel whatever happens.
-    pub fallback: Option<String>,
+    pub fallback: Option<PolicyId>,
     pub resilience: Resilience,
 }
 

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::PolicyId;
+
 /// How a string is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum MatchKind {
@@ -169,15 +171,15 @@ impl HttpMatch {
 }
 
 /// Where a rule sends its requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    Policy(String),
+    Policy(PolicyId),
     Deny,
 }
 
 impl Action {
     #[must_use]
-    pub fn policy(&self) -> Option<&str> {
+    pub fn policy(self) -> Option<PolicyId> {
         match self {
             Action::Policy(p) => Some(p),
             Action::Deny => None,
@@ -185,7 +187,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// The declared name, or `rule-<n>` (1-based).
     pub name: String,
@@ -193,7 +195,7 @@ pub struct Rule {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WanRoute {
     pub rules: Vec<Rule>,
     pub default: Action,
@@ -230,13 +232,13 @@ impl WanRoute {
 
     /// The policies the route uses, sorted: exactly those its rules and default name.
     #[must_use]
-    pub fn policies(&self) -> Vec<String> {
-        let mut policies: Vec<String> = self
+    pub fn policies(&self) -> Vec<PolicyId> {
+        let mut policies: Vec<PolicyId> = self
             .rules
             .iter()
-            .map(|r| &r.action)
-            .chain(std::iter::once(&self.default))
-            .filter_map(|a| a.policy().map(str::to_owned))
+            .map(|r| r.action)
+            .chain(std::iter::once(self.default))
+            .filter_map(Action::policy)
             .collect();
         policies.sort();
         policies.dedup();

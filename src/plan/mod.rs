@@ -19,7 +19,7 @@ use self::objects::{
 pub use self::objects::{Object, Shared, Sink};
 use crate::model::{
     Action, AuthzMatch, Cluster, ClusterId, Export, Exposure, Model, Overrides, PassThrough,
-    Resilience, ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
+    PolicyId, Resilience, ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -32,7 +32,7 @@ pub struct GlobalService {
     pub ports: Vec<ImportPort>,
     pub service_type: ServiceType,
     /// The policies importers route by; after conflict checks, all exporters agree.
-    pub policies: Vec<String>,
+    pub policies: Vec<PolicyId>,
     /// Per-export resilience annotations, which all exporters agree on too.
     pub overrides: Overrides,
     /// The L7 rules, which all exporters agree on too.
@@ -178,8 +178,12 @@ pub struct Endpoint {
     pub ports: BTreeMap<String, u16>,
     pub locality: String,
     pub cluster: String,
+    #[serde(skip)]
+    pub exporter: ClusterId,
     /// The policy whose tunnel this endpoint's traffic takes (its port's class).
     pub policy: String,
+    #[serde(skip)]
+    pub via: PolicyId,
     /// The subset (the route's WAN policy) this endpoint serves.
     pub route_policy: String,
     /// `primary`, or `fallback` for an endpoint over another policy's tunnel.
@@ -316,7 +320,7 @@ impl<'m> Plan<'m> {
                 listeners: self
                     .model
                     .policies
-                    .values()
+                    .iter()
                     .map(|p| Listener {
                         name: p.name.clone(),
                         port: p.port,
@@ -339,9 +343,10 @@ impl<'m> Plan<'m> {
                 annotations: export.annotations.clone(),
                 routes: self
                     .ingress_policies(export)
-                    .iter()
-                    .flat_map(|policy| {
-                        let matches = self.ingress_matches(export, policy);
+                    .into_iter()
+                    .flat_map(|id| {
+                        let matches = self.ingress_matches(export, id);
+                        let policy = &self.policy(id).name;
                         // Gateway API: at most 64 matches a rule and 128 a route
                         // (apis/v1/httproute_types.go, v1.2.0 L123, L202). The rest go
                         // to further routes; the same listener merges them.
@@ -448,10 +453,13 @@ impl<'m> Plan<'m> {
         let subsets = service
             .policies
             .iter()
-            .map(|policy| Subset {
-                name: policy.clone(),
+            .map(|&policy| Subset {
+                name: self.policy(policy).name.clone(),
                 traffic: TrafficPolicy::of(&self.policy(policy).resilience),
-                fallback: self.policy(policy).fallback.clone(),
+                fallback: self
+                    .policy(policy)
+                    .fallback
+                    .map(|f| self.policy(f).name.clone()),
             })
             .collect();
         ImportPlan {
@@ -464,7 +472,7 @@ impl<'m> Plan<'m> {
             endpoints,
             subsets,
             failover_priority,
-            defaults: TrafficPolicy::of(&self.policy(&service.policies[0]).resilience),
+            defaults: TrafficPolicy::of(&self.policy(service.policies[0]).resilience),
             routes: self.egress_routes(service),
         }
     }
@@ -513,9 +521,9 @@ impl<'m> Plan<'m> {
             // every request, and only gateway addresses, which Istio can rank (STATIC).
             let local = export.cluster == c;
             let near = nearness(exporter, local);
-            for policy in &service.policies {
-                let mut tiers = vec![(policy.as_str(), PRIMARY)];
-                if let Some(fallback) = self.policy(policy).fallback.as_deref().filter(|_| !local) {
+            for &policy in &service.policies {
+                let mut tiers = vec![(policy, PRIMARY)];
+                if let Some(fallback) = self.policy(policy).fallback.filter(|_| !local) {
                     tiers.push((fallback, FALLBACK));
                 }
                 for (via, tier) in tiers {
@@ -531,8 +539,10 @@ impl<'m> Plan<'m> {
                                 .collect(),
                             locality: exporter.locality(),
                             cluster: exporter.name.clone(),
-                            policy: via.to_string(),
-                            route_policy: policy.clone(),
+                            exporter: export.cluster,
+                            policy: self.policy(via).name.clone(),
+                            via,
+                            route_policy: self.policy(policy).name.clone(),
                             tier,
                             local,
                             rank: 0,
@@ -578,7 +588,7 @@ impl<'m> Plan<'m> {
                 EgressRoute {
                     name,
                     matches,
-                    policy: action.policy().map(str::to_owned),
+                    policy: action.policy().map(|p| self.policy(p).name.clone()),
                     port: single_port,
                     timeout: resilience.as_ref().map(|r| r.timeout.to_string()),
                     attempts: resilience.as_ref().map(|r| r.attempts),
@@ -608,7 +618,7 @@ impl<'m> Plan<'m> {
             None => service
                 .policies
                 .iter()
-                .map(|p| egress(p.clone(), None, &Action::Policy(p.clone()), false))
+                .map(|&p| egress(self.policy(p).name.clone(), None, &Action::Policy(p), false))
                 .collect(),
         }
     }
@@ -672,11 +682,11 @@ impl<'m> Plan<'m> {
     /// The requests the export accepts on `listener`: the matches of the rules whose policy
     /// is the listener's, or falls back to it; everything when the default (or the export's
     /// one policy, without a WANRoute) uses it.
-    fn ingress_matches(&self, export: &Export, listener: &str) -> Vec<RouteMatch> {
+    fn ingress_matches(&self, export: &Export, listener: PolicyId) -> Vec<RouteMatch> {
         let served = |action: &Action| {
-            action.policy().is_some_and(|p| {
-                p == listener || self.policy(p).fallback.as_deref() == Some(listener)
-            })
+            action
+                .policy()
+                .is_some_and(|p| p == listener || self.policy(p).fallback == Some(listener))
         };
         let everything = || vec![RouteMatch::everything()];
         let Some(route) = &export.route else {
@@ -697,21 +707,21 @@ impl<'m> Plan<'m> {
 
     /// The listeners an export must answer on: its policies and their fallbacks, whose
     /// tunnels carry its traffic when the primary ones fail.
-    fn ingress_policies(&self, export: &Export) -> Vec<String> {
+    fn ingress_policies(&self, export: &Export) -> Vec<PolicyId> {
         let mut policies = export.policies.clone();
         policies.extend(
             export
                 .policies
                 .iter()
-                .filter_map(|p| self.policy(p).fallback.clone()),
+                .filter_map(|&p| self.policy(p).fallback),
         );
         policies.sort();
         policies.dedup();
         policies
     }
 
-    fn policy(&self, name: &str) -> &WanPolicy {
-        &self.model.policies[name]
+    fn policy(&self, id: PolicyId) -> &WanPolicy {
+        self.model.policy(id)
     }
 
     /// `<svc>.<ns>.svc.<domain>`: the name importers use.
@@ -731,7 +741,7 @@ fn shared(model: &Model) -> Shared {
     Shared {
         policies: model
             .policies
-            .values()
+            .iter()
             .map(|p| PolicyView {
                 name: p.name.clone(),
                 tunnel: p.tunnel.clone(),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::request::{gateway_matches, Sample, Unsure};
-use crate::model::{Action, Model};
+use crate::model::Model;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
@@ -90,7 +90,11 @@ impl Intent {
                     name: export.name.clone(),
                     port: export.port.port,
                     exporters: vec![exporter],
-                    policies: export.policies.clone(),
+                    policies: export
+                        .policies
+                        .iter()
+                        .map(|&p| model.policy(p).name.clone())
+                        .collect(),
                     route: export.route.as_ref().map(|r| RouteIntent {
                         rules: r
                             .rules
@@ -105,13 +109,10 @@ impl Intent {
                                             .unwrap_or_default()
                                     })
                                     .collect(),
-                                policy: rule.action.policy().map(str::to_owned),
+                                policy: rule.action.policy().map(|p| model.policy(p).name.clone()),
                             })
                             .collect(),
-                        default: match &r.default {
-                            Action::Policy(p) => Some(p.clone()),
-                            Action::Deny => None,
-                        },
+                        default: r.default.policy().map(|p| model.policy(p).name.clone()),
                     }),
                 }),
             }
@@ -131,12 +132,12 @@ impl Intent {
                 .collect(),
             policies: model
                 .policies
-                .values()
+                .iter()
                 .map(|p| {
                     let intent = PolicyIntent {
                         tunnel: p.tunnel.clone(),
                         port: p.port,
-                        fallback: p.fallback.clone(),
+                        fallback: p.fallback.map(|f| model.policy(f).name.clone()),
                     };
                     (p.name.clone(), intent)
                 })
