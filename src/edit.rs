@@ -7,7 +7,7 @@
 use crate::check::names::is_dns1123_label;
 use crate::conventions::POLICY_ANNOTATION;
 use crate::load::{Content, InputFile};
-use crate::model::Model;
+use crate::model::{Model, ServiceKey};
 use crate::source::{Place, Sources};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,11 +174,14 @@ impl Edit<'_> {
     }
 
     fn import(&self) -> Result<(Vec<Write>, String), String> {
-        let (namespace, _, cluster) = self.names();
+        let (namespace, name, cluster) = self.names();
         let service = &self.service;
         let target = &self.model.clusterset.clusters[self.c];
         let (path, text) = clusterset_text(self.files, self.sources)?;
-        let (text, what) = if target.skip_imports.contains(service) {
+        let (text, what) = if target
+            .skip_imports
+            .contains(&ServiceKey::new(namespace, name))
+        {
             (
                 remove_item(&text, self.sources, self.c, "skipImports", service)?,
                 format!("removed `{service}` from its skipImports"),

@@ -218,15 +218,15 @@ impl Imports<'_> {
             .map(|(e, _)| format!("{}/{}", e.namespace, e.name))
             .collect();
         for (c, cluster) in self.topology.clusterset.clusters.iter().enumerate() {
-            for skipped in &cluster.skip_imports {
-                if exported.contains(skipped) {
+            for skipped in cluster.skip_imports.iter().map(ToString::to_string) {
+                if exported.contains(&skipped) {
                     continue;
                 }
-                let pointer = self.skip_import_pointer(c, skipped);
+                let pointer = self.skip_import_pointer(c, &skipped);
                 self.diagnostics.push(diags::import_opt_out_unknown(
                     self.input.at(self.topology.doc, &pointer),
                     &cluster.name,
-                    skipped,
+                    &skipped,
                     exported.iter().map(String::as_str),
                 ));
             }

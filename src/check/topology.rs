@@ -11,7 +11,7 @@ use crate::conventions::{FABRIC_DIRECTORY, GATEWAY_NAME, RESERVED_NAMESPACE};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Name, TooLong};
 use crate::kind::Kind;
-use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
+use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, ServiceKey, Tracing};
 use crate::source::Place;
 use crate::spec;
 
@@ -164,7 +164,12 @@ impl Pass<'_> {
             addresses,
             exposure,
             namespaces,
-            skip_imports: raw.skip_imports.iter().cloned().collect(),
+            // The schema's pattern makes every item `namespace/name`.
+            skip_imports: raw
+                .skip_imports
+                .iter()
+                .filter_map(|s| ServiceKey::parse(s))
+                .collect(),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::ServiceKey;
+
 /// How a cluster's east-west ingress is reachable, and so which Service type Istio generates
 /// for its Gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +61,8 @@ pub struct Cluster {
     pub exposure: Exposure,
     /// The namespaces the cluster has: listed in the topology or declared in its directory.
     pub namespaces: BTreeSet<String>,
-    /// Services (`namespace/name`) the cluster opted out of importing.
-    pub skip_imports: BTreeSet<String>,
+    /// Services the cluster opted out of importing.
+    pub skip_imports: BTreeSet<ServiceKey>,
 }
 
 impl Cluster {
@@ -69,7 +71,9 @@ impl Cluster {
     #[must_use]
     pub fn imports(&self, namespace: &str, name: &str) -> bool {
         self.namespaces.contains(namespace)
-            && !self.skip_imports.contains(&format!("{namespace}/{name}"))
+            && !self
+                .skip_imports
+                .contains(&ServiceKey::new(namespace, name))
     }
 
     /// Istio's locality string, `region` or `region/zone`.

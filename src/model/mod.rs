@@ -15,6 +15,37 @@ pub use wan_route::{
     Action, AuthzMatch, HttpMatch, MatchKind, NamedMatch, Rule, StringMatch, WanRoute,
 };
 
+/// A service of the clusterset: namespace sameness makes `namespace/name` one service in
+/// every cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceKey {
+    #[must_use]
+    pub fn new(namespace: &str, name: &str) -> Self {
+        ServiceKey {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `namespace/name`, as declarations write it.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let (namespace, name) = text.split_once('/')?;
+        Some(ServiceKey::new(namespace, name))
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// An Istio object a user wrote in a cluster directory, copied to that cluster unchanged.
 #[derive(Debug, Clone)]
 pub struct PassThrough {

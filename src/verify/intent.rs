@@ -127,7 +127,7 @@ impl Intent {
                     site: c.sdwan_site,
                     addresses: c.addresses.clone(),
                     namespaces: c.namespaces.clone(),
-                    skip_imports: c.skip_imports.clone(),
+                    skip_imports: c.skip_imports.iter().map(ToString::to_string).collect(),
                 })
                 .collect(),
             policies: model
