@@ -17,7 +17,7 @@ use crate::plan::ClusterPlan;
 /// never cross the fabric. Built per cluster, so memory never holds the whole clusterset's.
 #[derive(Debug)]
 pub struct SiteFlows {
-    /// The source cluster's index, in ClusterSet order.
+    /// The source cluster.
     pub from: ClusterId,
     /// (policy, destination cluster) → the services (`namespace/name`) using it.
     pub groups: BTreeMap<(PolicyId, ClusterId), BTreeSet<String>>,

@@ -158,14 +158,14 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
             declarations.broken.insert(ObjectKey::of(kind, document));
             continue;
         }
-        declarations.read(sources, doc, kind, diagnostics);
+        declarations.add(sources, doc, kind, diagnostics);
     }
     declarations
 }
 
 impl Declarations {
     /// Reads a valid, well-placed document of `kind` into its list.
-    fn read(&mut self, sources: &Sources, doc: usize, kind: Kind, diagnostics: &mut Diagnostics) {
+    fn add(&mut self, sources: &Sources, doc: usize, kind: Kind, diagnostics: &mut Diagnostics) {
         let document = &sources.documents[doc];
         let cluster = match &document.place {
             Place::Cluster(name) => name.clone(),
