@@ -223,7 +223,7 @@ pub struct Conflict<'a> {
     pub first_at: Location,
 }
 
-/// How two exports of one service differ.
+/// How two exports of one service differ: the first exporter's value, then the other's.
 #[derive(Debug, Clone)]
 pub enum Disagreement<'a> {
     Port(&'a ServicePort, &'a ServicePort),
@@ -382,12 +382,12 @@ fn disagreement(disagreement: &Disagreement) -> String {
     let describe =
         |p: &ServicePort| format!("`{}` {}/{}", p.istio_name(), p.port, p.protocol.istio());
     match disagreement {
-        Disagreement::Port(here, first) => {
-            format!("port {} vs {}", describe(here), describe(first))
+        Disagreement::Port(first, other) => {
+            format!("port {} vs {}", describe(first), describe(other))
         }
-        Disagreement::Type(here, first) => format!("type {here} vs {first}"),
-        Disagreement::Policies(here, first) => {
-            format!("WAN policy `{}` vs `{}`", here.join(","), first.join(","))
+        Disagreement::Type(first, other) => format!("type {first} vs {other}"),
+        Disagreement::Policies(first, other) => {
+            format!("WAN policy `{}` vs `{}`", first.join(","), other.join(","))
         }
         Disagreement::Route => "WANRoute rules".to_string(),
         Disagreement::Overrides => {
@@ -878,10 +878,10 @@ diagnostics! {
         warning(
             conflict.at,
             format!(
-                "export `{}` in cluster `{}` is overruled by cluster `{}`: {}",
+                "cluster `{}` overrules the export of `{}` in cluster `{}`: {}",
+                conflict.first,
                 conflict.service,
                 conflict.here,
-                conflict.first,
                 disagreements(&conflict.differences)
             ),
         )

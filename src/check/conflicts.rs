@@ -63,7 +63,8 @@ impl Pass<'_> {
     }
 }
 
-/// How `export` differs from `winner`, the first export of its service.
+/// How `export` differs from `winner`, the first export of its service: each value pair
+/// is the winner's, then the export's, the order the messages name their clusters in.
 fn disagreements<'e>(
     policies: &Policies,
     export: &'e Export,
@@ -78,18 +79,18 @@ fn disagreements<'e>(
     };
     let mut out = Vec::new();
     if shape(export) != shape(winner) {
-        out.push(Disagreement::Port(&export.port, &winner.port));
+        out.push(Disagreement::Port(&winner.port, &export.port));
     }
     if export.service_type != winner.service_type {
         out.push(Disagreement::Type(
-            export.service_type.as_str(),
             winner.service_type.as_str(),
+            export.service_type.as_str(),
         ));
     }
     if export.policies != winner.policies {
         out.push(Disagreement::Policies(
-            policy_names(policies, &export.policies),
             policy_names(policies, &winner.policies),
+            policy_names(policies, &export.policies),
         ));
     }
     if export.route != winner.route {

@@ -415,12 +415,14 @@ fn conflicts_need_exports_to_agree() {
     assert!(diagnostics.is_empty());
     assert_eq!(exports.len(), 2);
 
+    // Values come in the order the clusters are named: `one` exports 8080, `two` 9090
+    // (they came swapped once, naming `two`'s port as `one`'s).
     let (_, diagnostics) = conflicts(9090, false);
     assert_eq!(
         codes(diagnostics),
         [(
             Code::McsConflict,
-            "clusters `one` and `two` export `shop/cart` differently: port `http` 9090/HTTP vs `http` 8080/HTTP".to_string()
+            "clusters `one` and `two` export `shop/cart` differently: port `http` 8080/HTTP vs `http` 9090/HTTP".to_string()
         )]
     );
     let (_, diagnostics) = conflicts(9090, true);
