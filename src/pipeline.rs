@@ -221,7 +221,7 @@ fn produce(
                 .push((i, cluster_facts));
         }
         let site = SiteFlows::of(c, &cluster_plan);
-        let site_files = renderer.site(&classification, i, &site.views(model))?;
+        let site_files = renderer.site(&classification, c, &site.views(model))?;
         read_fabric(&site_files)?;
         emit(None, &site_files)?;
         totals.lock().map_err(|_| poisoned())?.add(model, &site);

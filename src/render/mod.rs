@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::embedded::TEMPLATE_FILES;
 use crate::error::Error;
 use crate::fabric::{Classification, FlowView};
+use crate::model::ClusterId;
 use crate::plan::{ClusterPlan, Object, Sink};
 use crate::schema::{self, Lookup, Schemas};
 
@@ -199,10 +200,10 @@ impl Renderer {
     pub fn site(
         &self,
         classification: &Classification,
-        from: usize,
+        from: ClusterId,
         flows: &[FlowView],
     ) -> Result<Vec<OutputFile>, Error> {
-        let site = &classification.sites[from];
+        let site = &classification.sites[from.0];
         let context = SiteContext {
             fabric: classification,
             site,
