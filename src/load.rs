@@ -122,6 +122,9 @@ pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics)
         match &file.content {
             Content::TooLarge(size) => {
                 sources.files.push(SourceFile::new(relative, String::new()));
+                sources
+                    .unread
+                    .extend(place.map(|place| (file_index, place)));
                 diagnostics.push(diags::file_unreadable(
                     sources.file_start(file_index),
                     Unreadable::TooLarge {
@@ -141,6 +144,9 @@ pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics)
                     + 1;
                 let location = source.location(line, col);
                 sources.files.push(source);
+                sources
+                    .unread
+                    .extend(place.map(|place| (file_index, place)));
                 diagnostics.push(diags::file_unreadable(location, Unreadable::NotUtf8));
             }
             Content::Symlink => {
@@ -250,11 +256,13 @@ fn parse_documents(
                 file.location(stop.line, stop.col),
                 stop.bound,
             ));
+            sources.unread.push((file_index, place.clone()));
             return;
         }
     };
     let mut spans = indexed.into_iter();
     let mut parsed = Vec::new();
+    let mut complete = true;
     let before = diagnostics.len();
     for document in yaml_serde::Deserializer::from_str(&file.text) {
         let IndexedDocument {
@@ -289,6 +297,7 @@ fn parse_documents(
                         file.location(line, col),
                         Bound::Aliases(message.split(" at line ").next().unwrap_or(&message)),
                     ));
+                    complete = false;
                     break;
                 }
                 let message = message
@@ -301,6 +310,7 @@ fn parse_documents(
                     Syntax::Parser(&message),
                 ));
                 // The stream cannot be resumed after an error.
+                complete = false;
                 break;
             }
         }
@@ -309,6 +319,9 @@ fn parse_documents(
         diagnostics.push(diags::file_empty(file.location(1, 1)));
     }
     sources.documents.extend(parsed);
+    if !complete {
+        sources.unread.push((file_index, place.clone()));
+    }
 }
 
 /// Where a reader error (a control character, a NUL byte) stopped: yaml_serde locates it

@@ -106,6 +106,9 @@ pub struct Document {
 pub struct Sources {
     pub files: Vec<SourceFile>,
     pub documents: Vec<Document>,
+    /// Files whose documents were not all read (a syntax error, a limit, an unreadable
+    /// file), with their place: what they declare is unknown, not absent.
+    pub unread: Vec<(usize, Place)>,
 }
 
 impl Sources {

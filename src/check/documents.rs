@@ -41,6 +41,10 @@ pub struct Declarations {
     /// Objects that were declared but are invalid. Later passes do not report references
     /// to them as missing: the object's own diagnostics say enough.
     pub broken: BTreeSet<ObjectKey>,
+    /// Files that were not read whole, each with its place and the names it mentions: an
+    /// object one of them may declare is not reported missing either, so that a syntax
+    /// error is the one problem shown for its file.
+    pub unread: Vec<(Place, BTreeSet<String>)>,
 }
 
 /// Which object: its kind, its cluster directory (empty outside `clusters/`), its
@@ -80,7 +84,8 @@ impl ObjectKey {
 
 impl Declarations {
     /// Whether the `kind` object `namespace/name` was declared broken in `cluster` (a
-    /// directory name), or in any cluster for `None`. Cluster-scoped kinds take `""`.
+    /// directory name), or in any cluster for `None`, or may be declared in a file that was
+    /// not read whole there. Cluster-scoped kinds take `""`.
     #[must_use]
     pub fn is_broken(
         &self,
@@ -89,23 +94,59 @@ impl Declarations {
         namespace: &str,
         name: &str,
     ) -> bool {
-        self.broken.iter().any(|key| {
+        let declared = self.broken.iter().any(|key| {
             key.kind == kind
                 && key.namespace == namespace
                 && key.name == name
                 && cluster.is_none_or(|c| key.cluster == c)
-        })
+        });
+        declared
+            || self
+                .unread
+                .iter()
+                .any(|(place, names)| may_hold(kind, place, cluster) && names.contains(name))
     }
 
-    /// Whether any `kind` object was declared broken.
+    /// Whether any `kind` object was declared broken, or may be declared in a file that
+    /// was not read whole.
     #[must_use]
     pub fn any_broken(&self, kind: Kind) -> bool {
         self.broken.iter().any(|key| key.kind == kind)
+            || self
+                .unread
+                .iter()
+                .any(|(place, _)| may_hold(kind, place, None))
     }
 }
 
+/// Whether a file at `place` may declare a `kind` object of `cluster` (any for `None`).
+fn may_hold(kind: Kind, place: &Place, cluster: Option<&str>) -> bool {
+    match (kind.placement(), place) {
+        (Placement::ClusterSetFile, Place::ClusterSet) | (Placement::Anywhere, _) => true,
+        (Placement::ClusterDirectory, Place::Cluster(c)) => {
+            cluster.is_none_or(|wanted| c == wanted)
+        }
+        _ => false,
+    }
+}
+
+/// The words of a text that could be names: runs of lowercase letters, digits, `-` and `.`.
+fn names_in(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics) -> Declarations {
-    let mut declarations = Declarations::default();
+    let mut declarations = Declarations {
+        unread: sources
+            .unread
+            .iter()
+            .map(|(file, place)| (place.clone(), names_in(&sources.files[*file].text)))
+            .collect(),
+        ..Declarations::default()
+    };
     for (doc, document) in sources.documents.iter().enumerate() {
         let input = Input { sources, schemas };
         let at = |path: &str| input.at(doc, &fields(path));
