@@ -79,9 +79,14 @@ impl Pass<'_> {
         export: &mut Export,
         export_doc: usize,
     ) {
-        let Some(route) =
-            Rules::new(self.input, raw.doc, self.policies, self.diagnostics).route(&raw.value.spec)
-        else {
+        let Some(route) = Rules::new(
+            self.input,
+            raw.doc,
+            self.declarations,
+            self.policies,
+            self.diagnostics,
+        )
+        .route(&raw.value.spec) else {
             return;
         };
         let spec_at = self.input.at(raw.doc, &fields("spec"));
@@ -113,16 +118,21 @@ impl Pass<'_> {
 struct Rules<'a> {
     input: Input<'a>,
     doc: usize,
+    declarations: &'a Declarations,
     policies: &'a Policies,
     diagnostics: &'a mut Diagnostics,
     /// Errors before this route's: more after it means the route is invalid.
     errors_before: usize,
+    /// A policy it names is declared but invalid, and reported where it is declared: the
+    /// route is invalid without an error of its own.
+    unresolved: bool,
 }
 
 impl<'a> Rules<'a> {
     fn new(
         input: Input<'a>,
         doc: usize,
+        declarations: &'a Declarations,
         policies: &'a Policies,
         diagnostics: &'a mut Diagnostics,
     ) -> Self {
@@ -130,9 +140,11 @@ impl<'a> Rules<'a> {
         Rules {
             input,
             doc,
+            declarations,
             policies,
             diagnostics,
             errors_before,
+            unresolved: false,
         }
     }
 
@@ -163,7 +175,7 @@ impl<'a> Rules<'a> {
             });
         }
         let default = self.action(spec.default.as_ref(), fields("spec.default"));
-        if self.diagnostics.errors() > self.errors_before {
+        if self.unresolved || self.diagnostics.errors() > self.errors_before {
             return None;
         }
         let shadowed = self.shadowed(&rules);
@@ -183,6 +195,14 @@ impl<'a> Rules<'a> {
         let policy = raw.and_then(|a| a.wan_policy.as_ref());
         match policy.map(|name| (name, policy_id(self.policies, name))) {
             Some((_, Some(id))) => Action::Policy(id),
+            Some((policy, None))
+                if self
+                    .declarations
+                    .is_broken(Kind::WanPolicy, None, "", policy) =>
+            {
+                self.unresolved = true;
+                Action::Deny
+            }
             Some((policy, None)) => {
                 self.diagnostics.push(diags::wanroute_unknown_policy(
                     self.at(&pointer.key("wanPolicy")),
