@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::check::names::is_dns1123_label;
 use crate::check::pointer::{fields, Input};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::diags::{self, Invalid, Missing, UnknownKind};
@@ -85,9 +84,8 @@ impl ObjectKey {
 
 impl Declarations {
     /// Whether the `kind` object `namespace/name` was declared broken in `cluster` (a
-    /// directory name), or in any cluster for `None`; or declared with a name its pass
-    /// refuses; or may be declared in a file that was not read whole there. Cluster-scoped
-    /// kinds take `""`.
+    /// directory name), or in any cluster for `None`, or may be declared in a file that was
+    /// not read whole there. Cluster-scoped kinds take `""`.
     #[must_use]
     pub fn is_broken(
         &self,
@@ -102,12 +100,7 @@ impl Declarations {
                 && key.name == name
                 && cluster.is_none_or(|c| key.cluster == c)
         });
-        // A WAN policy with an invalid name is refused by the policies pass, after this one.
-        let refused = kind == Kind::WanPolicy
-            && !is_dns1123_label(name)
-            && self.policies.iter().any(|p| p.value.metadata.name == name);
         declared
-            || refused
             || self
                 .unread
                 .iter()

@@ -7,7 +7,7 @@ use crate::check::documents::{Declarations, Located};
 use crate::check::names::is_dns1123_label;
 use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::{check_namespace, Topology};
-use crate::check::{policy_id, Policies};
+use crate::check::{policy_id, policy_refused, Policies};
 use crate::conventions::{
     PER_TRY_TIMEOUT_ANNOTATION, POLICY_ANNOTATION, PORT_ANNOTATION, RETRIES_ANNOTATION,
     TIMEOUT_ANNOTATION,
@@ -306,13 +306,7 @@ impl Pass<'_> {
         let doc = exported.export.doc;
         match exported.meta().annotations.get(POLICY_ANNOTATION) {
             Some(policy) if policies.contains_key(policy) => policy_id(policies, policy),
-            Some(policy)
-                if self
-                    .declarations
-                    .is_broken(Kind::WanPolicy, None, "", policy) =>
-            {
-                None
-            }
+            Some(policy) if policy_refused(self.declarations, policies, policy) => None,
             Some(policy) => {
                 let known: Vec<&str> = policies.keys().map(String::as_str).collect();
                 self.diagnostics.push(diags::export_unknown_policy(

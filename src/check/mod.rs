@@ -21,8 +21,10 @@ use std::fmt::Write;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::check::documents::Declarations;
 use crate::diagnostic::Diagnostics;
 use crate::diags;
+use crate::kind::Kind;
 use crate::model::{Export, Model, PolicyId, WanPolicy};
 use crate::schema::Schemas;
 use crate::source::Sources;
@@ -45,6 +47,18 @@ fn policy_names(policies: &Policies, ids: &[PolicyId]) -> Vec<String> {
     ids.iter()
         .filter_map(|id| names.get(id.0).map(|name| (*name).clone()))
         .collect()
+}
+
+/// Whether the WAN policy `name`, missing from `policies`, was declared all the same:
+/// broken, refused by the policies pass (an invalid name), or in a file not read whole.
+/// References to it are not reported again.
+fn policy_refused(declarations: &Declarations, policies: &Policies, name: &str) -> bool {
+    !policies.contains_key(name)
+        && (declarations.is_broken(Kind::WanPolicy, None, "", name)
+            || declarations
+                .policies
+                .iter()
+                .any(|p| p.value.metadata.name == name))
 }
 
 /// The id the model gives the policy named `name`: its place in name order.

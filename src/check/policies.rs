@@ -7,10 +7,9 @@ use crate::check::documents::Declarations;
 use crate::check::names::is_dns1123_label;
 use crate::check::pointer::{fields, Input};
 use crate::check::topology::Topology;
-use crate::check::{policy_id, Policies};
+use crate::check::{policy_id, policy_refused, Policies};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Invalid, Name};
-use crate::kind::Kind;
 use crate::model::{Exposure, Millis, Resilience, Sla, WanPolicy};
 use crate::spec;
 use crate::value_diff::leaf_differences;
@@ -112,9 +111,7 @@ impl Pass<'_> {
             return;
         };
         if !policies.contains_key(&default.value)
-            && !self
-                .declarations
-                .is_broken(Kind::WanPolicy, None, "", &default.value)
+            && !policy_refused(self.declarations, policies, &default.value)
         {
             self.diagnostics.push(diags::default_policy_unknown(
                 self.input.at(default.doc, &fields("spec.defaultWANPolicy")),

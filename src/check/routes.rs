@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::check::documents::{Declarations, Located};
 use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::Topology;
-use crate::check::{policy_id, policy_names, Policies};
+use crate::check::{policy_id, policy_names, policy_refused, Policies};
 use crate::conventions::POLICY_ANNOTATION;
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Regex, Unenforceable};
@@ -195,11 +195,7 @@ impl<'a> Rules<'a> {
         let policy = raw.and_then(|a| a.wan_policy.as_ref());
         match policy.map(|name| (name, policy_id(self.policies, name))) {
             Some((_, Some(id))) => Action::Policy(id),
-            Some((policy, None))
-                if self
-                    .declarations
-                    .is_broken(Kind::WanPolicy, None, "", policy) =>
-            {
+            Some((policy, None)) if policy_refused(self.declarations, self.policies, policy) => {
                 self.unresolved = true;
                 Action::Deny
             }
