@@ -35,3 +35,10 @@ pub const TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/timeout";
 pub const RETRIES_ANNOTATION: &str = "mcw.l7mp.io/retries";
 /// A ServiceExport's timeout per try.
 pub const PER_TRY_TIMEOUT_ANNOTATION: &str = "mcw.l7mp.io/per-try-timeout";
+/// The importing clusters a ServiceExport admits callers from (mutual mode).
+pub const ALLOWED_CLUSTERS_ANNOTATION: &str = "mcw.l7mp.io/allowed-clusters";
+/// The service accounts, in the service's namespace, a ServiceExport admits (mutual mode).
+pub const ALLOWED_SERVICE_ACCOUNTS_ANNOTATION: &str = "mcw.l7mp.io/allowed-service-accounts";
+/// The header a client's sidecar names its cluster in; in mutual mode the ingress admits
+/// it only when it names the cluster of the caller's certificate.
+pub const SOURCE_CLUSTER_HEADER: &str = "x-mcwan-source-cluster";

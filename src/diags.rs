@@ -206,6 +206,16 @@ pub enum TooLong<'a> {
 pub enum Expected {
     Duration,
     RetryCount,
+    /// A comma-separated list of DNS-1123 names.
+    Names,
+}
+
+/// Why a cluster an allow-list names cannot call the export.
+#[derive(Debug, Clone, Copy)]
+pub enum NotImporter<'a> {
+    Unknown,
+    NoNamespace(&'a str),
+    OptedOut,
 }
 
 /// Two clusters that export one service differently.
@@ -231,6 +241,7 @@ pub enum Disagreement<'a> {
     Policies(Vec<String>, Vec<String>),
     Route,
     Overrides,
+    Callers,
 }
 
 /// Why a regular expression is refused.
@@ -392,6 +403,9 @@ fn disagreement(disagreement: &Disagreement) -> String {
         Disagreement::Route => "WANRoute rules".to_string(),
         Disagreement::Overrides => {
             "resilience annotations (timeout, retries, per-try-timeout)".to_string()
+        }
+        Disagreement::Callers => {
+            "allowed callers (allowed-clusters, allowed-service-accounts)".to_string()
         }
     }
 }
@@ -753,12 +767,13 @@ diagnostics! {
 
     AnnotationInvalid => "annotation-invalid",
     fn annotation_invalid(at: Location, key: &str, value: &str, expected: Expected) {
-        let expected = match expected {
-            Expected::Duration => "a duration between 1ms and 24h",
-            Expected::RetryCount => "a retry count from 0 to 10",
+        const RESILIENCE: &str = "durations are a number and a unit (`250ms`, `1.5s`, `2m`); retries a count from 0 to 10";
+        let (expected, hint) = match expected {
+            Expected::Duration => ("a duration between 1ms and 24h", RESILIENCE),
+            Expected::RetryCount => ("a retry count from 0 to 10", RESILIENCE),
+            Expected::Names => ("a comma-separated list of names", "separate names by commas, as in `cluster-2,cluster-3`"),
         };
-        error(at, format!("`{key}: {value}` is not {expected}"))
-            .hint("durations are a number and a unit (`250ms`, `1.5s`, `2m`); retries a count from 0 to 10")
+        error(at, format!("`{key}: {value}` is not {expected}")).hint(hint)
     }
 
     ExportNoService => "export-no-service",
@@ -843,12 +858,12 @@ diagnostics! {
         error(
             at,
             format!(
-                "port {port} of Service `{service}` is {}/{}, but east-west gateways route HTTP",
+                "port {port} of Service `{service}` is {}/{}, but east-west gateways route HTTP: the Istio versions mcwan supports read no TCPRoute a standard-channel CRD serves, and TLSRoute only from 1.30",
                 protocol.unwrap_or("TCP"),
                 app_protocol.unwrap_or("-")
             ),
         )
-        .hint("export an HTTP, HTTP/2 or gRPC port over TCP")
+        .hint("export an HTTP, HTTP/2 or gRPC port over TCP (docs/security.md, \"Non-HTTP services\")")
     }
 
     AnnotationUnknown => "annotation-unknown",
@@ -1090,6 +1105,54 @@ diagnostics! {
             format!("{count} more problem(s) in this file not shown, {errors} of them error(s)"),
         )
         .hint("fix the problems shown and run again")
+    }
+
+    TrustDomainMissing => "trust-domain-missing",
+    fn trust_domain_missing(at: Location, cluster: &str) {
+        error(at, format!("cluster `{cluster}` declares no trustDomain, which mutual mode needs to name its workloads"))
+            .hint("set `trustDomain` to the cluster's Istio `meshConfig.trustDomain`, distinct per cluster (docs/security.md), or set `spec.security.mode: plaintext`")
+    }
+
+    TrustDomainDuplicate => "trust-domain-duplicate",
+    fn trust_domain_duplicate(at: Location, cluster: &str, trust_domain: &str, first: &str, first_at: Location) {
+        error(at, format!("clusters `{first}` and `{cluster}` share the trust domain `{trust_domain}`, so gateways cannot tell their workloads apart"))
+            .also(first_at, format!("`{first}` declares it here"))
+            .hint("give every cluster's Istio its own `meshConfig.trustDomain`, and declare it here")
+    }
+
+    TrustDomainDefault => "trust-domain-default",
+    fn trust_domain_default(at: Location, cluster: &str) {
+        error(at, format!("cluster `{cluster}` uses `cluster.local`, Istio's default trust domain, which every cluster's AuthorizationPolicies read as their own"))
+            .hint("set the cluster's Istio `meshConfig.trustDomain` to a name of its own, and declare it here (docs/security.md)")
+    }
+
+    PlaintextPublicTunnel => "plaintext-public-tunnel",
+    fn plaintext_public_tunnel(at: Location, policy: &str, tunnel: &str) {
+        warning(at, format!("WAN policy `{policy}` sends requests over tunnel `{tunnel}` in plaintext, unencrypted and with no caller identity"))
+            .hint("set `spec.security.mode: mutual` in the ClusterSet, or mark the policy `private: true` if the tunnel is private to you")
+    }
+
+    AllowedClusterNotImporter => "allowed-cluster-not-importer",
+    fn allowed_cluster_not_importer(at: Location, export: &str, cluster: &str, why: NotImporter) {
+        let why = match why {
+            NotImporter::Unknown => "is not a cluster of the ClusterSet".to_string(),
+            NotImporter::NoNamespace(namespace) => format!("does not have the namespace `{namespace}`"),
+            NotImporter::OptedOut => "opts out of importing it (`skipImports`)".to_string(),
+        };
+        error(at, format!("`{export}` allows cluster `{cluster}`, which {why}"))
+            .hint("an allow-list only narrows the importing clusters; remove the cluster, or have it import the service")
+    }
+
+    CallersNeedMutualTls => "callers-need-mutual-tls",
+    fn callers_need_mutual_tls(at: Location, key: &str) {
+        error(at, format!("`{key}` restricts callers, which a gateway can only tell apart in mutual mode"))
+            .hint("set `spec.security.mode: mutual` in the ClusterSet, or remove the annotation")
+    }
+
+    DestinationruleTlsNotMutual => "destinationrule-tls-not-mutual",
+    fn destinationrule_tls_not_mutual(at: Location, rule: &str, mode: &str) {
+        error(at, format!("DestinationRule `{rule}` sends a clusterset host's requests with TLS mode `{mode}`: in mutual mode they would cross the WAN without Istio mutual TLS, and the gateway refuses them"))
+            .hint("set `trafficPolicy.tls: {mode: ISTIO_MUTUAL, subjectAltNames: [...]}` as mcwan's DestinationRule `mcw-<service>` does, and in no subset another mode")
     }
 }
 

@@ -5,7 +5,9 @@
 //! survive, and each verb undoes the other byte for byte.
 
 use crate::check::names::is_dns1123_label;
-use crate::conventions::POLICY_ANNOTATION;
+use crate::conventions::{
+    ALLOWED_CLUSTERS_ANNOTATION, ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, POLICY_ANNOTATION,
+};
 use crate::load::{Content, InputFile};
 use crate::model::{Model, ServiceKey};
 use crate::source::{Place, Sources};
@@ -114,10 +116,35 @@ impl Edit<'_> {
             Some(wanted) => Some(resolve_policy(self.model, wanted)?),
             None => None,
         };
-        let annotations = policy
-            .as_ref()
-            .map(|p| format!("  annotations:\n    {POLICY_ANNOTATION}: {p}\n"))
-            .unwrap_or_default();
+        let mut annotations: Vec<(&str, String)> = policy
+            .iter()
+            .map(|p| (POLICY_ANNOTATION, p.clone()))
+            .collect();
+        // Every exporter of a service admits the same callers: take an existing export's.
+        if let Some(other) = self
+            .model
+            .exports
+            .iter()
+            .find(|e| e.namespace == namespace && e.name == name)
+        {
+            for key in [
+                ALLOWED_CLUSTERS_ANNOTATION,
+                ALLOWED_SERVICE_ACCOUNTS_ANNOTATION,
+            ] {
+                if let Some(value) = other.annotations.get(key) {
+                    annotations.push((key, value.clone()));
+                }
+            }
+        }
+        let annotations = if annotations.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<String> = annotations
+                .iter()
+                .map(|(k, v)| format!("    {k}: {}\n", serde_json::Value::from(v.as_str())))
+                .collect();
+            format!("  annotations:\n{}", lines.concat())
+        };
         let content = format!(
             "# Written by `mcwan export {service} --cluster {cluster}`; `mcwan unexport` removes it.\n\
              apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{annotations}"

@@ -106,7 +106,7 @@ pub fn repository(shape: Shape) -> Vec<(String, String)> {
             .collect();
         let _ = write!(
             clusterset,
-            "  - name: cluster-{c}\n    region: region-{}\n    zone: zone-{c}\n    sdwanSite: {}\n    gateway: {{address: 10.{}.{}.1, exposure: NodePort}}\n    namespaces: [{}]\n",
+            "  - name: cluster-{c}\n    trustDomain: cluster-{c}.generated.example\n    region: region-{}\n    zone: zone-{c}\n    sdwanSite: {}\n    gateway: {{address: 10.{}.{}.1, exposure: NodePort}}\n    namespaces: [{}]\n",
             c % 4,
             c + 1,
             c / 250,

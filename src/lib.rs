@@ -29,6 +29,8 @@ pub mod source;
 pub mod spec;
 pub mod status;
 pub mod summary;
+#[cfg(test)]
+mod testing;
 pub mod value_diff;
 pub mod verify;
 

@@ -36,7 +36,14 @@ pub struct ClusterSetSpec {
     pub sdwan: Sdwan,
     #[serde(default)]
     pub tracing: Tracing,
+    #[serde(default)]
+    pub security: Security,
     pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Security {
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +68,7 @@ pub struct Cluster {
     pub region: String,
     pub zone: Option<String>,
     pub sdwan_site: u64,
+    pub trust_domain: Option<String>,
     pub gateway: Gateway,
     #[serde(default)]
     pub namespaces: Vec<String>,
@@ -89,6 +97,8 @@ pub struct WanPolicySpec {
     pub port: u16,
     pub sla: Sla,
     pub fallback: Option<String>,
+    #[serde(default)]
+    pub private: bool,
     #[serde(default)]
     pub resilience: Resilience,
 }

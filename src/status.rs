@@ -60,6 +60,13 @@ pub fn describe(model: &Model, service: &str) -> Result<String, String> {
         .collect();
     let _ = writeln!(out, "ports     {}", ports.join(", "));
     let _ = writeln!(out, "type      {}", global.service_type.as_str());
+    // Exporters agree on their callers (`check::conflicts`), so the first one's speak for all.
+    let security = match plan.callers(&model.exports[global.exporters[0]]) {
+        None => "plaintext: any caller that reaches a gateway".to_string(),
+        Some(principals) if principals.is_empty() => "mutual TLS; no caller admitted".to_string(),
+        Some(principals) => format!("mutual TLS; callers {}", principals.join(", ")),
+    };
+    let _ = writeln!(out, "security  {security}");
     policies(model, global, &mut out);
     if let Some(route) = &global.route {
         wan_route(model, route, &mut out);

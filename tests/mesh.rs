@@ -3,7 +3,7 @@
 //! upstream references), so that a regression fails with a sentence a reviewer understands.
 //! The golden trees are what `examples/` render to (tests/cases.rs checks that).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -65,18 +65,18 @@ fn cluster_of(path: &str) -> &str {
     path.split('/').next().unwrap()
 }
 
+/// An example's ClusterSet.
+fn clusterset(example: &str) -> Value {
+    let path = root()
+        .join("examples")
+        .join(example)
+        .join("clusterset.yaml");
+    yaml(&fs::read(path).unwrap())
+}
+
 /// The declared gateway addresses of each cluster of an example.
 fn gateway_addresses(example: &str) -> BTreeMap<String, Vec<String>> {
-    let clusterset = yaml(
-        &fs::read(
-            root()
-                .join("examples")
-                .join(example)
-                .join("clusterset.yaml"),
-        )
-        .unwrap(),
-    );
-    list(&clusterset["spec"]["clusters"])
+    list(&clusterset(example)["spec"]["clusters"])
         .iter()
         .map(|c| {
             let gateway = &c["gateway"];
@@ -375,11 +375,14 @@ fn retries_never_repeat_a_request_that_may_have_run() {
     }
 }
 
-/// A request the sample tests: a method and a path, with the Host the sidecar sends.
+/// A request the sample tests: a method and a path, with the Host the sidecar sends; the
+/// caller's identity (without `spiffe://`) when it comes over mutual TLS, and its headers.
 struct Request<'a> {
     host: &'a str,
     method: &'a str,
     path: &'a str,
+    principal: Option<&'a str>,
+    headers: &'a [(&'a str, &'a str)],
 }
 
 /// Istio `StringMatch` on a VirtualService `uri` or `method` (no regex in these samples).
@@ -432,14 +435,43 @@ fn authz_matches(patterns: &Value, value: &str) -> bool {
     })
 }
 
+/// An Istio authorization rule: any `from` source (by principal; none matches a caller
+/// without identity), any `to` operation, and every `when` header condition (`values`: one
+/// matches, `*` meaning present; `notValues`: the header is absent or matches none).
 fn rule_matches(rule: &Value, request: &Request) -> bool {
-    assert!(rule.get("when").is_none(), "samples carry no headers");
-    list(&rule["to"]).iter().any(|to| {
-        let op = &to["operation"];
-        authz_matches(&op["hosts"], request.host)
-            && authz_matches(&op["methods"], request.method)
-            && authz_matches(&op["paths"], request.path)
-    })
+    let from = rule.get("from").is_none()
+        || list(&rule["from"]).iter().any(|f| {
+            request
+                .principal
+                .is_some_and(|p| authz_matches(&f["source"]["principals"], p))
+        });
+    let to = rule.get("to").is_none()
+        || list(&rule["to"]).iter().any(|to| {
+            let op = &to["operation"];
+            authz_matches(&op["hosts"], request.host)
+                && authz_matches(&op["methods"], request.method)
+                && authz_matches(&op["paths"], request.path)
+        });
+    let when = list(&rule["when"]).iter().all(|condition| {
+        let key = condition["key"].as_str().unwrap();
+        let name = key
+            .strip_prefix("request.headers[")
+            .and_then(|k| k.strip_suffix(']'))
+            .unwrap_or_else(|| panic!("unexpected condition key {key}"));
+        let value = request
+            .headers
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v);
+        let values = condition.get("values").is_none_or(|v| {
+            value.is_some_and(|value| list(v).iter().any(|p| p == "*") || authz_matches(v, value))
+        });
+        let not_values = condition
+            .get("notValues")
+            .is_none_or(|v| value.is_none_or(|value| !authz_matches(v, value)));
+        values && not_values
+    });
+    from && to && when
 }
 
 /// What the gateway's AuthorizationPolicies do: DENY first, then ALLOW (when one exists).
@@ -484,7 +516,13 @@ fn the_gateway_refuses_what_the_client_denies_and_nothing_else() {
     let mut denied = 0;
     for (method, path) in samples {
         for host in [host, with_port.as_str()] {
-            let request = Request { host, method, path };
+            let request = Request {
+                host,
+                method,
+                path,
+                principal: Some("cluster-2.l7-payment.example/ns/secure/sa/checkout"),
+                headers: &[("x-mcwan-source-cluster", "cluster-2")],
+            };
             let client = sidecar(service, &request);
             let gateway = gateway_allows(objects, "cluster-1", &request);
             assert_eq!(
@@ -544,4 +582,287 @@ fn service_entries_without_endpoints_are_static() {
         }
     }
     assert!(seen >= 2);
+}
+
+/// Whether an example's ClusterSet asks for mutual TLS across the WAN (the default), and
+/// each cluster's trust domain.
+fn security(example: &str) -> (bool, BTreeMap<String, String>) {
+    let clusterset = clusterset(example);
+    let mutual = clusterset["spec"]["security"]["mode"]
+        .as_str()
+        .is_none_or(|m| m == "mutual");
+    let trust_domains = list(&clusterset["spec"]["clusters"])
+        .iter()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?.to_string();
+            Some((name, c["trustDomain"].as_str()?.to_string()))
+        })
+        .collect();
+    (mutual, trust_domains)
+}
+
+/// The clusters with a ServiceImport of `namespace/name`: the importers.
+fn importers(objects: &[(String, Value)], namespace: &str, name: &str) -> BTreeSet<String> {
+    of_kind(objects, "ServiceImport")
+        .into_iter()
+        .filter(|(_, o)| o["metadata"]["namespace"] == namespace && o["metadata"]["name"] == name)
+        .map(|(path, _)| cluster_of(path).to_string())
+        .collect()
+}
+
+/// Issue 17: in mutual mode no listener takes plaintext. Each terminates Istio mutual TLS
+/// (Istio's option on a Terminate listener without certificates), for any SNI.
+#[test]
+fn in_mutual_mode_every_listener_terminates_istio_mutual_tls() {
+    let mut modes = BTreeSet::new();
+    for (example, objects) in trees() {
+        let (mutual, _) = security(&example);
+        for (path, gateway) in of_kind(&objects, "Gateway") {
+            for listener in list(&gateway["spec"]["listeners"]) {
+                let at = format!("{example}/{path}: listener {}", listener["name"]);
+                if mutual {
+                    assert_eq!(listener["protocol"], "HTTPS", "{at}");
+                    assert_eq!(listener["tls"]["mode"], "Terminate", "{at}");
+                    assert_eq!(
+                        listener["tls"]["options"]["gateway.istio.io/tls-terminate-mode"],
+                        "ISTIO_MUTUAL",
+                        "{at}"
+                    );
+                    assert!(listener["tls"].get("certificateRefs").is_none(), "{at}");
+                    assert!(
+                        listener.get("hostname").is_none(),
+                        "{at}: SNI would be filtered"
+                    );
+                } else {
+                    assert_eq!(listener["protocol"], "HTTP", "{at}");
+                }
+                modes.insert(mutual);
+            }
+        }
+    }
+    assert_eq!(modes.len(), 2, "the examples cover both modes");
+}
+
+/// Issue 17: every endpoint of an imported host, remote or the importer's own gateway, is
+/// reached with Istio mutual TLS (an explicit `ISTIO_MUTUAL`, which no subset overrides),
+/// and the client accepts only the identities of the gateways it sends to.
+#[test]
+fn in_mutual_mode_every_endpoint_is_reached_with_mutual_tls_to_its_gateway() {
+    let mut checked = 0;
+    for (example, objects) in trees() {
+        let (mutual, trust_domains) = security(&example);
+        if !mutual {
+            continue;
+        }
+        let class = clusterset(&example)["spec"]["gatewayClassName"]
+            .as_str()
+            .unwrap_or("istio")
+            .to_string();
+        for (path, entry) in of_kind(&objects, "ServiceEntry") {
+            let endpoints = list(&entry["spec"]["endpoints"]);
+            if endpoints.is_empty() {
+                continue;
+            }
+            let host = &entry["spec"]["hosts"][0];
+            let (_, rule) = of_kind(&objects, "DestinationRule")
+                .into_iter()
+                .find(|(p, r)| cluster_of(p) == cluster_of(path) && r["spec"]["host"] == *host)
+                .unwrap_or_else(|| panic!("{example}/{path}: no DestinationRule"));
+            let tls = &rule["spec"]["trafficPolicy"]["tls"];
+            assert_eq!(tls["mode"], "ISTIO_MUTUAL", "{example}/{path}");
+            for subset in list(&rule["spec"]["subsets"]) {
+                let own = &subset["trafficPolicy"]["tls"];
+                assert!(own.is_null(), "{example}/{path}: subset sets its own tls");
+                assert!(subset["trafficPolicy"].get("portLevelSettings").is_none());
+            }
+            let expected: BTreeSet<String> = endpoints
+                .iter()
+                .map(|e| {
+                    let cluster = e["labels"]["mcw.l7mp.io/cluster"].as_str().unwrap();
+                    let td = &trust_domains[cluster];
+                    format!("spiffe://{td}/ns/mcw-system/sa/mcw-ingress-{class}")
+                })
+                .collect();
+            let names: BTreeSet<String> = list(&tls["subjectAltNames"])
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(names, expected, "{example}/{path}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} imported hosts checked");
+}
+
+/// Issue 17: every principal an ingress admits for a host is a workload, in the host's
+/// namespace, of a cluster that imports it; and each cluster's certificates are bound to
+/// its name in `x-mcwan-source-cluster`.
+#[test]
+fn in_mutual_mode_every_principal_belongs_to_an_importer_of_the_namespace() {
+    let mut checked = 0;
+    for (example, objects) in trees() {
+        let (mutual, trust_domains) = security(&example);
+        if !mutual {
+            continue;
+        }
+        let cluster_of_td: BTreeMap<&str, &str> = trust_domains
+            .iter()
+            .map(|(c, td)| (td.as_str(), c.as_str()))
+            .collect();
+        for (path, policy) in of_kind(&objects, "AuthorizationPolicy") {
+            let at = format!("{example}/{path}");
+            for rule in list(&policy["spec"]["rules"]) {
+                let principals: Vec<&str> = list(&rule["from"])
+                    .iter()
+                    .flat_map(|f| list(&f["source"]["principals"]))
+                    .map(|p| p.as_str().unwrap())
+                    .collect();
+                if policy["spec"]["action"] == "DENY" {
+                    continue;
+                }
+                assert!(
+                    !principals.is_empty(),
+                    "{at}: an ALLOW rule admits any caller"
+                );
+                for host in list(&rule["to"][0]["operation"]["hosts"]) {
+                    let host = host.as_str().unwrap().trim_end_matches(":*");
+                    let mut labels = host.split('.');
+                    let (name, namespace) = (labels.next().unwrap(), labels.next().unwrap());
+                    let importers = importers(&objects, namespace, name);
+                    for principal in &principals {
+                        let (td, rest) = principal.split_once("/ns/").unwrap();
+                        let cluster = cluster_of_td[td];
+                        assert!(
+                            rest.starts_with(&format!("{namespace}/sa/")),
+                            "{at}: {principal} is not in namespace {namespace}"
+                        );
+                        assert!(
+                            importers.contains(cluster),
+                            "{at}: {principal} of {cluster}, which does not import {host}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        for (path, _) in of_kind(&objects, "Gateway") {
+            let cluster = cluster_of(path);
+            let deny = of_kind(&objects, "AuthorizationPolicy")
+                .into_iter()
+                .find(|(p, o)| cluster_of(p) == cluster && o["spec"]["action"] == "DENY")
+                .unwrap_or_else(|| panic!("{example}/{path}: no DENY binding"));
+            for (name, td) in &trust_domains {
+                let bound = list(&deny.1["spec"]["rules"]).iter().any(|r| {
+                    r["from"][0]["source"]["principals"][0] == format!("{td}/*").as_str()
+                        && r["when"][0]["notValues"][0] == name.as_str()
+                });
+                assert!(bound, "{example}/{path}: {name} is not bound to {td}");
+            }
+        }
+    }
+    assert!(checked >= 10, "{checked} principals checked");
+}
+
+/// Issue 17: no host is reachable without a rule. For every host an ingress serves, exactly
+/// its importers get a request through (with their workload's identity and their own name
+/// in the header); a stranger's certificate, a caller without one, an importer's workload
+/// of another namespace and an importer claiming another cluster's name all get 403.
+#[test]
+fn in_mutual_mode_only_the_importers_get_through() {
+    let mut checked = 0;
+    for (example, objects) in trees() {
+        let (mutual, trust_domains) = security(&example);
+        if !mutual {
+            continue;
+        }
+        for (path, route) in of_kind(&objects, "HTTPRoute") {
+            let cluster = cluster_of(path);
+            let namespace = route["metadata"]["namespace"].as_str().unwrap();
+            let host = route["spec"]["hostnames"][0].as_str().unwrap();
+            let name = host.split('.').next().unwrap();
+            let probes = probes(&objects, cluster, host);
+            let passes = |principal: Option<&str>, header: &str| {
+                probes.iter().any(|(method, path)| {
+                    let request = Request {
+                        host,
+                        method,
+                        path,
+                        principal,
+                        headers: &[("x-mcwan-source-cluster", header)],
+                    };
+                    gateway_allows(&objects, cluster, &request)
+                })
+            };
+            let account = allowed_account(&objects, cluster, host);
+            let admitted: BTreeSet<String> = trust_domains
+                .iter()
+                .filter(|(caller, td)| {
+                    passes(Some(&format!("{td}/ns/{namespace}/sa/{account}")), caller)
+                })
+                .map(|(caller, _)| caller.clone())
+                .collect();
+            let at = format!("{example}/{path}");
+            assert_eq!(admitted, importers(&objects, namespace, name), "{at}");
+            assert!(
+                !passes(None, cluster),
+                "{at}: a caller without a certificate"
+            );
+            let stranger = format!("stranger.example/ns/{namespace}/sa/{account}");
+            assert!(!passes(Some(&stranger), cluster), "{at}: a stranger");
+            for (caller, td) in &trust_domains {
+                let other = format!("{td}/ns/not-{namespace}/sa/{account}");
+                assert!(!passes(Some(&other), caller), "{at}: another namespace");
+                let own = format!("{td}/ns/{namespace}/sa/{account}");
+                for claimed in trust_domains.keys().filter(|c| *c != caller) {
+                    assert!(
+                        !passes(Some(&own), claimed),
+                        "{at}: {caller} claims {claimed}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked} routes checked");
+}
+
+/// Requests that some ALLOW rule of `cluster`'s gateway admits for `host`, if any does: `GET
+/// /` and each rule's method and path, with `*` filled in.
+fn probes(objects: &[(String, Value)], cluster: &str, host: &str) -> Vec<(String, String)> {
+    let mut probes = vec![("GET".to_string(), "/".to_string())];
+    for (path, policy) in of_kind(objects, "AuthorizationPolicy") {
+        if cluster_of(path) != cluster {
+            continue;
+        }
+        for rule in list(&policy["spec"]["rules"]) {
+            let op = &rule["to"][0]["operation"];
+            if !list(&op["hosts"]).iter().any(|h| h == host) {
+                continue;
+            }
+            let method = op["methods"][0].as_str().unwrap_or("GET");
+            for p in list(&op["paths"]) {
+                let p = p.as_str().unwrap().replace('*', "x");
+                probes.push((method.to_string(), p));
+            }
+        }
+    }
+    probes
+}
+
+/// The service account an admitted caller of `host` runs as: the allow-list's first, or any.
+fn allowed_account(objects: &[(String, Value)], cluster: &str, host: &str) -> String {
+    of_kind(objects, "AuthorizationPolicy")
+        .into_iter()
+        .filter(|(p, o)| cluster_of(p) == cluster && o["spec"]["action"] == "ALLOW")
+        .flat_map(|(_, o)| list(&o["spec"]["rules"]))
+        .filter(|r| {
+            list(&r["to"][0]["operation"]["hosts"])
+                .iter()
+                .any(|h| h == host)
+        })
+        .flat_map(|r| list(&r["from"][0]["source"]["principals"]))
+        .filter_map(|p| p.as_str()?.rsplit_once("/sa/").map(|(_, a)| a))
+        .find(|a| *a != "*")
+        .unwrap_or("default")
+        .to_string()
 }

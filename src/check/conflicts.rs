@@ -54,6 +54,7 @@ impl Pass<'_> {
                     export.service_type = winner.service_type;
                     export.policies.clone_from(&winner.policies);
                     export.overrides = winner.overrides;
+                    export.callers.clone_from(&winner.callers);
                     export.route.clone_from(&winner.route);
                 } else {
                     self.diagnostics.push(diags::mcs_conflict(conflict));
@@ -98,6 +99,9 @@ fn disagreements<'e>(
     }
     if export.overrides != winner.overrides {
         out.push(Disagreement::Overrides);
+    }
+    if export.callers != winner.callers {
+        out.push(Disagreement::Callers);
     }
     out
 }

@@ -4,19 +4,20 @@
 use std::collections::BTreeMap;
 
 use crate::check::documents::{Declarations, Located};
-use crate::check::names::is_dns1123_label;
+use crate::check::names::{is_dns1123_label, is_dns1123_subdomain};
 use crate::check::pointer::{fields, Input, Pointer};
 use crate::check::topology::{check_namespace, Topology};
 use crate::check::{policy_id, policy_refused, Policies};
 use crate::conventions::{
-    PER_TRY_TIMEOUT_ANNOTATION, POLICY_ANNOTATION, PORT_ANNOTATION, RETRIES_ANNOTATION,
-    TIMEOUT_ANNOTATION,
+    ALLOWED_CLUSTERS_ANNOTATION, ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, PER_TRY_TIMEOUT_ANNOTATION,
+    POLICY_ANNOTATION, PORT_ANNOTATION, RETRIES_ANNOTATION, TIMEOUT_ANNOTATION,
 };
 use crate::diagnostic::Diagnostics;
-use crate::diags::{self, Expected, Name, TooLong};
+use crate::diags::{self, Expected, Name, NotImporter, TooLong};
 use crate::kind::Kind;
 use crate::model::{
-    AppProtocol, ClusterId, Export, Millis, Overrides, PolicyId, ServicePort, ServiceType,
+    AppProtocol, Callers, ClusterId, Export, Millis, Overrides, PolicyId, SecurityMode, ServiceKey,
+    ServicePort, ServiceType,
 };
 use crate::spec;
 
@@ -26,6 +27,8 @@ const KNOWN_ANNOTATIONS: &[&str] = &[
     TIMEOUT_ANNOTATION,
     RETRIES_ANNOTATION,
     PER_TRY_TIMEOUT_ANNOTATION,
+    ALLOWED_CLUSTERS_ANNOTATION,
+    ALLOWED_SERVICE_ACCOUNTS_ANNOTATION,
 ];
 
 type Key = (usize, String, String);
@@ -132,6 +135,7 @@ impl Pass<'_> {
         };
         let port = self.export_port(exported, service);
         let overrides = self.overrides(exported.export);
+        let callers = self.callers(topology, exported, namespace, name);
         let (Some(policies), Some(port)) = (policies, port) else {
             return None;
         };
@@ -148,6 +152,7 @@ impl Pass<'_> {
             port,
             service_type,
             overrides,
+            callers,
             route: None,
             labels: meta.labels.clone(),
             annotations: meta.annotations.clone(),
@@ -233,6 +238,82 @@ impl Pass<'_> {
             timeout,
             attempts,
             per_try_timeout,
+        }
+    }
+
+    /// The allow-list annotations: clusters that import the service, and service account
+    /// names; both need mutual mode, where the gateway knows who calls.
+    fn callers(
+        &mut self,
+        topology: &Topology,
+        exported: &Exported,
+        namespace: &str,
+        name: &str,
+    ) -> Callers {
+        let doc = exported.export.doc;
+        let annotations = &exported.meta().annotations;
+        let mut list = |key: &str, valid: fn(&str) -> bool| -> Option<Vec<String>> {
+            let value = annotations.get(key)?;
+            let at = self.input.at(doc, &annotation(key));
+            if topology.clusterset.security != SecurityMode::Mutual {
+                self.diagnostics
+                    .push(diags::callers_need_mutual_tls(at, key));
+                return None;
+            }
+            let names: Vec<String> = value.split(',').map(|n| n.trim().to_string()).collect();
+            if !names.iter().all(|n| valid(n)) {
+                let diagnostic = diags::annotation_invalid(at, key, value, Expected::Names);
+                self.diagnostics.push(diagnostic);
+                return None;
+            }
+            Some(names)
+        };
+        let clusters = list(ALLOWED_CLUSTERS_ANNOTATION, is_dns1123_label);
+        // Service account names are DNS-1123 subdomains.
+        let mut service_accounts = list(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, is_dns1123_subdomain);
+        let clusters = clusters.map(|names| {
+            let at = self.input.at(doc, &annotation(ALLOWED_CLUSTERS_ANNOTATION));
+            let mut ids = Vec::new();
+            for cluster in &names {
+                let Some(&c) = topology.by_name.get(cluster) else {
+                    self.diagnostics.push(diags::allowed_cluster_not_importer(
+                        at.clone(),
+                        &exported.shown,
+                        cluster,
+                        NotImporter::Unknown,
+                    ));
+                    continue;
+                };
+                let importer = &topology.clusterset.clusters[c];
+                let why = if !importer.namespaces.contains(namespace) {
+                    NotImporter::NoNamespace(namespace)
+                } else if importer
+                    .skip_imports
+                    .contains(&ServiceKey::new(namespace, name))
+                {
+                    NotImporter::OptedOut
+                } else {
+                    ids.push(ClusterId(c));
+                    continue;
+                };
+                self.diagnostics.push(diags::allowed_cluster_not_importer(
+                    at.clone(),
+                    &exported.shown,
+                    cluster,
+                    why,
+                ));
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        });
+        if let Some(accounts) = &mut service_accounts {
+            accounts.sort();
+            accounts.dedup();
+        }
+        Callers {
+            clusters,
+            service_accounts,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::conventions::GENERATED_PREFIX;
 use crate::diagnostic::{did_you_mean, Diagnostics, Location};
 use crate::diags::{self, Name, NotImported};
 use crate::kind::Kind;
-use crate::model::{ClusterId, ClusterSet, Export, PassThrough};
+use crate::model::{ClusterId, ClusterSet, Export, PassThrough, SecurityMode};
 
 /// The pass-through pass's inputs and its sink.
 pub struct Pass<'a> {
@@ -156,6 +156,9 @@ impl Pass<'_> {
                 let input = self.input;
                 let at = |pointer: &Pointer| input.at(located.doc, pointer);
                 routes_to_clusterset(located, &imported_host, &at, self.diagnostics);
+            } else if hosts.clusterset.security == SecurityMode::Mutual && !destinations.is_empty()
+            {
+                self.mutual_tls(&object);
             }
             let virtual_hosts = self.claims(&hosts, &object, destinations.is_empty());
             if self.diagnostics.errors() > errors_before {
@@ -169,6 +172,33 @@ impl Pass<'_> {
             });
         }
         out
+    }
+
+    /// In mutual mode, a DestinationRule of an imported host (which takes the place of
+    /// mcwan's for its namespace's clients) keeps Istio mutual TLS, at the top and in every
+    /// subset: without it, its requests cross the WAN in plaintext to a gateway that only
+    /// takes mutual TLS.
+    fn mutual_tls(&mut self, object: &Object) {
+        let spec = &object.value()["spec"];
+        let mut policies = vec![(fields("spec.trafficPolicy"), &spec["trafficPolicy"], true)];
+        for (i, subset) in spec["subsets"].as_array().into_iter().flatten().enumerate() {
+            let pointer = fields("spec.subsets").index(i).key("trafficPolicy");
+            policies.push((pointer, &subset["trafficPolicy"], false));
+        }
+        for (pointer, policy, top) in policies {
+            let mode = policy["tls"]["mode"].as_str();
+            // A subset without tls inherits the top-level one.
+            if mode == Some("ISTIO_MUTUAL") || (mode.is_none() && !top) {
+                continue;
+            }
+            let (pointer, mode) = match mode {
+                Some(mode) => (pointer.key("tls").key("mode"), mode),
+                None => (fields("spec.host"), "none"),
+            };
+            let at = self.at(object, &pointer);
+            let diagnostic = diags::destinationrule_tls_not_mutual(at, &object.shown(), mode);
+            self.diagnostics.push(diagnostic);
+        }
     }
 
     fn at(&self, object: &Object, pointer: &Pointer) -> Location {

@@ -10,7 +10,7 @@ use crate::check::topology::Topology;
 use crate::check::{policy_id, policy_refused, Policies};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Invalid, Name};
-use crate::model::{Exposure, Millis, Resilience, Sla, WanPolicy};
+use crate::model::{Exposure, Millis, Resilience, SecurityMode, Sla, WanPolicy};
 use crate::spec;
 use crate::value_diff::leaf_differences;
 
@@ -43,6 +43,7 @@ impl Pass<'_> {
         self.check_fallbacks(&mut policies);
         self.check_ports(&policies);
         self.check_fabric(&policies);
+        self.check_plaintext(&policies);
         self.check_copies(&policies);
         self.check_count(&policies);
         self.check_default(&policies);
@@ -88,6 +89,7 @@ impl Pass<'_> {
             sla,
             // Set by `check_fallbacks`, once every policy is known.
             fallback: None,
+            private: spec.private,
             resilience,
         })
     }
@@ -214,6 +216,21 @@ impl Pass<'_> {
                     whole.jitter_ms,
                 ));
             }
+        }
+    }
+
+    /// In plaintext mode, requests cross every tunnel in clear text: each tunnel not marked
+    /// private draws a warning.
+    fn check_plaintext(&mut self, policies: &Policies) {
+        if self.topology.clusterset.security != SecurityMode::Plaintext {
+            return;
+        }
+        for (name, (policy, doc)) in policies.iter().filter(|(_, (p, _))| !p.private) {
+            self.diagnostics.push(diags::plaintext_public_tunnel(
+                self.input.at(*doc, &fields("spec.tunnel")),
+                name,
+                &policy.tunnel,
+            ));
         }
     }
 

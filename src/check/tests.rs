@@ -17,11 +17,13 @@ spec:
   - name: one
     region: eu
     sdwanSite: 100
+    trustDomain: one.demo
     gateway: {address: 10.0.0.1, exposure: NodePort}
     namespaces: [shop]
   - name: two
     region: eu
     sdwanSite: 200
+    trustDomain: two.demo
     gateway: {address: 10.0.0.2, exposure: NodePort}
     namespaces: [shop]
 ";
@@ -220,13 +222,13 @@ fn topology_accepts_distinct_clusters_and_reports_a_second_declaration() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].code, Code::ClusterDuplicate);
     assert_eq!(all[0].secondary[0].0.line, 9);
-    assert_eq!(all[0].primary.as_ref().map(|l| l.line), Some(14));
+    assert_eq!(all[0].primary.as_ref().map(|l| l.line), Some(15));
 }
 
 #[test]
 fn a_duplicate_cluster_does_not_shift_later_clusters_locations() {
     let three = format!(
-        "{CLUSTERSET}  - name: one\n    region: eu\n    sdwanSite: 300\n    gateway: {{address: 10.0.0.3}}\n  - name: three\n    region: eu\n    sdwanSite: 400\n    gateway: {{address: 10.0.0.4}}\n    skipImports: [shop/x, shop/car]\n"
+        "{CLUSTERSET}  - name: one\n    region: eu\n    sdwanSite: 300\n    gateway: {{address: 10.0.0.3}}\n  - name: three\n    region: eu\n    sdwanSite: 400\n    trustDomain: three.demo\n    gateway: {{address: 10.0.0.4}}\n    skipImports: [shop/x, shop/car]\n"
     );
     let fixture = Fixture::new(&[("clusterset.yaml", &three)]);
     let mut diagnostics = Diagnostics::default();
@@ -240,7 +242,7 @@ fn a_duplicate_cluster_does_not_shift_later_clusters_locations() {
     // The second of the fourth declared cluster's `skipImports`, the third valid cluster,
     // which sorts first.
     let at = opt_out.primary.as_ref().map(|l| (l.line, l.col));
-    assert_eq!(at, Some((27, 27)));
+    assert_eq!(at, Some((30, 27)));
     assert_eq!(opt_out.hint.as_deref(), Some("did you mean `shop/cart`?"));
 }
 

@@ -11,9 +11,14 @@ use crate::conventions::{FABRIC_DIRECTORY, GATEWAY_NAME, RESERVED_NAMESPACE};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Name, TooLong};
 use crate::kind::Kind;
-use crate::model::{Cluster, ClusterSet, Exposure, McsVersion, Sdwan, ServiceKey, Tracing};
+use crate::model::{
+    Cluster, ClusterSet, Exposure, McsVersion, Sdwan, SecurityMode, ServiceKey, Tracing,
+};
 use crate::source::Place;
 use crate::spec;
+
+/// Istio's default trust domain, the same in every cluster that keeps it.
+const ISTIO_DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 
 /// The validated topology and what later passes need to look clusters up.
 pub struct Topology {
@@ -81,8 +86,15 @@ impl Pass<'_> {
             clusters.push(self.cluster(doc, i, raw));
         }
         self.directories(&by_name);
+        let security = match spec.security.mode.as_deref() {
+            Some("plaintext") => SecurityMode::Plaintext,
+            _ => SecurityMode::Mutual,
+        };
+        if security == SecurityMode::Mutual {
+            self.trust_domains(doc, &clusters, &declared_at);
+        }
         Some(Topology {
-            clusterset: clusterset(&first.value, domain, gateway_class_name, clusters),
+            clusterset: clusterset(&first.value, domain, gateway_class_name, security, clusters),
             by_name,
             default_policy: spec
                 .default_wan_policy
@@ -126,6 +138,42 @@ impl Pass<'_> {
         (domain, gateway_class_name)
     }
 
+    /// In mutual mode, every cluster has a trust domain of its own, and not Istio's default:
+    /// authorization reads `cluster.local` in a principal as the local trust domain
+    /// (docs/security.md).
+    fn trust_domains(&mut self, doc: usize, clusters: &[Cluster], declared_at: &[usize]) {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (c, cluster) in clusters.iter().enumerate() {
+            let base = fields("spec.clusters").index(declared_at[c]);
+            let at = |key: &str| self.input.at(doc, &base.clone().key(key));
+            let Some(trust_domain) = &cluster.trust_domain else {
+                let diagnostic = diags::trust_domain_missing(at("name"), &cluster.name);
+                self.diagnostics.push(diagnostic);
+                continue;
+            };
+            if trust_domain == ISTIO_DEFAULT_TRUST_DOMAIN {
+                let diagnostic = diags::trust_domain_default(at("trustDomain"), &cluster.name);
+                self.diagnostics.push(diagnostic);
+            } else if let Some(&first) = seen.get(trust_domain.as_str()) {
+                let first_at = self.input.at(
+                    doc,
+                    &fields("spec.clusters")
+                        .index(declared_at[first])
+                        .key("trustDomain"),
+                );
+                self.diagnostics.push(diags::trust_domain_duplicate(
+                    at("trustDomain"),
+                    &cluster.name,
+                    trust_domain,
+                    &clusters[first].name,
+                    first_at,
+                ));
+            } else {
+                seen.insert(trust_domain, c);
+            }
+        }
+    }
+
     /// A cluster name is a DNS-1123 label, and not the output's fabric directory.
     fn cluster_name(&mut self, name: &str, at: &Location) {
         let problem = if !is_dns1123_label(name) {
@@ -160,6 +208,7 @@ impl Pass<'_> {
             region: raw.region.clone(),
             zone: raw.zone.clone(),
             sdwan_site: raw.sdwan_site,
+            trust_domain: raw.trust_domain.clone(),
             address: raw.gateway.address.clone(),
             addresses,
             exposure,
@@ -237,6 +286,7 @@ fn clusterset(
     raw: &spec::ClusterSet,
     domain: String,
     gateway_class_name: String,
+    security: SecurityMode,
     clusters: Vec<Cluster>,
 ) -> ClusterSet {
     let spec = &raw.spec;
@@ -260,6 +310,7 @@ fn clusterset(
                 .unwrap_or_else(|| 1.into()),
             provider: spec.tracing.provider.clone(),
         },
+        security,
         clusters,
     }
 }

@@ -53,6 +53,10 @@ pub struct Cluster {
     pub region: String,
     pub zone: Option<String>,
     pub sdwan_site: u64,
+    /// The trust domain of the cluster's Istio: its workloads' SPIFFE identities are
+    /// `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`. Set (and distinct)
+    /// in mutual mode.
+    pub trust_domain: Option<String>,
     /// The gateway's address: the one a LoadBalancer gateway is pinned to, the first node
     /// of a NodePort one.
     pub address: String,
@@ -103,6 +107,27 @@ impl Sdwan {
     }
 }
 
+/// How requests cross the WAN (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityMode {
+    /// Istio mutual TLS from the client's sidecar to the exporter's gateway, which admits
+    /// only the importing clusters' workloads of the service's namespace.
+    #[default]
+    Mutual,
+    /// HTTP, with no caller identity.
+    Plaintext,
+}
+
+impl SecurityMode {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityMode::Mutual => "mutual",
+            SecurityMode::Plaintext => "plaintext",
+        }
+    }
+}
+
 /// Tracing on the east-west ingress gateways.
 #[derive(Debug, Clone)]
 pub struct Tracing {
@@ -118,6 +143,7 @@ pub struct ClusterSet {
     pub mcs_version: McsVersion,
     pub sdwan: Sdwan,
     pub tracing: Tracing,
+    pub security: SecurityMode,
     /// In declaration order, which is also the precedence order for conflicts and failover.
     pub clusters: Vec<Cluster>,
 }

@@ -73,6 +73,16 @@ impl Overrides {
     }
 }
 
+/// The callers an export admits, beyond being a workload of an importing cluster in the
+/// service's namespace: `None` does not narrow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Callers {
+    /// Only these importing clusters (`mcw.l7mp.io/allowed-clusters`), in ClusterSet order.
+    pub clusters: Option<Vec<ClusterId>>,
+    /// Only these service accounts (`mcw.l7mp.io/allowed-service-accounts`), sorted.
+    pub service_accounts: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceType {
     ClusterSetIP,
@@ -99,6 +109,8 @@ pub struct Export {
     pub port: ServicePort,
     pub service_type: ServiceType,
     pub overrides: Overrides,
+    /// Who may call it, narrowed from every importer by annotations (mutual mode only).
+    pub callers: Callers,
     /// L7 rules that refine the export; without them, every request takes its one policy.
     pub route: Option<WanRoute>,
     /// The ServiceExport's own labels and annotations, kept on the emitted copy.

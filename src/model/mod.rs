@@ -7,8 +7,10 @@ mod resilience;
 mod wan_policy;
 mod wan_route;
 
-pub use cluster_set::{Cluster, ClusterId, ClusterSet, Exposure, McsVersion, Sdwan, Tracing};
-pub use export::{AppProtocol, Export, Overrides, ServicePort, ServiceType};
+pub use cluster_set::{
+    Cluster, ClusterId, ClusterSet, Exposure, McsVersion, Sdwan, SecurityMode, Tracing,
+};
+pub use export::{AppProtocol, Callers, Export, Overrides, ServicePort, ServiceType};
 pub use resilience::{Millis, Resilience, IDEMPOTENT_METHODS, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON};
 pub use wan_policy::{PolicyId, Sla, WanPolicy, WholeSla};
 pub use wan_route::{

@@ -28,6 +28,8 @@ pub struct WanPolicy {
     /// The policy whose tunnel carries this policy's traffic when all of its own
     /// endpoints are ejected; `None` keeps the traffic in its tunnel whatever happens.
     pub fallback: Option<PolicyId>,
+    /// The tunnel is private to the organisation, so plaintext on it draws no warning.
+    pub private: bool,
     pub resilience: Resilience,
 }
 

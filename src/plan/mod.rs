@@ -14,12 +14,14 @@ use serde_json::Value;
 
 pub use self::matches::{MatchRequest, RouteMatch};
 use self::objects::{
-    AuthorizationRule, Condition, Operation, PolicyView, SlaView, To, TracingView,
+    AuthorizationRule, Condition, From, Operation, PolicyView, SlaView, Source, To, TracingView,
 };
 pub use self::objects::{Object, Shared, Sink};
+use crate::conventions::{GATEWAY_NAME, RESERVED_NAMESPACE, SOURCE_CLUSTER_HEADER};
 use crate::model::{
     Action, AuthzMatch, Cluster, ClusterId, Export, Exposure, Model, Overrides, PassThrough,
-    PolicyId, Resilience, ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
+    PolicyId, Resilience, SecurityMode, ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON,
+    SAFE_RETRY_ON,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -108,6 +110,8 @@ pub struct GatewayPlan {
     pub pin_node_ports: bool,
     /// For `LoadBalancer` exposure at an IP address: the address the Service must get.
     pub pinned_address: Option<String>,
+    /// Whether the listeners terminate Istio mutual TLS (mutual mode), or take plain HTTP.
+    pub mutual_tls: bool,
     /// What the gateway refuses, so that a WANRoute's denies hold at the ingress too.
     pub authorization: Authorization,
 }
@@ -170,6 +174,17 @@ pub struct ImportPlan {
     pub defaults: TrafficPolicy,
     /// Routes of the sender-side VirtualService, in order.
     pub routes: Vec<EgressRoute>,
+    /// In mutual mode: how the sidecar originates TLS to the exporters' gateways.
+    pub tls: Option<Tls>,
+}
+
+/// A DestinationRule's `tls`: Istio mutual TLS, checking that the peer is an exporter's
+/// ingress gateway.
+#[derive(Debug, Serialize)]
+pub struct Tls {
+    pub mode: &'static str,
+    /// The SPIFFE identities of the exporters' gateways, in ClusterSet order.
+    pub subject_alt_names: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -331,6 +346,7 @@ impl<'m> Plan<'m> {
                 pinned_address: (cluster.exposure == Exposure::LoadBalancer
                     && cluster.address.parse::<IpAddr>().is_ok())
                 .then(|| cluster.address.clone()),
+                mutual_tls: clusterset.security == SecurityMode::Mutual,
                 authorization: self.authorization(&exports),
             }
         });
@@ -474,7 +490,33 @@ impl<'m> Plan<'m> {
             failover_priority,
             defaults: TrafficPolicy::of(&self.policy(service.policies[0]).resilience),
             routes: self.egress_routes(service),
+            tls: self.tls(service),
         }
+    }
+
+    /// In mutual mode, Istio mutual TLS to `service`'s exporters, each gateway known by the
+    /// service account Istio deploys it with, `<Gateway name>-<class>` (docs/security.md).
+    fn tls(&self, service: &GlobalService) -> Option<Tls> {
+        let clusterset = &self.model.clusterset;
+        if clusterset.security != SecurityMode::Mutual {
+            return None;
+        }
+        let subject_alt_names = service
+            .exporters
+            .iter()
+            .filter_map(|&e| {
+                let exporter = clusterset.cluster(self.model.exports[e].cluster);
+                let trust_domain = exporter.trust_domain.as_ref()?;
+                Some(format!(
+                    "spiffe://{trust_domain}/ns/{RESERVED_NAMESPACE}/sa/{GATEWAY_NAME}-{}",
+                    clusterset.gateway_class_name
+                ))
+            })
+            .collect();
+        Some(Tls {
+            mode: "ISTIO_MUTUAL",
+            subject_alt_names,
+        })
     }
 
     /// How near each exporter of `service` is to importer `c`.
@@ -628,32 +670,45 @@ impl<'m> Plan<'m> {
     /// or none matches and the default denies. `check::routes` refused every WANRoute
     /// this cannot state (a pattern Istio has no condition for; a deny an earlier rule
     /// may allow), so each deny rule's matches deny, and each allow rule's matches allow.
+    ///
+    /// In mutual mode every request must also come from an allowed caller (`callers`), and
+    /// name the cluster of its certificate in `x-mcwan-source-cluster` (`bindings`).
     fn authorization(&self, exports: &[&Export]) -> Authorization {
         let mut out = Authorization::default();
+        let mutual = self.model.clusterset.security == SecurityMode::Mutual;
         let any_default_deny = exports
             .iter()
             .any(|e| e.route.as_ref().is_some_and(|r| r.default == Action::Deny));
         for export in exports {
             let host = self.host(&export.namespace, &export.name);
             let hosts = vec![host.clone(), format!("{host}:*")];
-            let rule = |m: &AuthzMatch| AuthorizationRule {
-                to: [To {
+            let principals = self.callers(export);
+            let rule = |m: &AuthzMatch, from: Option<&Vec<String>>| AuthorizationRule {
+                from: from.map(|principals| {
+                    [From {
+                        source: Source {
+                            principals: principals.clone(),
+                        },
+                    }]
+                }),
+                to: Some([To {
                     operation: Operation {
                         hosts: hosts.clone(),
                         methods: m.methods.clone(),
                         paths: m.paths.clone(),
                     },
-                }],
+                }]),
                 when: m
                     .headers
                     .iter()
                     .map(|(name, value)| Condition {
                         key: format!("request.headers[{name}]"),
-                        values: [value.clone()],
+                        values: vec![value.clone()],
+                        not_values: Vec::new(),
                     })
                     .collect(),
             };
-            let matches = |action: &dyn Fn(&Action) -> bool| -> Vec<AuthorizationRule> {
+            let matches = |action: &dyn Fn(&Action) -> bool| -> Vec<AuthzMatch> {
                 export
                     .route
                     .iter()
@@ -661,22 +716,94 @@ impl<'m> Plan<'m> {
                     .filter(|r| action(&r.action))
                     .flat_map(|r| &r.matches)
                     .filter_map(|m| m.authorization().ok())
-                    .map(|m| rule(&m))
                     .collect()
             };
-            out.deny.extend(matches(&|a| *a == Action::Deny));
-            if any_default_deny {
+            out.deny.extend(
+                matches(&|a| *a == Action::Deny)
+                    .iter()
+                    .map(|m| rule(m, None)),
+            );
+            // Without callers, no rule admits the host: every request for it is refused.
+            let from = match &principals {
+                Some(p) if p.is_empty() => continue,
+                from => from.as_ref(),
+            };
+            if any_default_deny || mutual {
                 match &export.route {
-                    Some(route) if route.default == Action::Deny => {
-                        out.allow.extend(matches(&|a| *a != Action::Deny));
-                    }
-                    _ => out.allow.push(rule(&AuthzMatch::default())),
+                    Some(route) if route.default == Action::Deny => out.allow.extend(
+                        matches(&|a| *a != Action::Deny)
+                            .iter()
+                            .map(|m| rule(m, from)),
+                    ),
+                    _ => out.allow.push(rule(&AuthzMatch::default(), from)),
                 }
             }
+        }
+        if mutual {
+            out.deny.extend(self.bindings());
         }
         out.deny.dedup();
         out.allow.dedup();
         out
+    }
+
+    /// In mutual mode, the principals that may call `export`: the workloads, in its
+    /// namespace, of every importing cluster (KEP-1645 namespace sameness), narrowed by its
+    /// allow-lists. `None` in plaintext mode, where a gateway cannot tell callers apart.
+    #[must_use]
+    pub fn callers(&self, export: &Export) -> Option<Vec<String>> {
+        let clusterset = &self.model.clusterset;
+        if clusterset.security != SecurityMode::Mutual {
+            return None;
+        }
+        let accounts = export
+            .callers
+            .service_accounts
+            .clone()
+            .unwrap_or_else(|| vec!["*".to_string()]);
+        let mut principals = Vec::new();
+        for c in clusterset.ids() {
+            let cluster = clusterset.cluster(c);
+            let allowed = export
+                .callers
+                .clusters
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(&c));
+            if !allowed || !cluster.imports(&export.namespace, &export.name) {
+                continue;
+            }
+            if let Some(trust_domain) = &cluster.trust_domain {
+                principals.extend(
+                    accounts.iter().map(|account| {
+                        format!("{trust_domain}/ns/{}/sa/{account}", export.namespace)
+                    }),
+                );
+            }
+        }
+        Some(principals)
+    }
+
+    /// One DENY rule per cluster: a request with a certificate of its trust domain whose
+    /// `x-mcwan-source-cluster` names another cluster. The header reaching the backend then
+    /// names the cluster that authenticated, or is absent (a user route that sets none).
+    fn bindings(&self) -> impl Iterator<Item = AuthorizationRule> + '_ {
+        self.model.clusterset.clusters.iter().filter_map(|cluster| {
+            let trust_domain = cluster.trust_domain.as_ref()?;
+            Some(AuthorizationRule {
+                from: Some([From {
+                    source: Source {
+                        principals: vec![format!("{trust_domain}/*")],
+                    },
+                }]),
+                to: None,
+                when: vec![Condition {
+                    key: format!("request.headers[{SOURCE_CLUSTER_HEADER}]"),
+                    // `*`: the header is present (Istio's header matcher).
+                    values: vec!["*".to_string()],
+                    not_values: vec![cluster.name.clone()],
+                }],
+            })
+        })
     }
 
     /// The requests the export accepts on `listener`: the matches of the rules whose policy
@@ -786,7 +913,7 @@ mod tests {
     /// Three clusters: `payment` exported in eu-west (cluster-1) and us-east (cluster-3),
     /// imported everywhere; cluster-2 sits in eu-west too.
     fn model() -> Model {
-        let clusterset = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: ClusterSet\nmetadata: {name: t}\nspec:\n  defaultWANPolicy: p\n  sdwan: {colors: {business: mpls}}\n  clusters:\n  - {name: cluster-1, region: eu-west, zone: a, sdwanSite: 1, gateway: {address: 10.0.1.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-2, region: eu-west, zone: b, sdwanSite: 2, gateway: {address: 10.0.2.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-3, region: us-east, sdwanSite: 3, gateway: {address: 10.0.3.10, exposure: NodePort}, namespaces: [secure]}\n";
+        let clusterset = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: ClusterSet\nmetadata: {name: t}\nspec:\n  defaultWANPolicy: p\n  sdwan: {colors: {business: mpls}}\n  clusters:\n  - {name: cluster-1, region: eu-west, zone: a, sdwanSite: 1, trustDomain: cluster-1.t, gateway: {address: 10.0.1.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-2, region: eu-west, zone: b, sdwanSite: 2, trustDomain: cluster-2.t, gateway: {address: 10.0.2.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-3, region: us-east, sdwanSite: 3, trustDomain: cluster-3.t, gateway: {address: 10.0.3.10, exposure: NodePort}, namespaces: [secure]}\n";
         let policy = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: p}\nspec: {tunnel: business, port: 31111, sla: {latencyMs: 100, jitterMs: 50, lossPercent: 1}}\n";
         let export = "apiVersion: v1\nkind: Service\nmetadata: {name: payment, namespace: secure}\nspec: {ports: [{name: http, port: 8080}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: payment, namespace: secure}\n";
         let file = |path: &str, text: &str| InputFile {

@@ -148,13 +148,28 @@ impl Object for AuthorizationPolicy<'_> {
     const TEMPLATES: &'static [&'static str] = &["authorizationpolicy.yaml.j2"];
 }
 
-/// An Istio authorization `Rule`: requests to these hosts (methods, paths), when these
-/// headers have these values.
+/// An Istio authorization `Rule`: requests from these peers (any, without `from`) to these
+/// hosts (methods, paths; any, without `to`), when these headers have these values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthorizationRule {
-    pub to: [To; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<[From; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<[To; 1]>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub when: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct From {
+    pub source: Source,
+}
+
+/// The peers a rule admits, by the SPIFFE identity of their certificate without
+/// `spiffe://`; never empty, which Istio would read as any peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub principals: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,10 +186,14 @@ pub struct Operation {
     pub paths: Vec<String>,
 }
 
+/// A `when` condition: the key has one of `values`, or none of `notValues`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Condition {
     pub key: String,
-    pub values: [String; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    #[serde(rename = "notValues", skip_serializing_if = "Vec::is_empty")]
+    pub not_values: Vec<String>,
 }
 
 /// The Gateway's deployment customizations: each NodePort pinned to its listener's port.

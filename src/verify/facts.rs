@@ -1,15 +1,15 @@
 //! What one cluster's rendered objects make its proxies do, read as Istio reads them and
 //! never from mcwan's plan: the client side (each VirtualService route a request takes, the
-//! ServiceEntry endpoints its subset selects, their priorities and TLS), and the ingress
-//! side (listeners, attached HTTPRoutes, AuthorizationPolicies). Pure; docs/verify.md cites
-//! the upstream rule behind each step.
+//! headers it sets, the ServiceEntry endpoints its subset selects, their priorities and
+//! TLS), and the ingress side (listeners and their TLS, attached HTTPRoutes,
+//! AuthorizationPolicies). Pure; docs/verify.md cites the upstream rule behind each step.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::intent::Intent;
-use super::request::{self, Sample, Unsure};
+use super::request::{self, AuthzRule, Sample, Unsure};
 
 /// What the client's sidecar does with one request class for one host.
 #[derive(Debug, Clone)]
@@ -40,6 +40,14 @@ pub struct Destination {
     pub weight: u64,
     /// Selected endpoints, by Envoy priority (0 first).
     pub endpoints: Vec<Endpoint>,
+    /// The request headers the route sets (`headers.request.set`, lowercase names, but the
+    /// Host, which is `authority`): what the exporter's gateway sees besides the request.
+    pub headers: BTreeMap<String, String>,
+    /// The DestinationRule's TLS mode for the destination (subset over top level), if set.
+    pub tls_mode: Option<String>,
+    /// The identities the sidecar accepts from the peer when it originates Istio mutual TLS:
+    /// the DestinationRule's `subjectAltNames`, else the ServiceEntry's; empty checks none.
+    pub subject_alt_names: Vec<String>,
     /// Why no endpoint can be chosen (no ServiceEntry, no such subset), if so.
     pub broken: Option<String>,
     /// Why the priorities are not known from the objects alone, if so.
@@ -53,9 +61,47 @@ pub struct Endpoint {
     pub priority: usize,
     pub address: String,
     pub port: u16,
-    /// Istio mutual TLS: a MESH_INTERNAL entry and `security.istio.io/tlsMode: istio`, or a
-    /// DestinationRule that asks for it.
+    /// Istio mutual TLS: a DestinationRule that asks for it, or, when it sets no TLS, a
+    /// MESH_INTERNAL entry's endpoint labelled `security.istio.io/tlsMode: istio`.
     pub mutual_tls: bool,
+}
+
+/// What a gateway listener expects on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerTls {
+    /// `protocol: HTTP`: plain HTTP, with no peer identity (plaintext mode).
+    Plain,
+    /// `protocol: HTTPS`, TLS `Terminate` with `gateway.istio.io/tls-terminate-mode:
+    /// ISTIO_MUTUAL`: Istio mutual TLS with the mesh's certificates (mutual mode).
+    Mutual,
+    /// Any other listener (TLS with certificates, passthrough, TCP, ...): neither mode renders
+    /// it, and what it admits is not modelled. The text says what it is.
+    Other(String),
+}
+
+impl ListenerTls {
+    /// A Gateway API listener as Istio's gateway conversion reads it: TLS mode `Terminate`
+    /// by default, and the terminate-mode option picks Istio's certificates
+    /// (pilot/pkg/config/kube/gateway/conversion.go `buildTLS`, 1876-1942 at 1.26.0,
+    /// 2186-2316 at 1.30.3).
+    fn of(listener: &Value) -> Self {
+        let protocol = text(&listener["protocol"]);
+        let tls = &listener["tls"];
+        let mode = tls["mode"].as_str().unwrap_or("Terminate");
+        let option = tls["options"]["gateway.istio.io/tls-terminate-mode"].as_str();
+        match (protocol, mode, option) {
+            ("HTTP", _, _) => ListenerTls::Plain,
+            ("HTTPS", "Terminate", Some("ISTIO_MUTUAL")) => ListenerTls::Mutual,
+            ("HTTPS", "Terminate", Some(option)) => {
+                ListenerTls::Other(format!("HTTPS terminating `{option}` TLS"))
+            }
+            ("HTTPS", "Terminate", None) => {
+                ListenerTls::Other("HTTPS terminating TLS with its own certificates".into())
+            }
+            ("HTTPS", mode, _) => ListenerTls::Other(format!("HTTPS in TLS mode `{mode}`")),
+            (protocol, _, _) => ListenerTls::Other(format!("of protocol `{protocol}`")),
+        }
+    }
 }
 
 /// What a request arriving at a cluster's ingress gateway gets.
@@ -91,11 +137,77 @@ struct GatewayFacts {
     /// For a NodePort gateway: listener port → the node port Istio's Service gets, from the
     /// ConfigMap its `infrastructure.parametersRef` names (docs/gateway.md).
     node_ports: Option<BTreeMap<u16, u16>>,
-    /// Port → (listener name, namespaces whose routes it admits; `None`: all).
-    listeners: BTreeMap<u16, (String, Option<BTreeSet<String>>)>,
-    deny: Vec<Value>,
-    allow: Vec<Value>,
+    /// Port → the first listener on it.
+    listeners: BTreeMap<u16, ListenerFacts>,
+    /// The identity of the gateway's workload without trust domain,
+    /// `ns/<namespace>/sa/<service account>`.
+    workload: String,
+    deny: RuleSet,
+    allow: RuleSet,
     has_allow: bool,
+}
+
+#[derive(Debug)]
+struct ListenerFacts {
+    name: String,
+    /// Namespaces whose routes it admits; `None`: all.
+    admits: Option<BTreeSet<String>>,
+    tls: ListenerTls,
+}
+
+/// The rules of a gateway's AuthorizationPolicies of one action, indexed by the exact hosts
+/// they are confined to, else by the trust domains of the peers they name, so that a request
+/// is matched only against the rules that may match it: verify asks each gateway about many
+/// callers (`callers`), and a clusterset has a rule per cluster that names no host.
+#[derive(Debug, Default)]
+struct RuleSet {
+    rules: Vec<AuthzRule>,
+    by_host: BTreeMap<String, Vec<usize>>,
+    by_trust_domain: BTreeMap<String, Vec<usize>>,
+    anywhere: Vec<usize>,
+}
+
+impl RuleSet {
+    fn of<'a>(rules: impl Iterator<Item = &'a Value>) -> Self {
+        let mut set = RuleSet::default();
+        for (i, rule) in rules.map(AuthzRule::of).enumerate() {
+            if let Some(hosts) = rule.hosts() {
+                for host in hosts {
+                    set.by_host.entry(host).or_default().push(i);
+                }
+            } else if let Some(domains) = rule.trust_domains() {
+                for domain in domains {
+                    set.by_trust_domain.entry(domain).or_default().push(i);
+                }
+            } else {
+                set.anywhere.push(i);
+            }
+            set.rules.push(rule);
+        }
+        set
+    }
+
+    /// Whether any rule matches the request.
+    fn any(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
+        let host = host.to_ascii_lowercase();
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        bucket(&self.by_host, Some(&host))
+            .chain(bucket(&self.by_host, (bare != host).then_some(bare)))
+            .chain(bucket(
+                &self.by_trust_domain,
+                principal.map(request::trust_domain),
+            ))
+            .chain(&self.anywhere)
+            .any(|&i| self.rules[i].matches(&host, sample, principal))
+    }
+}
+
+/// The rules an index holds under `key`, if any.
+fn bucket<'a>(
+    index: &'a BTreeMap<String, Vec<usize>>,
+    key: Option<&str>,
+) -> impl Iterator<Item = &'a usize> {
+    key.and_then(|k| index.get(k)).into_iter().flatten()
 }
 
 impl GatewayFacts {
@@ -117,13 +229,22 @@ impl GatewayFacts {
                     .any(|t| t["kind"] == "Gateway" && t["name"] == name.as_str())
             })
             .collect();
-        let rules = |action: &str| -> Vec<Value> {
-            policies
-                .iter()
-                .filter(|p| p["spec"]["action"] == action)
-                .flat_map(|p| list(&p["spec"]["rules"]).iter().cloned())
-                .collect()
+        let rules = |action: &str| {
+            RuleSet::of(
+                policies
+                    .iter()
+                    .filter(|p| p["spec"]["action"] == action)
+                    .flat_map(|p| list(&p["spec"]["rules"])),
+            )
         };
+        // Istio deploys the gateway with this service account (deploymentcontroller.go:403-413
+        // and conversion.go:1524-1529, 1.26.0).
+        let account = gateway["metadata"]["annotations"]["gateway.istio.io/service-account"]
+            .as_str()
+            .map_or_else(
+                || format!("{name}-{}", text(&gateway["spec"]["gatewayClassName"])),
+                str::to_owned,
+            );
         let load_balancer = (gateway["metadata"]["annotations"]
             ["networking.istio.io/service-type"]
             .as_str()
@@ -142,17 +263,15 @@ impl GatewayFacts {
             deny: rules("DENY"),
             allow: rules("ALLOW"),
             has_allow: policies.iter().any(|p| p["spec"]["action"] == "ALLOW"),
+            workload: format!("ns/{namespace}/sa/{account}"),
             namespace,
             name,
             listeners,
         }
     }
 
-    /// Port → (listener name, namespaces whose routes it admits; `None`: all).
-    fn listeners(
-        gateway: &Value,
-        namespace: &str,
-    ) -> BTreeMap<u16, (String, Option<BTreeSet<String>>)> {
+    /// Port → the first listener on it, of any protocol.
+    fn listeners(gateway: &Value, namespace: &str) -> BTreeMap<u16, ListenerFacts> {
         let mut listeners = BTreeMap::new();
         for listener in list(&gateway["spec"]["listeners"]) {
             let allowed = &listener["allowedRoutes"]["namespaces"];
@@ -173,13 +292,21 @@ impl GatewayFacts {
             let port = listener["port"]
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok());
-            if let Some(port) = port.filter(|_| listener["protocol"] == "HTTP") {
-                listeners
-                    .entry(port)
-                    .or_insert((text(&listener["name"]).to_string(), admits));
+            if let Some(port) = port {
+                listeners.entry(port).or_insert(ListenerFacts {
+                    name: text(&listener["name"]).to_string(),
+                    admits,
+                    tls: ListenerTls::of(listener),
+                });
             }
         }
         listeners
+    }
+
+    /// Whether its AuthorizationPolicies admit the request (DENY first, then ALLOW).
+    fn admits(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
+        !self.deny.any(host, sample, principal)
+            && (!self.has_allow || self.allow.any(host, sample, principal))
     }
 
     /// For a NodePort gateway: listener port → node port, from the ConfigMap its
@@ -356,39 +483,74 @@ impl ClusterFacts {
         }
     }
 
-    /// What this cluster's ingress gateway does with a request on `port` with Host `host`:
-    /// no listener; 403 from the AuthorizationPolicies (DENY, then ALLOW, before routing:
-    /// pilot/pkg/security/authz/builder/builder.go:110-139, 1.26.0); 404 when no attached
-    /// rule matches; else the most specific rule's backend (Gateway API
-    /// apis/v1/httproute_types.go, `HTTPRouteRule.Matches`, v1.2.0 L174-199).
+    /// The gateway listening on `port`, and its listener there. A NodePort gateway is reached
+    /// on its node port, which must be the listener's.
+    fn listener_on(&self, port: u16) -> Option<(&GatewayFacts, &ListenerFacts)> {
+        self.gateways
+            .iter()
+            .filter(|g| {
+                g.node_ports
+                    .as_ref()
+                    .is_none_or(|n| n.get(&port) == Some(&port))
+            })
+            .find_map(|g| g.listeners.get(&port).map(|l| (g, l)))
+    }
+
+    /// What the listener a request on `port` reaches expects on the wire, if there is one.
+    #[must_use]
+    pub fn listener_tls(&self, port: u16) -> Option<&ListenerTls> {
+        self.listener_on(port).map(|(_, l)| &l.tls)
+    }
+
+    /// The identity, without trust domain, of the gateway's workload on `port`
+    /// (`ns/<namespace>/sa/<service account>`): what its certificate names.
+    #[must_use]
+    pub fn gateway_workload(&self, port: u16) -> Option<&str> {
+        self.listener_on(port).map(|(g, _)| g.workload.as_str())
+    }
+
+    /// Whether the AuthorizationPolicies of the gateway on `port` admit the request from a
+    /// peer with this identity: no DENY rule matches, and an ALLOW rule does when an ALLOW
+    /// policy exists (pilot/pkg/security/authz/builder/builder.go:110-139, 1.26.0). `None`
+    /// without a listener.
+    #[must_use]
+    pub fn admits(
+        &self,
+        port: u16,
+        host: &str,
+        sample: &Sample,
+        principal: Option<&str>,
+    ) -> Option<bool> {
+        let (gateway, _) = self.listener_on(port)?;
+        Some(gateway.admits(host, sample, principal))
+    }
+
+    /// What this cluster's ingress gateway does with a request on `port` with Host `host`
+    /// from a peer with this identity (`None`: plaintext): no listener; 403 from the
+    /// AuthorizationPolicies (`admits`), before routing; 404 when no attached rule matches;
+    /// else the most specific rule's backend (Gateway API apis/v1/httproute_types.go,
+    /// `HTTPRouteRule.Matches`, v1.2.0 L174-199). The caller checks that its TLS is the
+    /// listener's (`listener_tls`).
     ///
     /// # Errors
-    /// When a regular expression decides and does not compile.
-    pub fn ingress_for(&self, port: u16, host: &str, sample: &Sample) -> Result<Ingress, Unsure> {
-        // A NodePort gateway is reached on its node port, which must be the listener's.
-        let reachable = |g: &GatewayFacts| {
-            g.node_ports
-                .as_ref()
-                .is_none_or(|n| n.get(&port) == Some(&port))
-        };
-        let Some((gateway, (listener, admits))) = self
-            .gateways
-            .iter()
-            .filter(|g| reachable(g))
-            .find_map(|g| g.listeners.get(&port).map(|l| (g, l)))
-        else {
+    /// When a regular expression decides and does not compile, or the listener is one verify
+    /// does not model.
+    pub fn ingress_for(
+        &self,
+        port: u16,
+        host: &str,
+        sample: &Sample,
+        principal: Option<&str>,
+    ) -> Result<Ingress, Unsure> {
+        let Some((gateway, listener)) = self.listener_on(port) else {
             return Ok(Ingress::NoListener);
         };
-        let denied = gateway
-            .deny
-            .iter()
-            .any(|r| request::authz_rule_matches(r, host, sample));
-        let allowed = !gateway.has_allow
-            || gateway
-                .allow
-                .iter()
-                .any(|r| request::authz_rule_matches(r, host, sample));
-        if denied || !allowed {
+        if let ListenerTls::Other(what) = &listener.tls {
+            return Err(format!(
+                "the listener on port {port} is {what}, which verify does not model"
+            ));
+        }
+        if !gateway.admits(host, sample, principal) {
             return Ok(Ingress::Status(403));
         }
         let bare = host.rsplit_once(':').map_or(host, |(h, p)| {
@@ -408,10 +570,11 @@ impl ClusterFacts {
             let attached = route.parents.iter().any(|(ns, name, section)| {
                 *ns == gateway.namespace
                     && *name == gateway.name
-                    && section.as_ref().is_none_or(|s| s == listener)
+                    && section.as_ref().is_none_or(|s| *s == listener.name)
             });
             if !attached
-                || admits
+                || listener
+                    .admits
                     .as_ref()
                     .is_some_and(|a| !a.contains(&route.namespace))
             {
@@ -557,6 +720,7 @@ fn route(
             .map(str::to_owned)
             .or_else(|| set_host(&route["headers"]));
         let targets = list(&route["route"]);
+        let route_headers = set_headers(&route["headers"]);
         let destinations = targets
             .iter()
             .map(|target| {
@@ -582,12 +746,36 @@ fn route(
                     rules,
                 );
                 destination.hazards.extend(hazard.clone());
+                // One destination: Istio appends its headers after the route's, and the last
+                // `set` wins; weighted ones: Envoy applies the route's after the cluster's
+                // (route.go:686-687, 720-722, 759-762 at 1.30.3; Envoy's route.proto
+                // `most_specific_header_mutations_wins`).
+                let own = set_headers(&target["headers"]);
+                destination.headers = if targets.len() == 1 {
+                    route_headers.clone().into_iter().chain(own).collect()
+                } else {
+                    own.into_iter().chain(route_headers.clone()).collect()
+                };
                 destination
             })
             .collect();
         return Outcome::Routes(destinations);
     }
     Outcome::Status(404)
+}
+
+/// The request headers a VirtualService `Headers` sets, by lowercase name, but the Host:
+/// Istio makes `host` and `:authority` the upstream authority
+/// (pilot/pkg/networking/core/route/route.go `translateAppendHeaders` and
+/// `isAuthorityHeader`, 922-951 and 967-969 / 971-1000 and 1016-1018 at 1.26.0 / 1.30.3).
+fn set_headers(headers: &Value) -> BTreeMap<String, String> {
+    headers["request"]["set"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name.to_ascii_lowercase(), text(value).to_string()))
+        .filter(|(name, _)| name != "host" && name != ":authority")
+        .collect()
 }
 
 /// The endpoints a destination reaches, with Istio's priorities: `failoverPriority` on an
@@ -609,6 +797,9 @@ fn endpoints(
         authority,
         weight,
         endpoints: Vec::new(),
+        headers: BTreeMap::new(),
+        tls_mode: None,
+        subject_alt_names: Vec::new(),
         broken: None,
         order_unsure: None,
         hazards: Vec::new(),
@@ -655,7 +846,9 @@ fn endpoints(
         .extend(outlier.into_iter().flat_map(outlier_hazards));
     let outlier = outlier.is_some();
     let setting = merged("loadBalancer").map(|lb| &lb["localityLbSetting"]);
-    let mutual_dr = merged("tls").is_some_and(|t| t["mode"] == "ISTIO_MUTUAL");
+    let tls = merged("tls");
+    origination(&mut out, tls, entry);
+    let mutual_dr = out.tls_mode.as_deref() == Some("ISTIO_MUTUAL");
     let internal = entry["spec"]["location"] == "MESH_INTERNAL";
     let dns = entry["spec"]["resolution"] == "DNS";
     let selected: Vec<&Value> = list(&entry["spec"]["endpoints"])
@@ -682,11 +875,33 @@ fn endpoints(
             port: u16::try_from(e["ports"][port_name].as_u64().unwrap_or(default_port))
                 .unwrap_or_default(),
             mutual_tls: mutual_dr
-                || (internal && e["labels"]["security.istio.io/tlsMode"] == "istio"),
+                || (tls.is_none()
+                    && internal
+                    && e["labels"]["security.istio.io/tlsMode"] == "istio"),
         })
         .collect();
     out.endpoints.sort();
     out
+}
+
+/// The TLS the sidecar originates, from the DestinationRule's `tls` (subset over top
+/// level): its mode, and for Istio mutual TLS the identities it accepts, the rule's
+/// `subjectAltNames` or else the ServiceEntry's (pilot/pkg/networking/core/cluster_tls.go
+/// `buildUpstreamTLSSettings`, 393-426 / 427-461 at 1.26.0 / 1.30.3). Without a `tls`,
+/// Istio's auto mutual TLS follows the endpoints' labels (428-438 / 463-472).
+fn origination(out: &mut Destination, tls: Option<&Value>, entry: &Value) {
+    out.tls_mode = tls.and_then(|t| t["mode"].as_str()).map(str::to_owned);
+    if out.tls_mode.as_deref() != Some("ISTIO_MUTUAL") {
+        return;
+    }
+    let names =
+        |v: &Value| -> Vec<String> { list(v).iter().map(|n| text(n).to_string()).collect() };
+    out.subject_alt_names = tls
+        .map(|t| names(&t["subjectAltNames"]))
+        .unwrap_or_default();
+    if out.subject_alt_names.is_empty() {
+        out.subject_alt_names = names(&entry["spec"]["subjectAltNames"]);
+    }
 }
 
 /// Problems of an outlier detection setting that turn one failure into an outage.

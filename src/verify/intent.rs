@@ -1,7 +1,8 @@
 //! The declared intent `verify` compares the data plane with: which clusters export and
-//! import each service, over which WAN policies, and what each WANRoute sends where. Built
-//! from the validated model; `render` records it in OUT's provenance, so that `verify OUT`
-//! needs no declarations. It says nothing of the objects rendered from it.
+//! import each service, over which WAN policies, what each WANRoute sends where, and, in
+//! mutual mode, who may call each service. Built from the validated model; `render` records
+//! it in OUT's provenance, so that `verify OUT` needs no declarations. It says nothing of
+//! the objects rendered from it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,17 +10,34 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::request::{gateway_matches, Sample, Unsure};
-use crate::model::Model;
+use crate::model::{Model, SecurityMode};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
     pub domain: String,
+    /// How requests cross the WAN. A provenance written before security modes existed has
+    /// none, and its tree was rendered in plaintext, so an absent mode reads as plaintext
+    /// (unlike the declarations, whose default is mutual).
+    #[serde(default)]
+    pub security: Security,
     pub clusters: Vec<ClusterIntent>,
     pub policies: BTreeMap<String, PolicyIntent>,
     pub services: Vec<ServiceIntent>,
     /// Lookups by host, address and cluster name, so that verifying stays linear.
     #[serde(skip)]
     index: Index,
+}
+
+/// The declared security mode (`spec.security.mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Istio mutual TLS from every sidecar to the exporter's gateway, which admits only the
+    /// callers the declarations allow.
+    Mutual,
+    /// Plain HTTP, with no caller identity: any caller that reaches a gateway is admitted.
+    #[default]
+    Plaintext,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,6 +56,10 @@ pub struct ClusterIntent {
     pub namespaces: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub skip_imports: BTreeSet<String>,
+    /// The trust domain of the cluster's workload identities (SPIFFE
+    /// `<trust domain>/ns/<namespace>/sa/<service account>`); absent in plaintext mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +80,14 @@ pub struct ServiceIntent {
     pub policies: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteIntent>,
+    /// Only these importing clusters may call it (`mcw.l7mp.io/allowed-clusters`); `None`
+    /// does not narrow the importers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_clusters: Option<Vec<String>>,
+    /// Only these service accounts of its namespace may call it
+    /// (`mcw.l7mp.io/allowed-service-accounts`); `None`: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_service_accounts: Option<Vec<String>>,
 }
 
 /// A WANRoute: ordered rules of Gateway API matches; `None` denies.
@@ -86,6 +116,13 @@ impl Intent {
                     s.exporters.push(exporter);
                 }
                 _ => services.push(ServiceIntent {
+                    allowed_clusters: export.callers.clusters.as_ref().map(|clusters| {
+                        clusters
+                            .iter()
+                            .map(|&c| model.clusterset.cluster(c).name.clone())
+                            .collect()
+                    }),
+                    allowed_service_accounts: export.callers.service_accounts.clone(),
                     namespace: export.namespace.clone(),
                     name: export.name.clone(),
                     port: export.port.port,
@@ -120,6 +157,10 @@ impl Intent {
         Intent {
             index: Index::default(),
             domain: model.clusterset.domain.clone(),
+            security: match model.clusterset.security {
+                SecurityMode::Mutual => Security::Mutual,
+                SecurityMode::Plaintext => Security::Plaintext,
+            },
             clusters: clusters
                 .iter()
                 .map(|c| ClusterIntent {
@@ -128,6 +169,7 @@ impl Intent {
                     addresses: c.addresses.clone(),
                     namespaces: c.namespaces.clone(),
                     skip_imports: c.skip_imports.iter().map(ToString::to_string).collect(),
+                    trust_domain: c.trust_domain.clone(),
                 })
                 .collect(),
             policies: model
@@ -191,6 +233,17 @@ impl Intent {
                 .contains(&format!("{}/{}", service.namespace, service.name))
     }
 
+    /// Whether the declarations let cluster `c`'s workloads call the service: it imports it,
+    /// and the service's allowed clusters, if any, name it.
+    #[must_use]
+    pub fn admits(&self, c: &ClusterIntent, service: &ServiceIntent) -> bool {
+        self.imports(c, service)
+            && service
+                .allowed_clusters
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(&c.name))
+    }
+
     /// The cluster whose gateway has this address.
     #[must_use]
     pub fn owner(&self, address: &str) -> Option<&ClusterIntent> {
@@ -217,5 +270,55 @@ impl Intent {
             }
         }
         Ok(route.default.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(example: &str) -> Model {
+        crate::testing::example(example)
+    }
+
+    /// A provenance written before security modes existed records no mode, trust domain or
+    /// allow-list: it reads as the plaintext render it was, with every importer admitted.
+    #[test]
+    fn an_intent_without_security_reads_as_plaintext() {
+        let old = serde_json::json!({
+            "domain": "clusterset.local",
+            "clusters": [{"name": "a", "site": 1, "addresses": ["10.0.0.1"], "namespaces": ["ns"]}],
+            "policies": {},
+            "services": [{"namespace": "ns", "name": "s", "port": 80, "exporters": ["a"], "policies": []}]
+        });
+        let intent = serde_json::from_value::<Intent>(old).unwrap().indexed();
+        assert_eq!(intent.security, Security::Plaintext);
+        assert_eq!(intent.clusters[0].trust_domain, None);
+        assert_eq!(intent.services[0].allowed_clusters, None);
+        assert!(intent.admits(&intent.clusters[0], &intent.services[0]));
+    }
+
+    /// Mutual mode is recorded with each cluster's trust domain, and survives the round trip
+    /// through the provenance.
+    #[test]
+    fn mutual_mode_is_recorded_with_trust_domains() {
+        let intent = Intent::of(&model("three-clusters"));
+        assert_eq!(intent.security, Security::Mutual);
+        let json = serde_json::to_value(&intent).unwrap();
+        assert_eq!(json["security"], "mutual");
+        assert_eq!(
+            json["clusters"][2]["trust_domain"],
+            "cluster-3.three-clusters.example"
+        );
+        let read = serde_json::from_value::<Intent>(json).unwrap().indexed();
+        assert_eq!(read, intent);
+        let payment = read.service("payment.secure.svc.clusterset.local").unwrap();
+        let admitted: Vec<&str> = read
+            .clusters
+            .iter()
+            .filter(|c| read.admits(c, payment))
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(admitted, ["cluster-1", "cluster-2"]);
     }
 }

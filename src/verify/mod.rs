@@ -1,22 +1,28 @@
 //! `mcwan verify`: where every request goes, proven from the rendered files alone. Each
 //! cluster's objects are read as its proxies would read them (`facts`), the WAN hop as the
-//! fabric's files classify it, and the result is compared with the declared intent. It
-//! never consults the plan, so a mistake in planning or a template shows up as a wrong path.
+//! fabric's files classify it, and the result is compared with the declared intent: the
+//! path, its encryption, and who the exporter's gateway admits (`callers`). It never
+//! consults the plan, so a mistake in planning or a template shows up as a wrong path.
 //! Pure: `lib.rs` reads the files. docs/verify.md cites the upstream rules.
 
+pub mod callers;
 pub mod facts;
 pub mod intent;
 pub mod request;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use facts::{ClusterFacts, Destination, Ingress, Outcome};
-use intent::{Intent, ServiceIntent};
+use callers::Admission;
+use facts::{ClusterFacts, Destination, Ingress, ListenerTls, Outcome};
+use intent::{Intent, Security, ServiceIntent};
 use request::Sample;
+
+use crate::conventions::SOURCE_CLUSTER_HEADER;
 
 /// The fabric's side, from `sdwan/`: each class by port, and each site's flows.
 #[derive(Debug, Default)]
@@ -76,8 +82,12 @@ pub struct Row {
     pub exporter: String,
     /// `ns/service:port`, or a status and where it was answered.
     pub result: String,
-    /// `mtls` or `plaintext` for the hop to the exporter.
+    /// `mtls` or `plaintext` for the hop to the exporter (`tls <mode>` for other TLS).
     pub tls: String,
+    /// The clusters whose workloads the exporter's gateway admits for this request,
+    /// comma-separated: `any` in plaintext mode, where it cannot tell callers apart; `none`;
+    /// or empty when no gateway was reached.
+    pub callers: String,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
@@ -95,6 +105,7 @@ impl Row {
             exporter: String::new(),
             result: String::new(),
             tls: String::new(),
+            callers: String::new(),
             verdict: Verdict::Ok,
         }
     }
@@ -128,12 +139,12 @@ impl Report {
     pub fn markdown(&self, limit: usize) -> String {
         let mut out = String::new();
         if self.rows.len() <= limit {
-            out.push_str("| source | host | request | tunnel/port | exporter | result | TLS | verdict |\n|---|---|---|---|---|---|---|---|\n");
+            out.push_str("| source | host | request | tunnel/port | exporter | result | TLS | callers | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
             for r in &self.rows {
                 let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} ({}) | {}{port} | {} | {} | {} | {} |",
+                    "| {} | {} | {} ({}) | {}{port} | {} | {} | {} | {} | {} |",
                     r.source,
                     r.host,
                     r.request,
@@ -142,6 +153,7 @@ impl Report {
                     r.exporter,
                     r.result,
                     r.tls,
+                    r.callers,
                     verdict_text(&r.verdict)
                 );
             }
@@ -174,7 +186,7 @@ impl Report {
     }
 
     /// One line per row, for a terminal: `source → host [request] → tunnel/port → exporter →
-    /// result`, and the verdict when it is not ok.
+    /// result (TLS; callers …)`, and the verdict when it is not ok.
     #[must_use]
     pub fn human(&self) -> String {
         let mut out = String::new();
@@ -190,8 +202,15 @@ impl Report {
                 "{} → {} [{}] ({}){hop} → {}",
                 r.source, r.host, r.request, r.class, r.result
             );
-            if !r.tls.is_empty() {
-                let _ = write!(out, " ({})", r.tls);
+            let notes: Vec<String> = [
+                (!r.tls.is_empty()).then(|| r.tls.clone()),
+                (!r.callers.is_empty()).then(|| format!("callers {}", r.callers)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !notes.is_empty() {
+                let _ = write!(out, " ({})", notes.join("; "));
             }
             match &r.verdict {
                 Verdict::Ok => out.push('\n'),
@@ -251,7 +270,16 @@ pub struct View<'a> {
     clusters: &'a [ClusterFacts],
     by_name: BTreeMap<&'a str, &'a ClusterFacts>,
     fabric: &'a Fabric,
+    /// Admissions already found, shared by the sources: every importer's flow to the same
+    /// gateway, host and request asks the same question.
+    admissions: Mutex<BTreeMap<AdmissionKey, Admission>>,
 }
+
+/// The callers a problem row names that a gateway admits and should not.
+const MAX_INTRUDERS_NAMED: usize = 3;
+
+/// (exporter, port, Host, service host, the request without `x-mcwan-source-cluster`).
+type AdmissionKey = (String, u16, String, String, Sample);
 
 impl<'a> View<'a> {
     #[must_use]
@@ -262,6 +290,7 @@ impl<'a> View<'a> {
             clusters,
             by_name,
             fabric,
+            admissions: Mutex::default(),
         }
     }
 
@@ -292,6 +321,7 @@ impl<'a> View<'a> {
                 intent,
                 by_name: &self.by_name,
                 fabric,
+                admissions: &self.admissions,
                 source: &cluster.name,
                 host: &flow.host,
                 sample,
@@ -348,6 +378,7 @@ struct Context<'a> {
     intent: &'a Intent,
     by_name: &'a BTreeMap<&'a str, &'a ClusterFacts>,
     fabric: &'a Fabric,
+    admissions: &'a Mutex<BTreeMap<AdmissionKey, Admission>>,
     source: &'a str,
     host: &'a str,
     sample: &'a Sample,
@@ -376,7 +407,9 @@ impl Context<'_> {
     }
 
     /// Whether every exporter's gateway refuses the request on every port of the service's
-    /// policies (and their fallbacks), as a caller that bypasses the sidecar would send it.
+    /// policies (and their fallbacks), as a caller that bypasses the sidecar's route would
+    /// send it: with no identity to a plain-HTTP listener, as a workload of the source
+    /// cluster that names it to a mutual TLS one.
     fn refused_at_gateways(&self, service: &ServiceIntent) -> Verdict {
         let ports: BTreeSet<u16> = service
             .policies
@@ -389,12 +422,23 @@ impl Context<'_> {
                 policy.into_iter().chain(fallback).map(|p| p.port)
             })
             .collect();
+        let principal = callers::principal(self.intent, self.source, service);
+        let mut claimed = self.sample.clone();
+        claimed
+            .headers
+            .insert(SOURCE_CLUSTER_HEADER.to_string(), self.source.to_string());
         for exporter in &service.exporters {
             let Some(facts) = self.by_name.get(exporter.as_str()) else {
                 continue;
             };
             for port in &ports {
-                match facts.ingress_for(*port, self.host, self.sample) {
+                let mutual = facts.listener_tls(*port) == Some(&ListenerTls::Mutual);
+                let (sample, peer) = if mutual {
+                    (&claimed, principal.as_deref())
+                } else {
+                    (self.sample, None)
+                };
+                match facts.ingress_for(*port, self.host, sample, peer) {
                     Err(why) => return Verdict::Unsure(why),
                     Ok(Ingress::Backend { .. }) => {
                         return Verdict::Problem(format!("denied only at the sidecar: `{exporter}`'s gateway serves it on port {port}"));
@@ -443,11 +487,15 @@ impl Context<'_> {
             row.exporter.clone_from(&owner);
             row.port = Some(endpoint.port);
             row.tls = if endpoints.iter().all(|e| e.mutual_tls) {
-                "mtls"
+                "mtls".into()
             } else {
-                "plaintext"
-            }
-            .into();
+                match destination.tls_mode.as_deref() {
+                    Some(mode) if mode != "DISABLE" && mode != "ISTIO_MUTUAL" => {
+                        format!("tls {mode}")
+                    }
+                    _ => "plaintext".into(),
+                }
+            };
             row.verdict = self.judge(destination, &owner, endpoint, &mut row);
             rows.push(row);
         }
@@ -485,6 +533,8 @@ impl Context<'_> {
         })
     }
 
+    /// The verdict on one hop to `owner`: the wire, what its gateway does with the request,
+    /// whether the declarations send it there this way, and who else the gateway admits.
     fn judge(
         &self,
         destination: &Destination,
@@ -493,8 +543,7 @@ impl Context<'_> {
         row: &mut Row,
     ) -> Verdict {
         let class = self.fabric.classes.get(&endpoint.port);
-        let local = owner == self.source;
-        row.tunnel = if local {
+        row.tunnel = if owner == self.source {
             "local".into()
         } else {
             class.map_or_else(|| "unclassified".into(), |(_, t)| t.clone())
@@ -503,13 +552,23 @@ impl Context<'_> {
             row.result = format!("{}:{} (no gateway)", endpoint.address, endpoint.port);
             return no_gateway(endpoint);
         };
-        let ingress = match exporter.ingress_for(endpoint.port, &destination.authority, self.sample)
-        {
+        let port = endpoint.port;
+        if let Some((result, why)) = self.wire(owner, exporter, port, destination, &row.tls) {
+            row.result = result;
+            return Verdict::Problem(why);
+        }
+        let target = self.intent.service(&destination.host);
+        let sample = at_gateway(self.sample, destination);
+        let peer = target
+            .filter(|_| row.tls == "mtls")
+            .and_then(|t| callers::principal(self.intent, self.source, t));
+        let authority = &destination.authority;
+        let ingress = match exporter.ingress_for(port, authority, &sample, peer.as_deref()) {
             Ok(ingress) => ingress,
             Err(why) => return Verdict::Unsure(why),
         };
         row.result = match &ingress {
-            Ingress::NoListener => format!("no listener on {}", endpoint.port),
+            Ingress::NoListener => format!("no listener on {port}"),
             Ingress::Status(status) => format!("{status} at `{owner}`'s gateway"),
             Ingress::Backend {
                 namespace,
@@ -517,48 +576,207 @@ impl Context<'_> {
                 port,
             } => format!("{namespace}/{service}:{port}"),
         };
-        let Some(target) = self.intent.service(&destination.host) else {
+        let Some(target) = target else {
             return Verdict::Problem(format!("`{}` is no exported service", destination.host));
         };
+        let mut intruders = Vec::new();
+        if ingress != Ingress::NoListener {
+            (row.callers, intruders) = self.callers(exporter, port, authority, &sample, target);
+        }
+        let expected = match self.declared(destination, target) {
+            Ok(expected) => expected,
+            Err(verdict) => return verdict,
+        };
+        if self.intent.security == Security::Mutual && row.tls != "mtls" {
+            return Verdict::Problem(format!(
+                "mutual mode requires Istio mutual TLS to `{owner}`'s gateway, the sidecar sends {}",
+                row.tls
+            ));
+        }
+        let hop = self.hop_problem(destination, owner, exporter, endpoint, &expected, row);
+        if let Some(problem) = hop {
+            return problem;
+        }
+        match self.at_ingress(&ingress, target, owner, &row.result) {
+            Verdict::Ok => {}
+            verdict => return verdict,
+        }
+        // A wide rule admits many callers: the first few say which rule it is.
+        let more = intruders.len().saturating_sub(MAX_INTRUDERS_NAMED);
+        intruders.truncate(MAX_INTRUDERS_NAMED);
+        match (intruders.is_empty(), more) {
+            (true, _) => Verdict::Ok,
+            (false, 0) => Verdict::Problem(format!(
+                "`{owner}`'s gateway admits {}",
+                intruders.join(", ")
+            )),
+            (false, more) => Verdict::Problem(format!(
+                "`{owner}`'s gateway admits {}, and {more} more callers the declarations do not",
+                intruders.join(", ")
+            )),
+        }
+    }
+
+    /// Whether the sidecar's TLS and the listener's agree, so that an HTTP request reaches
+    /// the gateway at all: `(result, why)` when not. Istio mutual TLS to a plain-HTTP
+    /// listener hands TLS bytes to its HTTP codec; plaintext to a TLS listener fails the
+    /// handshake; a listener neither mode renders is not modelled, so it is a problem rather
+    /// than trusted; and the sidecar accepts the gateway only when its certificate names an
+    /// identity the DestinationRule lists (`subjectAltNames`, cluster_tls.go:421-425 /
+    /// 455-460 at 1.26.0 / 1.30.3).
+    fn wire(
+        &self,
+        owner: &str,
+        exporter: &ClusterFacts,
+        port: u16,
+        destination: &Destination,
+        tls: &str,
+    ) -> Option<(String, String)> {
+        let listener = exporter.listener_tls(port)?;
+        let refused = format!("TLS handshake fails at `{owner}`'s gateway");
+        let (result, why) = match (listener, tls) {
+            (ListenerTls::Other(what), _) => (
+                format!("`{owner}`'s listener on {port} is not modelled"),
+                format!("`{owner}`'s listener on port {port} is {what}: neither security mode renders it, and verify cannot tell what it admits"),
+            ),
+            (ListenerTls::Plain, "plaintext") => return None,
+            (ListenerTls::Plain, "mtls") => (
+                format!("TLS bytes at `{owner}`'s plain-HTTP listener"),
+                format!("the sidecar sends Istio mutual TLS to `{owner}`'s plain-HTTP listener on port {port}"),
+            ),
+            (ListenerTls::Mutual, "plaintext") if self.intent.security == Security::Mutual => (
+                refused,
+                format!("mutual mode requires Istio mutual TLS to `{owner}`'s gateway, the sidecar sends plaintext, which its mutual TLS listener on port {port} refuses"),
+            ),
+            (ListenerTls::Mutual, "plaintext") => (
+                refused,
+                format!("the sidecar sends plaintext to `{owner}`'s mutual TLS listener on port {port}"),
+            ),
+            (ListenerTls::Mutual, "mtls") => {
+                let trust_domain = self.intent.cluster(owner)?.trust_domain.as_ref()?;
+                let workload = exporter.gateway_workload(port)?;
+                let identity = format!("spiffe://{trust_domain}/{workload}");
+                let names = &destination.subject_alt_names;
+                if names.is_empty() || names.contains(&identity) {
+                    return None;
+                }
+                (
+                    refused,
+                    format!("the sidecar accepts only {} as `{owner}`'s gateway, whose certificate names {identity}", names.join(", ")),
+                )
+            }
+            (_, other) => (
+                refused,
+                format!("the sidecar originates {other}, which `{owner}`'s listener on port {port} does not take"),
+            ),
+        };
+        Some((result, why))
+    }
+
+    /// Who `exporter`'s gateway admits for the request: the callers column, and the callers
+    /// it admits that the declarations do not. In plaintext mode any caller, which is no
+    /// problem. On a plain-HTTP listener no caller has an identity, so it admits any or
+    /// none (and mutual mode's problem with it is the TLS). On a mutual TLS listener, what
+    /// `callers::admission` finds, asked once for every source that sends the same.
+    fn callers(
+        &self,
+        exporter: &ClusterFacts,
+        port: u16,
+        authority: &str,
+        sample: &Sample,
+        target: &ServiceIntent,
+    ) -> (String, Vec<String>) {
+        if self.intent.security != Security::Mutual {
+            return ("any".into(), Vec::new());
+        }
+        if exporter.listener_tls(port) != Some(&ListenerTls::Mutual) {
+            let any = exporter.admits(port, authority, sample, None) == Some(true);
+            return (if any { "any" } else { "none" }.into(), Vec::new());
+        }
+        let mut request = sample.clone();
+        request.headers.remove(SOURCE_CLUSTER_HEADER);
+        let key = (
+            exporter.name.clone(),
+            port,
+            authority.to_string(),
+            self.intent.host(target),
+            request,
+        );
+        let cached = self
+            .admissions
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&key).cloned());
+        let admission = cached.unwrap_or_else(|| {
+            let found = callers::admission(self.intent, exporter, port, authority, &key.4, target);
+            if let Ok(mut admissions) = self.admissions.lock() {
+                admissions.insert(key, found.clone());
+            }
+            found
+        });
+        let callers = if admission.clusters.is_empty() {
+            "none".into()
+        } else {
+            admission.clusters.join(",")
+        };
+        (callers, admission.intruders)
+    }
+
+    /// The policy the declarations send the request over, when the source imports the
+    /// service and the destination's endpoints are safe to order.
+    fn declared(
+        &self,
+        destination: &Destination,
+        target: &ServiceIntent,
+    ) -> Result<String, Verdict> {
         if !self
             .intent
             .cluster(self.source)
             .is_some_and(|c| self.intent.imports(c, target))
         {
-            return Verdict::Problem(format!(
+            return Err(Verdict::Problem(format!(
                 "cluster `{}` does not import `{}/{}`",
                 self.source, target.namespace, target.name
-            ));
+            )));
         }
-        let expected = match self.expected_policy(destination, target) {
-            Ok(expected) => expected,
-            Err(verdict) => return verdict,
-        };
-        let Some(policy) = self.intent.policies.get(&expected) else {
-            return Verdict::Problem(format!("unknown WAN policy `{expected}`"));
-        };
+        let expected = self.expected_policy(destination, target)?;
+        if !self.intent.policies.contains_key(&expected) {
+            return Err(Verdict::Problem(format!("unknown WAN policy `{expected}`")));
+        }
         if let Some(problem) = endpoints_problem(destination) {
-            return problem;
+            return Err(problem);
         }
-        if row.tls == "mtls" {
-            return Verdict::Problem(format!(
-                "the sidecar sends Istio mutual TLS to `{owner}`'s plain-HTTP listener"
-            ));
-        }
+        Ok(expected)
+    }
+
+    /// A problem of the hop itself: an address the gateway does not request, another port
+    /// than the policy's, a fallback out of order, a flow or a class the fabric lacks.
+    fn hop_problem(
+        &self,
+        destination: &Destination,
+        owner: &str,
+        exporter: &ClusterFacts,
+        endpoint: &facts::Endpoint,
+        expected: &str,
+        row: &Row,
+    ) -> Option<Verdict> {
+        let policy = self.intent.policies.get(expected)?;
+        let service = self.intent.service(&destination.host)?;
+        let local = owner == self.source;
         if !exporter.pinned(endpoint.port, &endpoint.address) {
-            return Verdict::Problem(format!(
+            return Some(Verdict::Problem(format!(
                 "`{owner}`'s LoadBalancer gateway does not request {}, which importers send to",
                 endpoint.address
-            ));
+            )));
         }
         if endpoint.port != policy.port {
-            return Verdict::Problem(format!(
+            return Some(Verdict::Problem(format!(
                 "takes port {} ({}) before `{expected}`'s port {}",
                 endpoint.port, row.tunnel, policy.port
-            ));
+            )));
         }
-        if let Some(problem) = fallback_out_of_order(destination, policy.port, &expected) {
-            return problem;
+        if let Some(problem) = fallback_out_of_order(destination, policy.port, expected) {
+            return Some(problem);
         }
         if !local
             && !self.fabric.flows.contains(&(
@@ -566,28 +784,31 @@ impl Context<'_> {
                 owner.to_string(),
                 endpoint.address.clone(),
                 endpoint.port,
-                format!("{}/{}", target.namespace, target.name),
+                format!("{}/{}", service.namespace, service.name),
             ))
         {
-            return Verdict::Problem(format!(
+            return Some(Verdict::Problem(format!(
                 "the fabric lists no flow to {}:{} for it",
                 endpoint.address, endpoint.port
-            ));
+            )));
         }
+        let class = self.fabric.classes.get(&endpoint.port);
         if !local
             && class.is_none_or(|(p, _)| {
-                *p != expected && policy.fallback.as_deref() != Some(p.as_str())
+                p != expected && policy.fallback.as_deref() != Some(p.as_str())
             })
         {
-            return Verdict::Problem(format!(
+            return Some(Verdict::Problem(format!(
                 "port {} is not `{expected}`'s class in the fabric",
                 endpoint.port
-            ));
+            )));
         }
-        self.at_ingress(&ingress, target, owner, &row.result)
+        None
     }
 
-    /// Whether what `owner`'s gateway does (`result`) is what the declarations say.
+    /// Whether what `owner`'s gateway does (`result`) is what the declarations say: 403 for
+    /// a request the WANRoute denies, or, in mutual mode, from a cluster the service's
+    /// allowed clusters leave out; else the service's backend.
     fn at_ingress(
         &self,
         ingress: &Ingress,
@@ -595,39 +816,58 @@ impl Context<'_> {
         owner: &str,
         result: &str,
     ) -> Verdict {
-        let denied = match self.intent.expect(target, self.sample) {
-            Ok(policy) => policy.is_none(),
+        let admitted = self.intent.security != Security::Mutual
+            || self
+                .intent
+                .cluster(self.source)
+                .is_some_and(|c| self.intent.admits(c, target));
+        let refused = match self.intent.expect(target, self.sample) {
+            Ok(None) => Some(format!("`{}/{}` denies it", target.namespace, target.name)),
+            Ok(Some(_)) if !admitted => Some(format!(
+                "`{}/{}` does not admit `{}`'s callers",
+                target.namespace, target.name, self.source
+            )),
+            Ok(Some(_)) => None,
             Err(why) => return Verdict::Unsure(why),
         };
-        match (ingress, denied) {
-            (Ingress::Status(403), true) => Verdict::Ok,
-            (_, true) => Verdict::Problem(format!(
-                "`{}/{}` denies it, `{owner}`'s gateway does not",
-                target.namespace, target.name
-            )),
+        match (ingress, refused) {
+            (Ingress::Status(403), Some(_)) => Verdict::Ok,
+            (_, Some(why)) => Verdict::Problem(format!("{why}, `{owner}`'s gateway does not")),
             (
                 Ingress::Backend {
                     namespace,
                     service,
                     port,
                 },
-                false,
+                None,
             ) if *namespace == target.namespace
                 && *service == target.name
                 && *port == target.port =>
             {
                 Verdict::Ok
             }
-            (Ingress::Backend { .. }, false) => Verdict::Problem(format!(
+            (Ingress::Backend { .. }, None) => Verdict::Problem(format!(
                 "reaches {} instead of `{}/{}:{}`",
                 result, target.namespace, target.name, target.port
             )),
-            (_, false) => Verdict::Problem(format!(
+            (_, None) => Verdict::Problem(format!(
                 "declared to reach `{}/{}`, gets {}",
                 target.namespace, target.name, result
             )),
         }
     }
+}
+
+/// The request as the exporter's gateway sees it: with the headers the route sets.
+fn at_gateway(sample: &Sample, destination: &Destination) -> Sample {
+    let mut sample = sample.clone();
+    sample.headers.extend(
+        destination
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
+    sample
 }
 
 /// A problem of the destination's endpoints as a whole: their order depends on what the

@@ -2,7 +2,7 @@
 //! API HTTPRoute matches and Istio authorization rules, each as the upstream code reads
 //! them (references in docs/verify.md). Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -252,63 +252,231 @@ pub fn precedence(
     )
 }
 
-/// An Istio authorization string list (`hosts`, `paths`, `methods`, `values`): `*` any,
-/// `x*` prefix, `*x` suffix, else exact; hosts compare case-insensitively
-/// (pilot/pkg/security/authz/matcher/header.go:59-90 and string.go:99-115, 1.26.0).
-fn authz_any(patterns: &Value, value: &str, ignore_case: bool) -> bool {
-    let Some(patterns) = patterns.as_array() else {
-        return true;
-    };
-    let value = if ignore_case {
-        value.to_ascii_lowercase()
+/// One Istio authorization string pattern (`hosts`, `paths`, `methods`, header `values`,
+/// `principals`): `*` any, then `*x` suffix (so `*x*` ends with `x*`), `x*` prefix, else exact
+/// (pilot/pkg/security/authz/matcher/header.go:25-56 and string.go:99-115, 1.26.0). A host
+/// pattern and value come lowercased: hosts compare case-insensitively (header.go:59-90).
+fn authz_pattern(pattern: &str, value: &str) -> bool {
+    if pattern == "*" {
+        true
+    } else if let Some(suffix) = pattern.strip_prefix('*') {
+        value.ends_with(suffix)
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        value.starts_with(prefix)
     } else {
-        value.to_string()
-    };
-    patterns.iter().filter_map(Value::as_str).any(|p| {
-        let p = if ignore_case {
-            p.to_ascii_lowercase()
-        } else {
-            p.to_string()
-        };
-        if p == "*" {
-            true
-        } else if let Some(prefix) = p.strip_suffix('*') {
-            value.starts_with(prefix)
-        } else if let Some(suffix) = p.strip_prefix('*') {
-            value.ends_with(suffix)
-        } else {
-            p == value
-        }
-    })
+        pattern == value
+    }
 }
 
-/// Whether an Istio AuthorizationPolicy `Rule` matches a request with this Host: any `to`
-/// entry, and every `when` condition (only `request.headers[...]` is read).
-#[must_use]
-pub fn authz_rule_matches(rule: &Value, host: &str, sample: &Sample) -> bool {
-    let to = rule["to"].as_array().is_none_or(|to| {
-        to.iter().any(|t| {
-            let op = &t["operation"];
-            authz_any(&op["hosts"], host, true)
-                && authz_any(&op["methods"], &sample.method, false)
-                && authz_any(&op["paths"], &sample.path, false)
-        })
-    });
-    to && rule["when"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .all(|condition| {
-            let key = condition["key"].as_str().unwrap_or_default();
-            let name = key
-                .strip_prefix("request.headers[")
-                .and_then(|k| k.strip_suffix(']'))
-                .map(str::to_ascii_lowercase);
-            match name.and_then(|n| sample.headers.get(&n)) {
-                Some(value) => authz_any(&condition["values"], value, false),
-                None => false,
+/// A list field: `None` when absent or empty, which Istio reads as no condition
+/// (pilot/pkg/security/authz/model/model.go `appendLast`, 390-402 / 401-413 at 1.26.0 /
+/// 1.30.3).
+fn patterns(value: &Value, lowercase: bool) -> Option<Vec<String>> {
+    let list: Vec<String> = value
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|p| {
+            if lowercase {
+                p.to_ascii_lowercase()
+            } else {
+                p.to_string()
             }
         })
+        .collect();
+    (!list.is_empty()).then_some(list)
+}
+
+fn any_pattern(patterns: Option<&Vec<String>>, value: &str) -> bool {
+    patterns.is_none_or(|list| list.iter().any(|p| authz_pattern(p, value)))
+}
+
+/// An Istio AuthorizationPolicy `Rule`, read once per gateway: the peers it names (`from`),
+/// the operations (`to`) and the conditions (`when`). A rule matches when one `from` source,
+/// one `to` operation and every `when` condition do (model.go `New`, 78-152 / 79-156 at 1.26.0 / 1.30.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzRule {
+    /// `None`: no `from`, any peer.
+    from: Option<Vec<AuthzSource>>,
+    /// `None`: no `to`, any operation.
+    to: Option<Vec<AuthzOperation>>,
+    when: Vec<AuthzCondition>,
+}
+
+/// A `from.source`: only `principals` and `notPrincipals` are read (mcwan writes no other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthzSource {
+    principals: Option<Vec<String>>,
+    not_principals: Option<Vec<String>>,
+}
+
+/// A `to.operation`'s hosts (lowercase), methods and paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthzOperation {
+    hosts: Option<Vec<String>>,
+    methods: Option<Vec<String>>,
+    paths: Option<Vec<String>>,
+}
+
+/// A `when` condition on a request header; `header` is `None` for a key verify does not
+/// read, which never holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthzCondition {
+    header: Option<String>,
+    values: Option<Vec<String>>,
+    not_values: Option<Vec<String>>,
+}
+
+impl AuthzRule {
+    /// Reads a rule of an AuthorizationPolicy's `spec.rules`.
+    #[must_use]
+    pub fn of(rule: &Value) -> Self {
+        let from = rule["from"].as_array().map(|from| {
+            from.iter()
+                .map(|f| AuthzSource {
+                    principals: patterns(&f["source"]["principals"], false),
+                    not_principals: patterns(&f["source"]["notPrincipals"], false),
+                })
+                .collect()
+        });
+        let to = rule["to"].as_array().map(|to| {
+            to.iter()
+                .map(|t| AuthzOperation {
+                    hosts: patterns(&t["operation"]["hosts"], true),
+                    methods: patterns(&t["operation"]["methods"], false),
+                    paths: patterns(&t["operation"]["paths"], false),
+                })
+                .collect()
+        });
+        let when = rule["when"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|condition| AuthzCondition {
+                header: condition["key"]
+                    .as_str()
+                    .and_then(|k| k.strip_prefix("request.headers["))
+                    .and_then(|k| k.strip_suffix(']'))
+                    .map(str::to_ascii_lowercase),
+                values: patterns(&condition["values"], false),
+                not_values: patterns(&condition["notValues"], false),
+            })
+            .collect();
+        AuthzRule { from, to, when }
+    }
+
+    /// The hosts the rule is confined to, for an index by host: each `to` operation's
+    /// exact hosts, `h:*` counted as `h`. `None` when some operation may match any host.
+    #[must_use]
+    pub fn hosts(&self) -> Option<BTreeSet<String>> {
+        let mut hosts = BTreeSet::new();
+        for operation in self.to.as_ref()? {
+            for host in operation.hosts.as_ref()? {
+                let host = host.strip_suffix(":*").unwrap_or(host);
+                if host.contains('*') {
+                    return None;
+                }
+                hosts.insert(host.to_string());
+            }
+        }
+        Some(hosts)
+    }
+
+    /// The trust domains of the peers the rule is confined to, for an index by peer: the
+    /// part before the first `/` of each `from` principal, exact or a prefix that includes
+    /// it. `None` when some source may match a peer of any trust domain.
+    #[must_use]
+    pub fn trust_domains(&self) -> Option<BTreeSet<String>> {
+        let mut domains = BTreeSet::new();
+        for source in self.from.as_ref()? {
+            for pattern in source.principals.as_ref()? {
+                if pattern.starts_with('*') {
+                    return None;
+                }
+                let domain = match pattern.strip_suffix('*') {
+                    Some(prefix) => prefix.split_once('/')?.0,
+                    None => trust_domain(pattern),
+                };
+                domains.insert(domain.to_string());
+            }
+        }
+        Some(domains)
+    }
+
+    /// Whether the rule matches a request with this Host from a peer with this identity
+    /// (the SPIFFE URI without `spiffe://`; `None` for a plaintext peer).
+    ///
+    /// A principal pattern matches the peer's certificate (generator.go
+    /// `srcPrincipalGenerator`, 221-224 / 250-253 at 1.26.0 / 1.30.3, through
+    /// `StringMatcherWithPrefix`, string.go:99-115 / 100-116, where `*` is `.+`), so a rule
+    /// with `from` never matches a peer without identity. `notPrincipals` and `notValues`
+    /// negate any of theirs, and are ANDed with the positive list (model.go `rule.principal`,
+    /// 288-342 / 299-353).
+    #[must_use]
+    pub fn matches(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
+        let from = self.from.as_ref().is_none_or(|sources| {
+            principal.is_some_and(|peer| {
+                sources.iter().any(|s| {
+                    any_pattern(s.principals.as_ref(), peer)
+                        && s.not_principals
+                            .as_ref()
+                            .is_none_or(|not| !not.iter().any(|p| authz_pattern(p, peer)))
+                })
+            })
+        });
+        if !from {
+            return false;
+        }
+        let to = self.to.as_ref().is_none_or(|operations| {
+            let host = host.to_ascii_lowercase();
+            operations.iter().any(|op| {
+                any_pattern(op.hosts.as_ref(), &host)
+                    && any_pattern(op.methods.as_ref(), &sample.method)
+                    && any_pattern(op.paths.as_ref(), &sample.path)
+            })
+        });
+        to && self.when.iter().all(|condition| condition.holds(sample))
+    }
+}
+
+impl AuthzCondition {
+    /// A header condition: `values` needs the header present and matching one (`*`: present,
+    /// header.go:25-34 at 1.26.0 and 1.30.3); `notValues` holds when it is absent or matches none.
+    fn holds(&self, sample: &Sample) -> bool {
+        let Some(name) = &self.header else {
+            return false;
+        };
+        let value = sample.headers.get(name);
+        let positive = self
+            .values
+            .as_ref()
+            .is_none_or(|values| value.is_some_and(|v| values.iter().any(|p| authz_pattern(p, v))));
+        let negative = self
+            .not_values
+            .as_ref()
+            .is_none_or(|not| value.is_none_or(|v| !not.iter().any(|p| authz_pattern(p, v))));
+        positive && negative
+    }
+}
+
+/// The trust domain of a principal (`<trust domain>/ns/<namespace>/sa/<account>`).
+#[must_use]
+pub fn trust_domain(principal: &str) -> &str {
+    principal
+        .split_once('/')
+        .map_or(principal, |(domain, _)| domain)
+}
+
+/// Whether an Istio AuthorizationPolicy rule matches a request with this Host from a peer
+/// with this identity: `AuthzRule::matches` on a rule read once.
+#[must_use]
+pub fn authz_rule_matches(
+    rule: &Value,
+    host: &str,
+    sample: &Sample,
+    principal: Option<&str>,
+) -> bool {
+    AuthzRule::of(rule).matches(host, sample, principal)
 }
 
 #[cfg(test)]
@@ -336,9 +504,112 @@ mod tests {
             path: "/x/1".into(),
             ..unmatched()
         };
-        assert!(authz_rule_matches(&rule, "A.example:8080", &sample));
-        assert!(!authz_rule_matches(&rule, "b.example", &sample));
-        assert!(!authz_rule_matches(&rule, "a.example", &unmatched()));
+        assert!(authz_rule_matches(&rule, "A.example:8080", &sample, None));
+        assert!(!authz_rule_matches(&rule, "b.example", &sample, None));
+        assert!(!authz_rule_matches(&rule, "a.example", &unmatched(), None));
+    }
+
+    #[test]
+    fn principals_are_istio_string_patterns_and_need_an_identity() {
+        let rule = |principals: &[&str]| json!({"from": [{"source": {"principals": principals}}], "to": [{"operation": {"hosts": ["a.example"]}}]});
+        let peer = "td-1.example/ns/secure/sa/default";
+        let matches = |principals: &[&str], principal: Option<&str>| {
+            authz_rule_matches(&rule(principals), "a.example", &unmatched(), principal)
+        };
+        assert!(matches(&[peer], Some(peer)));
+        assert!(!matches(&[peer], Some("td-1.example/ns/secure/sa/other")));
+        assert!(matches(&["td-1.example/ns/secure/sa/*"], Some(peer)));
+        assert!(!matches(&["td-1.example/ns/insecure/sa/*"], Some(peer)));
+        assert!(matches(&["*/ns/secure/sa/default"], Some(peer)));
+        assert!(matches(&["*"], Some(peer)));
+        // A plaintext peer has no identity: no `from` matches it, not even `*`.
+        assert!(!matches(&["*"], None));
+        // `*x*` is a suffix match whose `*` is literal, as Istio reads it.
+        assert!(!matches(&["*/ns/secure/sa/*"], Some(peer)));
+        // Without `from`, any peer, with identity or not.
+        let open = json!({"to": [{"operation": {"hosts": ["a.example"]}}]});
+        assert!(authz_rule_matches(&open, "a.example", &unmatched(), None));
+        let not = json!({"from": [{"source": {"principals": ["td-1.example/*"], "notPrincipals": ["*/sa/default"]}}]});
+        assert!(!authz_rule_matches(
+            &not,
+            "a.example",
+            &unmatched(),
+            Some(peer)
+        ));
+        assert!(authz_rule_matches(
+            &not,
+            "a.example",
+            &unmatched(),
+            Some("td-1.example/ns/secure/sa/payer")
+        ));
+    }
+
+    #[test]
+    fn not_values_hold_when_the_header_is_absent_or_matches_none() {
+        // The binding rule of cluster `a`: present, and not `a`.
+        let binding = json!({"when": [{"key": "request.headers[X-Source]", "values": ["*"], "notValues": ["a"]}]});
+        let with = |value: Option<&str>| {
+            let mut sample = unmatched();
+            if let Some(value) = value {
+                sample.headers.insert("x-source".into(), value.into());
+            }
+            authz_rule_matches(&binding, "h", &sample, Some("td/ns/n/sa/s"))
+        };
+        assert!(with(Some("b")));
+        assert!(!with(Some("a")));
+        // `*` needs the header present: without it, the rule does not match.
+        assert!(!with(None));
+        let only_not =
+            json!({"when": [{"key": "request.headers[x-source]", "notValues": ["a", "b*"]}]});
+        let sample = |value: Option<&str>| {
+            let mut sample = unmatched();
+            sample
+                .headers
+                .extend(value.map(|v| ("x-source".to_string(), v.to_string())));
+            sample
+        };
+        assert!(authz_rule_matches(&only_not, "h", &sample(None), None));
+        assert!(authz_rule_matches(&only_not, "h", &sample(Some("c")), None));
+        assert!(!authz_rule_matches(
+            &only_not,
+            "h",
+            &sample(Some("a")),
+            None
+        ));
+        assert!(!authz_rule_matches(
+            &only_not,
+            "h",
+            &sample(Some("bee")),
+            None
+        ));
+        // A key verify does not read never holds.
+        let other = json!({"when": [{"key": "source.ip", "values": ["10.0.0.1"]}]});
+        assert!(!authz_rule_matches(&other, "h", &sample(None), None));
+    }
+
+    #[test]
+    fn rules_are_indexed_by_host_else_by_trust_domain() {
+        let both = AuthzRule::of(&json!({
+            "from": [{"source": {"principals": ["td/*"]}}],
+            "to": [{"operation": {"hosts": ["A.example", "a.example:*"]}}]
+        }));
+        assert_eq!(
+            both.hosts(),
+            Some(BTreeSet::from(["a.example".to_string()]))
+        );
+        let binding = AuthzRule::of(
+            &json!({"from": [{"source": {"principals": ["td/*", "other/ns/x/sa/y"]}}]}),
+        );
+        assert_eq!(binding.hosts(), None);
+        assert_eq!(
+            binding.trust_domains(),
+            Some(BTreeSet::from(["other".to_string(), "td".to_string()]))
+        );
+        for wide in ["*", "*/ns/x/sa/y", "td*"] {
+            let rule = AuthzRule::of(&json!({"from": [{"source": {"principals": [wide]}}]}));
+            assert_eq!(rule.trust_domains(), None, "{wide}");
+        }
+        assert_eq!(trust_domain("td/ns/x/sa/y"), "td");
     }
 
     #[test]
