@@ -42,3 +42,21 @@ pub const ALLOWED_SERVICE_ACCOUNTS_ANNOTATION: &str = "mcw.l7mp.io/allowed-servi
 /// The header a client's sidecar names its cluster in; in mutual mode the ingress admits
 /// it only when it names the cluster of the caller's certificate.
 pub const SOURCE_CLUSTER_HEADER: &str = "x-mcwan-source-cluster";
+
+/// The egress gateway's name: its Deployment, Service, ServiceAccount and Istio Gateway.
+pub const EGRESS_NAME: &str = "mcw-egress";
+/// The port clients' sidecars reach the egress gateway on, in Istio mutual TLS.
+pub const EGRESS_PORT: u16 = 8443;
+/// The NetworkPolicy that keeps an importing namespace's pods off the SD-WAN.
+pub const LOCKDOWN_NAME: &str = "mcw-wan-lockdown";
+/// The label that selects the egress gateway's pods.
+pub const EGRESS_LABEL: (&str, &str) = ("mcw.l7mp.io/gateway", "egress");
+
+/// FNV-1a of `text`: stable across platforms and releases, unlike std's hasher; for names
+/// that must stay short and distinct.
+#[must_use]
+pub fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

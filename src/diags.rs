@@ -1154,6 +1154,30 @@ diagnostics! {
         error(at, format!("DestinationRule `{rule}` sends a clusterset host's requests with TLS mode `{mode}`: in mutual mode they would cross the WAN without Istio mutual TLS, and the gateway refuses them"))
             .hint("set `trafficPolicy.tls: {mode: ISTIO_MUTUAL, subjectAltNames: [...]}` as mcwan's DestinationRule `mcw-<service>` does, and in no subset another mode")
     }
+
+    EgressAddressesMissing => "egress-addresses-missing",
+    fn egress_addresses_missing(at: Location, cluster: &str) {
+        error(at, format!("cluster `{cluster}` sends through an egress gateway but declares none of its SD-WAN addresses"))
+            .hint("list the IP addresses the egress gateway's traffic has on the SD-WAN in `egress.addresses` (dedicated nodes, or a CNI egress IP; docs/egress.md)")
+    }
+
+    EgressAddressInvalid => "egress-address-invalid",
+    fn egress_address_invalid(at: Location, cluster: &str, address: &str) {
+        error(at, format!("egress address `{address}` of cluster `{cluster}` is not an IP address"))
+            .hint("the fabric matches the egress gateway's traffic by source prefix: give its IP addresses")
+    }
+
+    LockdownDnsGateway => "lockdown-dns-gateway",
+    fn lockdown_dns_gateway(at: Location, cluster: &str, address: &str) {
+        warning(at, format!("the lockdown cannot deny pods the gateway of cluster `{cluster}` at `{address}`, a DNS name"))
+            .hint("NetworkPolicy matches IP blocks only: give the gateway's IP addresses, or accept that pods may reach it past the egress gateway")
+    }
+
+    VirtualserviceBypassesEgress => "virtualservice-bypasses-egress",
+    fn virtualservice_bypasses_egress(at: Location, service: &str, cluster: &str) {
+        error(at, format!("VirtualService `{service}` sends clusterset requests from cluster `{cluster}`'s sidecars straight to the exporters' gateways, past its egress gateway"))
+            .hint("in egress gateway mode only mcwan's routes reach the WAN: remove the VirtualService, or set the cluster's `egress.mode: sidecar`")
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ impl SiteFlows {
                     tunnel: class.tunnel.clone(),
                     source_cluster: source.name.clone(),
                     source_site: source.sdwan_site,
+                    source_addresses: source.egress.clone().unwrap_or_default(),
                     destination_cluster: destination.name.clone(),
                     destination_site: destination.sdwan_site,
                     destination_address: address.clone(),
@@ -114,10 +115,7 @@ pub fn short_name(name: &str) -> String {
     if name.len() <= 28 {
         return name.to_string();
     }
-    // FNV-1a: stable across platforms and releases, unlike std's hasher.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::conventions::stable_hash(name);
     format!(
         "{}-{:06x}",
         name[..21].trim_end_matches('-'),
@@ -148,6 +146,9 @@ pub struct FlowView {
     pub tunnel: String,
     pub source_cluster: String,
     pub source_site: u64,
+    /// The egress gateway's addresses, when the source sends through one; empty when its
+    /// pods' sidecars send directly (from node or pod addresses).
+    pub source_addresses: Vec<String>,
     pub destination_cluster: String,
     pub destination_site: u64,
     pub destination_address: String,

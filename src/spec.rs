@@ -38,7 +38,23 @@ pub struct ClusterSetSpec {
     pub tracing: Tracing,
     #[serde(default)]
     pub security: Security,
+    #[serde(default)]
+    pub egress: Egress,
     pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Egress {
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub lockdown: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClusterEgress {
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -70,6 +86,8 @@ pub struct Cluster {
     pub sdwan_site: u64,
     pub trust_domain: Option<String>,
     pub gateway: Gateway,
+    #[serde(default)]
+    pub egress: ClusterEgress,
     #[serde(default)]
     pub namespaces: Vec<String>,
     #[serde(default)]

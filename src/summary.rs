@@ -131,6 +131,35 @@ pub fn dot(plan: &Plan, edges: &Edges) -> String {
     out
 }
 
+/// The clusters, one row each: where they are, their identity, gateway and egress.
+fn clusters_table(plan: &Plan, exported: &[Vec<String>], out: &mut String) {
+    let clusters = &plan.model.clusterset.clusters;
+    out.push_str("## Clusters\n\n| cluster | region | zone | SD-WAN site | trust domain | gateway | exposure | egress | exports | imports |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (c, cluster) in clusters.iter().enumerate() {
+        let imports = plan
+            .services
+            .iter()
+            .filter(|s| cluster.imports(&s.namespace, &s.name))
+            .count();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {imports} |",
+            cluster.name,
+            cluster.region,
+            cluster.zone.as_deref().unwrap_or("-"),
+            cluster.sdwan_site,
+            cluster.trust_domain.as_deref().unwrap_or("-"),
+            cluster.address,
+            cluster.exposure.as_str(),
+            cluster.egress.as_ref().map_or_else(
+                || "sidecar".to_string(),
+                |a| format!("gateway {}", a.join(", "))
+            ),
+            exported[c].len(),
+        );
+    }
+}
+
 /// `SUMMARY.md`: tables of clusters, services and tunnels, the Mermaid graph, and where
 /// the output came from.
 #[must_use]
@@ -149,26 +178,7 @@ pub fn markdown(
         SecurityMode::Mutual => "Across the WAN: **Istio mutual TLS**; each gateway admits, per service, only the importing clusters' workloads in its namespace.\n\n",
         SecurityMode::Plaintext => "Across the WAN: **plaintext** HTTP, with no caller identity.\n\n",
     });
-    out.push_str("## Clusters\n\n| cluster | region | zone | SD-WAN site | trust domain | gateway | exposure | exports | imports |\n|---|---|---|---|---|---|---|---|---|\n");
-    for (c, cluster) in clusters.iter().enumerate() {
-        let imports = plan
-            .services
-            .iter()
-            .filter(|s| cluster.imports(&s.namespace, &s.name))
-            .count();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {imports} |",
-            cluster.name,
-            cluster.region,
-            cluster.zone.as_deref().unwrap_or("-"),
-            cluster.sdwan_site,
-            cluster.trust_domain.as_deref().unwrap_or("-"),
-            cluster.address,
-            cluster.exposure.as_str(),
-            exported[c].len(),
-        );
-    }
+    clusters_table(plan, &exported, &mut out);
 
     out.push_str("\n## Services\n\n| service | exported by | WAN policy | tunnel | port | imported by |\n|---|---|---|---|---|---|\n");
     for service in &plan.services {

@@ -478,7 +478,7 @@ fn rule_matches(rule: &Value, request: &Request) -> bool {
 fn gateway_allows(objects: &[(String, Value)], cluster: &str, request: &Request) -> bool {
     let policies: Vec<&Value> = of_kind(objects, "AuthorizationPolicy")
         .into_iter()
-        .filter(|(path, _)| cluster_of(path) == cluster)
+        .filter(|(path, p)| cluster_of(path) == cluster && p["spec"].get("targetRefs").is_some())
         .map(|(_, p)| p)
         .collect();
     let any = |action: &str| {
@@ -709,6 +709,7 @@ fn in_mutual_mode_every_principal_belongs_to_an_importer_of_the_namespace() {
             .iter()
             .map(|(c, td)| (td.as_str(), c.as_str()))
             .collect();
+        let egress = egress_addresses(&example);
         for (path, policy) in of_kind(&objects, "AuthorizationPolicy") {
             let at = format!("{example}/{path}");
             for rule in list(&policy["spec"]["rules"]) {
@@ -732,10 +733,25 @@ fn in_mutual_mode_every_principal_belongs_to_an_importer_of_the_namespace() {
                     for principal in &principals {
                         let (td, rest) = principal.split_once("/ns/").unwrap();
                         let cluster = cluster_of_td[td];
+                        // Through its egress gateway, a cluster calls as the gateway.
+                        let expected = if egress.contains_key(cluster)
+                            && policy["spec"].get("targetRefs").is_some()
+                        {
+                            "mcw-system/sa/mcw-egress".to_string()
+                        } else {
+                            format!("{namespace}/sa/")
+                        };
                         assert!(
-                            rest.starts_with(&format!("{namespace}/sa/")),
+                            rest.starts_with(&expected),
                             "{at}: {principal} is not in namespace {namespace}"
                         );
+                        if policy["spec"].get("selector").is_some() {
+                            assert_eq!(
+                                cluster,
+                                cluster_of(path),
+                                "{at}: egress admits {principal}"
+                            );
+                        }
                         assert!(
                             importers.contains(cluster),
                             "{at}: {principal} of {cluster}, which does not import {host}"
@@ -745,7 +761,10 @@ fn in_mutual_mode_every_principal_belongs_to_an_importer_of_the_namespace() {
                 }
             }
         }
-        for (path, _) in of_kind(&objects, "Gateway") {
+        for (path, _) in of_kind(&objects, "Gateway")
+            .into_iter()
+            .filter(|(_, g)| g["apiVersion"] == "gateway.networking.k8s.io/v1")
+        {
             let cluster = cluster_of(path);
             let deny = of_kind(&objects, "AuthorizationPolicy")
                 .into_iter()
@@ -775,6 +794,7 @@ fn in_mutual_mode_only_the_importers_get_through() {
         if !mutual {
             continue;
         }
+        let egress = egress_addresses(&example);
         for (path, route) in of_kind(&objects, "HTTPRoute") {
             let cluster = cluster_of(path);
             let namespace = route["metadata"]["namespace"].as_str().unwrap();
@@ -794,10 +814,19 @@ fn in_mutual_mode_only_the_importers_get_through() {
                 })
             };
             let account = allowed_account(&objects, cluster, host);
+            // A cluster in egress gateway mode calls as its egress gateway, which checks
+            // the namespace itself (in_gateway_mode_the_egress_admits_only_the_namespace).
+            let caller_principal = |caller: &str, td: &str, namespace: &str| {
+                if egress.contains_key(caller) {
+                    format!("{td}/ns/mcw-system/sa/mcw-egress")
+                } else {
+                    format!("{td}/ns/{namespace}/sa/{account}")
+                }
+            };
             let admitted: BTreeSet<String> = trust_domains
                 .iter()
                 .filter(|(caller, td)| {
-                    passes(Some(&format!("{td}/ns/{namespace}/sa/{account}")), caller)
+                    passes(Some(&caller_principal(caller, td, namespace)), caller)
                 })
                 .map(|(caller, _)| caller.clone())
                 .collect();
@@ -810,9 +839,11 @@ fn in_mutual_mode_only_the_importers_get_through() {
             let stranger = format!("stranger.example/ns/{namespace}/sa/{account}");
             assert!(!passes(Some(&stranger), cluster), "{at}: a stranger");
             for (caller, td) in &trust_domains {
-                let other = format!("{td}/ns/not-{namespace}/sa/{account}");
-                assert!(!passes(Some(&other), caller), "{at}: another namespace");
-                let own = format!("{td}/ns/{namespace}/sa/{account}");
+                let other = caller_principal(caller, td, &format!("not-{namespace}"));
+                if !egress.contains_key(caller) {
+                    assert!(!passes(Some(&other), caller), "{at}: another namespace");
+                }
+                let own = caller_principal(caller, td, namespace);
                 for claimed in trust_domains.keys().filter(|c| *c != caller) {
                     assert!(
                         !passes(Some(&own), claimed),
@@ -865,4 +896,237 @@ fn allowed_account(objects: &[(String, Value)], cluster: &str, host: &str) -> St
         .find(|a| *a != "*")
         .unwrap_or("default")
         .to_string()
+}
+
+/// Each cluster's egress gateway addresses, for the clusters in egress gateway mode.
+fn egress_addresses(example: &str) -> BTreeMap<String, Vec<String>> {
+    let clusterset = clusterset(example);
+    let default = clusterset["spec"]["egress"]["mode"]
+        .as_str()
+        .unwrap_or("sidecar");
+    list(&clusterset["spec"]["clusters"])
+        .iter()
+        .filter(|c| c["egress"]["mode"].as_str().unwrap_or(default) == "gateway")
+        .map(|c| {
+            let addresses = list(&c["egress"]["addresses"])
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            (c["name"].as_str().unwrap().to_string(), addresses)
+        })
+        .collect()
+}
+
+/// Issue 18: in egress gateway mode, no sidecar route reaches a gateway directly. Every
+/// route a sidecar takes (`mesh`) goes to the cluster's egress Service, without retries;
+/// every other route applies to the egress gateway only, and the VirtualService binds it.
+#[test]
+fn in_gateway_mode_sidecars_send_only_to_the_egress_gateway() {
+    let mut checked = 0;
+    for (example, objects) in trees() {
+        let egress = egress_addresses(&example);
+        for (path, service) in of_kind(&objects, "VirtualService") {
+            let cluster = cluster_of(path);
+            let at = format!("{example}/{path}");
+            let spec = &service["spec"];
+            let sidecar_routes: Vec<&Value> = list(&spec["http"])
+                .iter()
+                .filter(|r| {
+                    let matches = list(&r["match"]);
+                    matches.is_empty()
+                        || matches.iter().any(|m| {
+                            m.get("gateways").is_none()
+                                || list(&m["gateways"]).iter().any(|g| g == "mesh")
+                        })
+                })
+                .collect();
+            if !egress.contains_key(cluster) {
+                assert!(
+                    spec.get("gateways").is_none(),
+                    "{at}: sidecar mode binds a gateway"
+                );
+                continue;
+            }
+            assert_eq!(spec["gateways"][1], "mcw-system/mcw-egress", "{at}");
+            assert_eq!(sidecar_routes.len(), 1, "{at}: one sidecar route");
+            let route = sidecar_routes[0];
+            assert_eq!(
+                route["route"][0]["destination"]["host"], "mcw-egress.mcw-system.svc.cluster.local",
+                "{at}: a sidecar route bypasses the egress gateway"
+            );
+            assert_eq!(route["retries"]["attempts"], 0, "{at}: retries on two hops");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked} VirtualServices checked");
+}
+
+/// Issue 18: the fabric's flows from a gateway-mode cluster come from its egress gateway's
+/// addresses, and only those; from a sidecar-mode cluster they name no source address.
+#[test]
+fn in_gateway_mode_the_fabric_sources_are_the_egress_addresses() {
+    let mut checked = 0;
+    for example in trees().keys() {
+        let egress = egress_addresses(example);
+        let sites = root().join("golden").join(example).join("sdwan/sites");
+        for site in fs::read_dir(sites).unwrap() {
+            let site = site.unwrap().path();
+            let cluster = site.file_name().unwrap().to_string_lossy().to_string();
+            let flows = yaml(&fs::read(site.join("flows.yaml")).unwrap());
+            for flow in list(&flows["flows"]) {
+                let sources: Vec<String> = list(&flow["source"]["addresses"])
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
+                let expected = egress.get(&cluster).cloned().unwrap_or_default();
+                assert_eq!(sources, expected, "{example}/{cluster}: {flow}");
+                checked += usize::from(!expected.is_empty());
+            }
+        }
+    }
+    assert!(checked >= 2, "{checked} egress flows checked");
+}
+
+/// Issue 18: the egress gateway's Kubernetes objects are what the API server and Istio's
+/// gateway injection take (crdcheck checks only their metadata): the Deployment's selector
+/// is among its pod labels (apps/v1 validation), the pods are injected with the gateway
+/// template, the Service and the Istio Gateway select those pods, and a lockdown
+/// NetworkPolicy is egress-only with its exceptions inside its blocks.
+#[test]
+fn egress_gateway_objects_are_valid_kubernetes_and_select_the_same_pods() {
+    let mut checked = 0;
+    for (example, objects) in trees() {
+        for (path, deployment) in of_kind(&objects, "Deployment") {
+            let at = format!("{example}/{path}");
+            let cluster = cluster_of(path);
+            let spec = &deployment["spec"];
+            let selector = spec["selector"]["matchLabels"].as_object().unwrap();
+            let template = &spec["template"];
+            let pod_labels = template["metadata"]["labels"].as_object().unwrap();
+            for (k, v) in selector {
+                assert_eq!(
+                    pod_labels.get(k),
+                    Some(v),
+                    "{at}: selector not in the pod labels"
+                );
+            }
+            assert_eq!(pod_labels["sidecar.istio.io/inject"], "true", "{at}");
+            assert_eq!(
+                template["metadata"]["annotations"]["inject.istio.io/templates"], "gateway",
+                "{at}"
+            );
+            let container = &template["spec"]["containers"][0];
+            assert_eq!(container["name"], "istio-proxy", "{at}");
+            assert_eq!(container["image"], "auto", "{at}");
+            let account = template["spec"]["serviceAccountName"].as_str().unwrap();
+            let same = |kind: &str| {
+                of_kind(&objects, kind)
+                    .into_iter()
+                    .filter(|(p, _)| cluster_of(p) == cluster)
+                    .map(|(_, o)| o)
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                same("ServiceAccount")
+                    .iter()
+                    .any(|s| s["metadata"]["name"] == account),
+                "{at}: no ServiceAccount {account}"
+            );
+            let selects = |s: &Value| {
+                s.as_object()
+                    .is_some_and(|s| s.iter().all(|(k, v)| pod_labels.get(k) == Some(v)))
+            };
+            for service in same("Service") {
+                assert!(selects(&service["spec"]["selector"]), "{at}: Service");
+                for port in list(&service["spec"]["ports"]) {
+                    assert_eq!(port["port"], port["targetPort"], "{at}: Gateway port");
+                    assert!(port["name"].as_str().unwrap().starts_with("http-"), "{at}");
+                }
+            }
+            let gateways: Vec<&Value> = same("Gateway")
+                .into_iter()
+                .filter(|g| g["apiVersion"] == "networking.istio.io/v1")
+                .collect();
+            assert_eq!(gateways.len(), 1, "{at}: one Istio Gateway");
+            assert!(
+                selects(&gateways[0]["spec"]["selector"]),
+                "{at}: Istio Gateway"
+            );
+            checked += 1;
+        }
+        for (path, policy) in of_kind(&objects, "NetworkPolicy") {
+            let spec = &policy["spec"];
+            assert_eq!(spec["policyTypes"][0], "Egress", "{example}/{path}");
+            for block in list(&spec["egress"])
+                .iter()
+                .flat_map(|r| list(&r["to"]))
+                .filter_map(|t| t.get("ipBlock"))
+            {
+                let v6 = block["cidr"].as_str().unwrap().contains(':');
+                for except in list(&block["except"]) {
+                    let except = except.as_str().unwrap();
+                    assert_eq!(except.contains(':'), v6, "{example}/{path}: {except}");
+                    let bits = if v6 { "/128" } else { "/32" };
+                    assert!(except.ends_with(bits), "{example}/{path}: {except}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "{checked} egress objects checked");
+}
+
+/// Issue 18: through an egress gateway, exporters see the gateway's identity, so the egress
+/// gateway makes the per-namespace check: for each host it forwards, it admits only the
+/// cluster's own workloads of the host's namespace.
+#[test]
+fn in_gateway_mode_the_egress_admits_only_the_namespace() {
+    let mut checked = 0;
+    for (example, objects) in trees() {
+        let (mutual, trust_domains) = security(&example);
+        if !mutual {
+            continue;
+        }
+        for (cluster, _) in egress_addresses(&example) {
+            let td = &trust_domains[&cluster];
+            let policy = of_kind(&objects, "AuthorizationPolicy")
+                .into_iter()
+                .find(|(p, o)| cluster_of(p) == cluster && o["spec"].get("selector").is_some())
+                .unwrap_or_else(|| panic!("{example}/{cluster}: no egress AuthorizationPolicy"));
+            for (path, entry) in of_kind(&objects, "ServiceImport") {
+                if cluster_of(path) != cluster {
+                    continue;
+                }
+                let namespace = entry["metadata"]["namespace"].as_str().unwrap();
+                let name = entry["metadata"]["name"].as_str().unwrap();
+                let host = format!("{name}.{namespace}.svc.clusterset.local");
+                let allows = |principal: &str| {
+                    list(&policy.1["spec"]["rules"]).iter().any(|r| {
+                        rule_matches(
+                            r,
+                            &Request {
+                                host: &host,
+                                method: "GET",
+                                path: "/",
+                                principal: Some(principal),
+                                headers: &[],
+                            },
+                        )
+                    })
+                };
+                let at = format!("{example}/{cluster}: {host}");
+                assert!(allows(&format!("{td}/ns/{namespace}/sa/client")), "{at}");
+                assert!(
+                    !allows(&format!("{td}/ns/not-{namespace}/sa/client")),
+                    "{at}"
+                );
+                assert!(
+                    !allows(&format!("stranger.example/ns/{namespace}/sa/client")),
+                    "{at}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 3, "{checked} egress hosts checked");
 }

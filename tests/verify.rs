@@ -1,7 +1,7 @@
 //! `mcwan verify` on rendered trees: every example verifies clean, and each mutation breaks
 //! one object the way real mistakes do (one or more per kind verify reads, each defect of
-//! docs/mesh.md reintroduced by hand, and each way mutual mode's encryption and callers can
-//! fail) and must be named as a broken flow.
+//! docs/mesh.md reintroduced by hand, each way mutual mode's encryption and callers can
+//! fail, and each way the egress gateway's hop can) and must be named as a broken flow.
 
 // A `Test` is `test`, beside the `text` it reads and writes.
 #![allow(clippy::similar_names)]
@@ -243,6 +243,86 @@ const MUTATIONS: &[Mutation] = &[
         flow: "cluster-2 → payment.secure.svc.clusterset.local",
         why: "its objects do not route",
     },
+    Mutation {
+        name: "egress: the VirtualService no longer binds `mesh`, so sidecars take the host's default route",
+        example: "egress",
+        edits: &[("shop-us/shop/virtualservice-mcw-catalog.yaml", "  gateways:\n  - mesh\n  - mcw-system/mcw-egress\n", "  gateways:\n  - mcw-system/mcw-egress\n")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → public-internet:31112 → shop-eu",
+        why: "bypasses the egress gateway",
+    },
+    Mutation {
+        name: "egress: the route to the egress gateway loses its `gateways: [mesh]` match, so the gateway takes it too",
+        example: "egress",
+        edits: &[("shop-us/shop/virtualservice-mcw-catalog.yaml", "    match:\n    - gateways:\n      - mesh\n", "")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress →",
+        why: "the egress gateway again: it loops",
+    },
+    Mutation {
+        name: "egress: the egress Gateway's server loses a host",
+        example: "egress",
+        edits: &[("shop-us/mcw-system/gateway-mcw-egress.yaml", "    - shop/catalog.shop.svc.clusterset.local\n", "")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress → TLS handshake fails at `shop-us`'s egress gateway",
+        why: "lists no host for the SNI `catalog.shop.svc.clusterset.local`",
+    },
+    Mutation {
+        name: "egress: the egress Gateway's server lists the host for another namespace",
+        example: "egress",
+        edits: &[("shop-us/mcw-system/gateway-mcw-egress.yaml", "    - shop/catalog.shop.svc.clusterset.local\n", "    - other/catalog.shop.svc.clusterset.local\n")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress → 404 at `shop-us`'s egress gateway",
+        why: "does not list `shop/catalog.shop.svc.clusterset.local`",
+    },
+    Mutation {
+        name: "egress: the sidecar sends another host's SNI",
+        example: "egress",
+        edits: &[("shop-us/mcw-system/destinationrule-mcw-egress.yaml", "sni: catalog.shop.svc.clusterset.local", "sni: checkout.shop.svc.clusterset.local")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local",
+        why: "sends SNI `checkout.shop.svc.clusterset.local` for `catalog.shop.svc.clusterset.local`",
+    },
+    Mutation {
+        name: "egress: the sidecar expects another identity of the egress gateway",
+        example: "egress",
+        edits: &[("shop-us/mcw-system/destinationrule-mcw-egress.yaml", "sa/mcw-egress", "sa/other")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local",
+        why: "whose certificate names spiffe://shop-us.egress.example/ns/mcw-system/sa/mcw-egress",
+    },
+    Mutation {
+        name: "egress: the fabric's flows lose their source addresses",
+        example: "egress",
+        edits: &[
+            ("sdwan/sites/shop-us/flows.yaml", "    addresses:\n    - '10.50.1.20'\n", ""),
+            ("sdwan/sites/shop-us/flows.yaml", "    addresses:\n    - '10.50.1.20'\n", ""),
+        ],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress → public-internet:31112 → shop-eu",
+        why: "names no source addresses, but `shop-us` sends it from its egress gateway's 10.50.1.20",
+    },
+    Mutation {
+        name: "egress: the sidecar's route to the egress gateway retries too",
+        example: "egress",
+        edits: &[("shop-us/shop/virtualservice-mcw-catalog.yaml", "    retries:\n      attempts: 0\n", "    retries:\n      attempts: 2\n")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress → public-internet:31112 → shop-eu",
+        why: "retries on two hops",
+    },
+    Mutation {
+        name: "egress: the egress gateway admits every namespace",
+        example: "egress",
+        edits: &[("shop-us/mcw-system/authorizationpolicy-mcw-egress.yaml", "        - shop-us.egress.example/ns/shop/sa/*\n", "        - shop-us.egress.example/*\n")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local",
+        why: "`shop-us`'s egress gateway admits its workloads of namespace `mcwan-verify-other`",
+    },
+    Mutation {
+        name: "egress: the exporter's gateway no longer admits an importer's egress gateway",
+        example: "egress",
+        edits: &[("shop-eu/mcw-system/authorizationpolicy-mcw-ingress-allow.yaml", "        - shop-us.egress.example/ns/mcw-system/sa/mcw-egress\n", "")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress → public-internet:31112 → shop-eu → 403 at `shop-eu`'s gateway",
+        why: "declared to reach `shop/catalog`, gets 403",
+    },
+    Mutation {
+        name: "egress: the exporter's gateway admits an importer's workloads past its egress gateway",
+        example: "egress",
+        edits: &[("shop-eu/mcw-system/authorizationpolicy-mcw-ingress-allow.yaml", "        - shop-us.egress.example/ns/mcw-system/sa/mcw-egress\n", "        - shop-us.egress.example/ns/mcw-system/sa/mcw-egress\n        - shop-us.egress.example/ns/shop/sa/*\n")],
+        flow: "shop-us → catalog.shop.svc.clusterset.local",
+        why: "admits `shop-us`'s workloads of namespace `shop`, past its egress gateway",
+    },
 ];
 
 #[test]
@@ -312,6 +392,51 @@ fn mutual_mode_reports_encryption_and_callers() {
             && summary.contains("| mtls | cluster-1,cluster-2 | ok |"),
         "{summary}"
     );
+}
+
+/// In egress gateway mode (issue 18) each request of `shop-eu` and `shop-us` takes one more
+/// hop, through the cluster's egress gateway, and the exporter's gateway admits that gateway
+/// for the cluster; `edge`, in sidecar mode, sends straight. Render verifies it and writes.
+#[test]
+fn egress_gateway_mode_follows_the_extra_hop() {
+    let mut test = Test::example("egress");
+    test.render().run();
+    let human = test.args(&["verify", "{out}"]).run();
+    human
+        .stdout_has("shop-us → catalog.shop.svc.clusterset.local [GET /] (any request) → egress → public-internet:31112 → shop-eu → shop/catalog:9000 (mtls; callers shop-eu,shop-us,edge)\n")
+        .stdout_has("shop-eu → checkout.shop.svc.clusterset.local [GET /] (any request) → egress → local:31111 → shop-eu → shop/checkout:8080 (mtls; callers shop-eu,shop-us,edge)\n")
+        .stdout_has("edge → catalog.shop.svc.clusterset.local [GET /] (any request) → public-internet:31112 → shop-eu → shop/catalog:9000 (mtls; callers shop-eu,shop-us,edge)\n")
+        .stdout_has("6 flows, 0 problems, 0 unsure");
+    let json = test
+        .args(&["verify", "{out}", "--format", "json"])
+        .run()
+        .stdout;
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for row in rows {
+        assert_eq!(row["via_egress"], row["source"] != "edge", "{row}");
+        assert_eq!(row["verdict"], "ok", "{row}");
+    }
+    let summary = test.read("{out}/SUMMARY.md");
+    assert!(
+        summary.contains("| egress → public-internet:31112 | shop-eu | shop/catalog:9000 | mtls | shop-eu,shop-us,edge | ok |"),
+        "{summary}"
+    );
+}
+
+/// A tree rendered in sidecar mode records no egress addresses, as a provenance written
+/// before egress gateways does; its requests go straight, and its flows name no source
+/// addresses, as before.
+#[test]
+fn a_tree_without_egress_gateways_verifies_as_before() {
+    let mut test = Test::example("three-clusters");
+    test.render().run();
+    let provenance = test.read("{out}/mcwan-provenance.json");
+    assert!(!provenance.contains("\"egress\""), "{provenance}");
+    test.args(&["verify", "{out}", "--format", "json"])
+        .run()
+        .stdout_has("\"via_egress\": false");
 }
 
 /// An export's allow-lists narrow its callers: the gateway admits only the clusters and

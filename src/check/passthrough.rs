@@ -156,6 +156,12 @@ impl Pass<'_> {
                 let input = self.input;
                 let at = |pointer: &Pointer| input.at(located.doc, pointer);
                 routes_to_clusterset(located, &imported_host, &at, self.diagnostics);
+                if hosts.clusterset.clusters[cluster].egress.is_some() && !destinations.is_empty() {
+                    let at = self.at(&object, &fields("spec.hosts"));
+                    let diagnostic =
+                        diags::virtualservice_bypasses_egress(at, &object.shown(), cluster_name);
+                    self.diagnostics.push(diagnostic);
+                }
             } else if hosts.clusterset.security == SecurityMode::Mutual && !destinations.is_empty()
             {
                 self.mutual_tls(&object);

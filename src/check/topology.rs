@@ -83,7 +83,11 @@ impl Pass<'_> {
             }
             by_name.insert(raw.name.clone(), clusters.len());
             declared_at.push(i);
-            clusters.push(self.cluster(doc, i, raw));
+            let egress = self.egress(doc, i, raw, spec.egress.mode.as_deref());
+            clusters.push(Cluster {
+                egress,
+                ..self.cluster(doc, i, raw)
+            });
         }
         self.directories(&by_name);
         let security = match spec.security.mode.as_deref() {
@@ -92,6 +96,9 @@ impl Pass<'_> {
         };
         if security == SecurityMode::Mutual {
             self.trust_domains(doc, &clusters, &declared_at);
+        }
+        if spec.egress.lockdown {
+            self.lockdown(doc, &clusters, &declared_at);
         }
         Some(Topology {
             clusterset: clusterset(&first.value, domain, gateway_class_name, security, clusters),
@@ -174,6 +181,28 @@ impl Pass<'_> {
         }
     }
 
+    /// A lockdown denies pods the gateways' addresses by IP: a gateway known by a DNS name
+    /// stays reachable past the egress gateway.
+    fn lockdown(&mut self, doc: usize, clusters: &[Cluster], declared_at: &[usize]) {
+        if clusters.iter().all(|c| c.egress.is_none()) {
+            return;
+        }
+        for (c, cluster) in clusters.iter().enumerate() {
+            let gateway = fields("spec.clusters").index(declared_at[c]).key("gateway");
+            let pointers = std::iter::once(gateway.clone().key("address")).chain(
+                (1..cluster.addresses.len())
+                    .map(|j| gateway.clone().key("nodeAddresses").index(j - 1)),
+            );
+            for (address, pointer) in cluster.addresses.iter().zip(pointers) {
+                if address.parse::<IpAddr>().is_err() {
+                    let at = self.input.at(doc, &pointer);
+                    self.diagnostics
+                        .push(diags::lockdown_dns_gateway(at, &cluster.name, address));
+                }
+            }
+        }
+    }
+
     /// A cluster name is a DNS-1123 label, and not the output's fabric directory.
     fn cluster_name(&mut self, name: &str, at: &Location) {
         let problem = if !is_dns1123_label(name) {
@@ -219,7 +248,39 @@ impl Pass<'_> {
                 .iter()
                 .filter_map(|s| ServiceKey::parse(s))
                 .collect(),
+            egress: None,
         }
+    }
+
+    /// In egress gateway mode (the cluster's, else the ClusterSet's), the egress gateway's
+    /// SD-WAN addresses: at least one, each an IP address, which the fabric matches on.
+    fn egress(
+        &mut self,
+        doc: usize,
+        i: usize,
+        raw: &spec::Cluster,
+        default: Option<&str>,
+    ) -> Option<Vec<String>> {
+        if raw.egress.mode.as_deref().or(default) != Some("gateway") {
+            return None;
+        }
+        let base = fields("spec.clusters").index(i);
+        let addresses = &raw.egress.addresses;
+        if addresses.is_empty() {
+            let at = self.input.at(doc, &base.key("name"));
+            self.diagnostics
+                .push(diags::egress_addresses_missing(at, &raw.name));
+            return None;
+        }
+        for (j, address) in addresses.iter().enumerate() {
+            if address.parse::<IpAddr>().is_err() {
+                let pointer = base.clone().key("egress").key("addresses").index(j);
+                let at = self.input.at(doc, &pointer);
+                self.diagnostics
+                    .push(diags::egress_address_invalid(at, &raw.name, address));
+            }
+        }
+        Some(addresses.clone())
     }
 
     /// The gateway's addresses, each an IP address or a DNS name, several only for a
@@ -311,6 +372,7 @@ fn clusterset(
             provider: spec.tracing.provider.clone(),
         },
         security,
+        lockdown: spec.egress.lockdown,
         clusters,
     }
 }

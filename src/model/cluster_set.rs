@@ -67,6 +67,9 @@ pub struct Cluster {
     pub namespaces: BTreeSet<String>,
     /// Services the cluster opted out of importing.
     pub skip_imports: BTreeSet<ServiceKey>,
+    /// In egress gateway mode: the addresses its egress gateway has on the SD-WAN. `None`:
+    /// clients' sidecars send straight to the exporters' gateways.
+    pub egress: Option<Vec<String>>,
 }
 
 impl Cluster {
@@ -144,6 +147,8 @@ pub struct ClusterSet {
     pub sdwan: Sdwan,
     pub tracing: Tracing,
     pub security: SecurityMode,
+    /// In egress gateway mode, deny importing namespaces' pods the gateways' addresses.
+    pub lockdown: bool,
     /// In declaration order, which is also the precedence order for conflicts and failover.
     pub clusters: Vec<Cluster>,
 }

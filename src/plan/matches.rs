@@ -86,6 +86,10 @@ pub struct MatchRequest {
     pub headers: Named,
     #[serde(skip_serializing_if = "Named::is_empty")]
     pub query_params: Named,
+    /// The proxies the match applies to, by Istio Gateway (`mesh`: sidecars); empty: all
+    /// the VirtualService is bound to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<String>,
 }
 
 /// An Istio `StringMatch`.
@@ -166,6 +170,7 @@ impl MatchRequest {
                 method: m.method.clone().map(IstioMatch::Exact),
                 headers: Named::of(&m.headers),
                 query_params: Named::of(&m.query_params),
+                gateways: Vec::new(),
             })
             .collect()
     }

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 mod crd;
+mod egress;
 mod matches;
 mod objects;
 
 use serde::Serialize;
 use serde_json::Value;
 
+pub use self::egress::{egress_identity, EgressHop, EgressHost, EgressPlan, Lockdown};
 pub use self::matches::{MatchRequest, RouteMatch};
 use self::objects::{
     AuthorizationRule, Condition, From, Operation, PolicyView, SlaView, Source, To, TracingView,
@@ -19,9 +21,9 @@ use self::objects::{
 pub use self::objects::{Object, Shared, Sink};
 use crate::conventions::{GATEWAY_NAME, RESERVED_NAMESPACE, SOURCE_CLUSTER_HEADER};
 use crate::model::{
-    Action, AuthzMatch, Cluster, ClusterId, Export, Exposure, Model, Overrides, PassThrough,
-    PolicyId, Resilience, SecurityMode, ServiceType, WanPolicy, WanRoute, IDEMPOTENT_RETRY_ON,
-    SAFE_RETRY_ON,
+    Action, AuthzMatch, Callers, Cluster, ClusterId, Export, Exposure, Model, Overrides,
+    PassThrough, PolicyId, Resilience, SecurityMode, ServiceType, WanPolicy, WanRoute,
+    IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
 /// One service as the whole clusterset sees it: every exporter, merged.
@@ -39,6 +41,8 @@ pub struct GlobalService {
     pub overrides: Overrides,
     /// The L7 rules, which all exporters agree on too.
     pub route: Option<WanRoute>,
+    /// Who may call it, which all exporters agree on too.
+    pub callers: Callers,
 }
 
 /// Endpoint tiers: a fallback endpoint takes traffic only when no primary one is healthy.
@@ -88,6 +92,8 @@ pub struct ClusterPlan<'p> {
     pub passthrough: Vec<Value>,
     /// Clusterset hosts that user VirtualServices claim, which need a ServiceEntry.
     pub virtual_hosts: Vec<VirtualHost>,
+    /// In egress gateway mode, when the cluster imports anything: its egress gateway.
+    pub egress: Option<EgressPlan>,
 }
 
 /// A host that exists only as a user VirtualService's name for other, imported hosts.
@@ -176,6 +182,9 @@ pub struct ImportPlan {
     pub routes: Vec<EgressRoute>,
     /// In mutual mode: how the sidecar originates TLS to the exporters' gateways.
     pub tls: Option<Tls>,
+    /// In egress gateway mode: how the sidecar reaches the egress gateway, which then
+    /// takes `routes` as the sidecar does in sidecar mode.
+    pub egress: Option<EgressHop>,
 }
 
 /// A DestinationRule's `tls`: Istio mutual TLS, checking that the peer is an exporter's
@@ -301,6 +310,7 @@ impl<'m> Plan<'m> {
                     policies: export.policies.clone(),
                     overrides: export.overrides,
                     route: export.route.clone(),
+                    callers: export.callers.clone(),
                 }),
             }
         }
@@ -395,7 +405,7 @@ impl<'m> Plan<'m> {
                     .collect(),
             })
             .collect();
-        let imports = self
+        let imports: Vec<ImportPlan> = self
             .services
             .iter()
             .filter(|s| cluster.imports(&s.namespace, &s.name))
@@ -412,9 +422,10 @@ impl<'m> Plan<'m> {
             name: cluster.name.clone(),
             gateway,
             exports,
-            imports,
             virtual_hosts: self.virtual_hosts(&passthrough),
             passthrough: passthrough.iter().map(|p| p.object.clone()).collect(),
+            egress: self.egress(c, &imports),
+            imports,
         }
     }
 
@@ -466,6 +477,18 @@ impl<'m> Plan<'m> {
         } else {
             "DNS"
         };
+        let egress = self.egress_hop(c, service);
+        let mut routes = self.egress_routes(service);
+        // Through an egress gateway, the WAN routes are the gateway's; the sidecar's one
+        // route (in the template) sends everything to it.
+        if let Some(hop) = &egress {
+            for m in routes
+                .iter_mut()
+                .flat_map(|r| r.matches.iter_mut().flatten())
+            {
+                m.gateways = vec![hop.gateway.clone()];
+            }
+        }
         let subsets = service
             .policies
             .iter()
@@ -489,8 +512,9 @@ impl<'m> Plan<'m> {
             subsets,
             failover_priority,
             defaults: TrafficPolicy::of(&self.policy(service.policies[0]).resilience),
-            routes: self.egress_routes(service),
+            routes,
             tls: self.tls(service),
+            egress,
         }
     }
 
@@ -772,13 +796,20 @@ impl<'m> Plan<'m> {
             if !allowed || !cluster.imports(&export.namespace, &export.name) {
                 continue;
             }
-            if let Some(trust_domain) = &cluster.trust_domain {
-                principals.extend(
-                    accounts.iter().map(|account| {
-                        format!("{trust_domain}/ns/{}/sa/{account}", export.namespace)
-                    }),
-                );
+            let Some(trust_domain) = &cluster.trust_domain else {
+                continue;
+            };
+            // Through an egress gateway, the exporter sees the egress gateway's identity.
+            if cluster.egress.is_some() {
+                let egress = egress_identity(trust_domain);
+                principals.push(egress.trim_start_matches("spiffe://").to_string());
+                continue;
             }
+            principals.extend(
+                accounts
+                    .iter()
+                    .map(|account| format!("{trust_domain}/ns/{}/sa/{account}", export.namespace)),
+            );
         }
         Some(principals)
     }

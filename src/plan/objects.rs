@@ -12,12 +12,19 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ClusterPlan, ExportPlan, GatewayPlan, ImportPlan, IngressRoute, VirtualHost};
+use super::{
+    ClusterPlan, EgressPlan, ExportPlan, GatewayPlan, ImportPlan, IngressRoute, Lockdown,
+    VirtualHost,
+};
 use crate::conventions::{
-    CLUSTER_LABEL, GATEWAY_NAME, GATEWAY_OPTIONS_NAME, GENERATED_PREFIX, MANAGED_BY,
-    RESERVED_NAMESPACE, SERVICE_LABEL, WAN_POLICY_LABEL,
+    CLUSTER_LABEL, EGRESS_LABEL, EGRESS_NAME, EGRESS_PORT, GATEWAY_NAME, GATEWAY_OPTIONS_NAME,
+    GENERATED_PREFIX, LOCKDOWN_NAME, MANAGED_BY, RESERVED_NAMESPACE, SERVICE_LABEL,
+    WAN_POLICY_LABEL,
 };
 use crate::error::Error;
+
+/// Egress gateway pods, so that one can restart while the other serves.
+const EGRESS_REPLICAS: u32 = 2;
 
 /// An object's labels.
 pub type Labels = BTreeMap<String, String>;
@@ -301,6 +308,59 @@ impl Object for VirtualHostEntry<'_> {
     const TEMPLATES: &'static [&'static str] = &["virtualhost.yaml.j2"];
 }
 
+/// A cluster's egress gateway: its identity, pods, Service, Istio Gateway and the
+/// DestinationRule clients reach it with.
+#[derive(Serialize)]
+pub struct EgressGateway<'p> {
+    pub name: &'static str,
+    pub namespace: &'static str,
+    pub egress: &'p EgressPlan,
+    /// The label that selects its pods.
+    pub selector: Labels,
+    pub pod_labels: Labels,
+    pub replicas: u32,
+    pub port: u16,
+    /// Its Service's host.
+    pub service_host: String,
+    pub labels: Labels,
+}
+
+impl Object for EgressGateway<'_> {
+    const TEMPLATES: &'static [&'static str] = &[
+        "egress-serviceaccount.yaml.j2",
+        "egress-deployment.yaml.j2",
+        "egress-service.yaml.j2",
+        "egress-gateway.yaml.j2",
+        "egress-destinationrule.yaml.j2",
+    ];
+}
+
+/// Who may send through the egress gateway, in mutual mode.
+#[derive(Serialize)]
+pub struct EgressAuthorization<'p> {
+    pub name: &'static str,
+    pub namespace: &'static str,
+    pub egress: &'p EgressPlan,
+    pub selector: Labels,
+    pub labels: Labels,
+}
+
+impl Object for EgressAuthorization<'_> {
+    const TEMPLATES: &'static [&'static str] = &["egress-authorizationpolicy.yaml.j2"];
+}
+
+/// One importing namespace's lockdown NetworkPolicy.
+#[derive(Serialize)]
+pub struct WanLockdown<'p> {
+    pub name: &'static str,
+    pub lockdown: &'p Lockdown,
+    pub labels: Labels,
+}
+
+impl Object for WanLockdown<'_> {
+    const TEMPLATES: &'static [&'static str] = &["networkpolicy.yaml.j2"];
+}
+
 /// What is the same for every cluster's objects, computed once per render.
 #[derive(Debug)]
 pub struct Shared {
@@ -340,6 +400,9 @@ impl ClusterPlan<'_> {
         }
         for import in &self.imports {
             sink.object(&self.import(import))?;
+        }
+        if let Some(egress) = &self.egress {
+            self.egress_objects(egress, sink)?;
         }
         for vhost in &self.virtual_hosts {
             sink.object(&VirtualHostEntry {
@@ -401,6 +464,40 @@ impl ClusterPlan<'_> {
                         ports: ports.collect(),
                     },
                 },
+                labels: self.labels(&[]),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn egress_objects(&self, egress: &EgressPlan, sink: &mut impl Sink) -> Result<(), Error> {
+        let selector: Labels = [(EGRESS_LABEL.0.to_string(), EGRESS_LABEL.1.to_string())].into();
+        let mut pod_labels = selector.clone();
+        pod_labels.insert("sidecar.istio.io/inject".into(), "true".into());
+        sink.object(&EgressGateway {
+            name: EGRESS_NAME,
+            namespace: RESERVED_NAMESPACE,
+            egress,
+            selector: selector.clone(),
+            pod_labels,
+            replicas: EGRESS_REPLICAS,
+            port: EGRESS_PORT,
+            service_host: format!("{EGRESS_NAME}.{RESERVED_NAMESPACE}.svc.cluster.local"),
+            labels: self.labels(&[]),
+        })?;
+        if !egress.authorization.is_empty() {
+            sink.object(&EgressAuthorization {
+                name: EGRESS_NAME,
+                namespace: RESERVED_NAMESPACE,
+                egress,
+                selector,
+                labels: self.labels(&[]),
+            })?;
+        }
+        for lockdown in &egress.lockdown {
+            sink.object(&WanLockdown {
+                name: LOCKDOWN_NAME,
+                lockdown,
                 labels: self.labels(&[]),
             })?;
         }

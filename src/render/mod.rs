@@ -48,6 +48,8 @@ pub const VERIFIED_KINDS: &[&str] = &[
     "HTTPRoute",
     "AuthorizationPolicy",
     "ConfigMap",
+    "Service",
+    "Deployment",
 ];
 
 /// One rendered file, with its path relative to the output directory.

@@ -1,7 +1,10 @@
 //! Who an exporter's gateway admits for one request, found by asking its authorization
-//! rules about sample callers: a workload of each cluster, of other namespaces and service
-//! accounts, one that names another cluster than its own, and a stranger. Compared with
-//! the callers the declarations allow. Pure; it reads only the gateway's facts.
+//! rules about sample callers: a workload of each cluster (its egress gateway, for a cluster
+//! in egress gateway mode), of other namespaces and service accounts, one that names another
+//! cluster than its own, and a stranger. Compared with the callers the declarations allow.
+//! Pure; it reads only the gateway's facts.
+
+use std::collections::BTreeMap;
 
 use super::facts::ClusterFacts;
 use super::intent::{Intent, ServiceIntent};
@@ -51,7 +54,10 @@ pub fn principal(intent: &Intent, source: &str, service: &ServiceIntent) -> Opti
 /// a request for `service`. Each caller presents a certificate and names a cluster in
 /// `x-mcwan-source-cluster`, as a client's sidecar does:
 /// - a workload of each cluster (its own name): admitted, it is a caller; one the
-///   declarations do not allow is an intruder;
+///   declarations do not allow is an intruder. For a cluster in `egress` (its egress
+///   gateway's workload, `ns/…/sa/…`), that gateway, which sends for the cluster's
+///   workloads; a workload of the service's namespace admitted past it is an intruder (the
+///   egress gateway's policies are what tell namespaces apart);
 /// - the same workload naming the next cluster of the ClusterSet: the header must name the
 ///   certificate's cluster;
 /// - a workload of each other namespace of the cluster, and of one no cluster declares;
@@ -65,6 +71,7 @@ pub fn admission(
     host: &str,
     sample: &Sample,
     service: &ServiceIntent,
+    egress: &BTreeMap<String, String>,
 ) -> Admission {
     // The request naming `claim` in the header, or no cluster.
     let claiming = |claim: Option<&str>| {
@@ -94,8 +101,19 @@ pub fn admission(
             continue;
         };
         let name = cluster.name.as_str();
-        let own = format!("{trust_domain}/ns/{namespace}/sa/{account}");
+        let workload = format!("{trust_domain}/ns/{namespace}/sa/{account}");
         let request = claiming(Some(name));
+        let own = match egress.get(name) {
+            Some(gateway) => {
+                if admitted(&workload, &request) {
+                    namespaces_in.push(format!(
+                        "`{name}`'s workloads of namespace `{namespace}`, past its egress gateway"
+                    ));
+                }
+                format!("{trust_domain}/{gateway}")
+            }
+            None => workload,
+        };
         if admitted(&own, &request) {
             out.clusters.push(name.to_string());
             if !intent.imports(cluster, service) {

@@ -1,15 +1,20 @@
 //! What one cluster's rendered objects make its proxies do, read as Istio reads them and
 //! never from mcwan's plan: the client side (each VirtualService route a request takes, the
 //! headers it sets, the ServiceEntry endpoints its subset selects, their priorities and
-//! TLS), and the ingress side (listeners and their TLS, attached HTTPRoutes,
+//! TLS; through the cluster's egress gateway, the sidecar's hop to it and the gateway's own
+//! routes), and the ingress side (listeners and their TLS, attached HTTPRoutes,
 //! AuthorizationPolicies). Pure; docs/verify.md cites the upstream rule behind each step.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::egress::{EgressFacts, Origination};
 use super::intent::Intent;
 use super::request::{self, AuthzRule, Sample, Unsure};
+
+/// The name a VirtualService binds sidecars by (`constants.IstioMeshGateway`).
+pub const MESH: &str = "mesh";
 
 /// What the client's sidecar does with one request class for one host.
 #[derive(Debug, Clone)]
@@ -54,6 +59,27 @@ pub struct Destination {
     pub order_unsure: Option<String>,
     /// What makes an outage or a retry worse than without the setting (docs/mesh.md §6, §8).
     pub hazards: Vec<String>,
+    /// Whether the route retries: Istio's default policy when it sets no `retries`, none
+    /// with `attempts` 0 (route/retry/retry.go `ConvertPolicy`).
+    pub retries: bool,
+    /// When the destination is the cluster's egress gateway: what happens there.
+    pub egress: Option<Box<EgressHop>>,
+}
+
+/// The hop through the source cluster's egress gateway: the sidecar's TLS to it, and the
+/// routes of the same host that the gateway takes (those that apply to it).
+#[derive(Debug, Clone)]
+pub struct EgressHop {
+    /// The Istio Gateway, `<namespace>/<name>`.
+    pub gateway: String,
+    /// The identity of the gateway's workload without trust domain: the peer exporters'
+    /// gateways see.
+    pub workload: String,
+    /// Why the request does not get past the gateway's listener, `(result, why)`.
+    pub refused: Option<(String, String)>,
+    /// What the gateway does with the request; its destinations carry the headers both
+    /// routes set.
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,6 +152,7 @@ pub struct ClusterFacts {
     gateways: Vec<GatewayFacts>,
     /// HTTPRoute rules by hostname.
     routes: BTreeMap<String, Vec<RouteFacts>>,
+    egress: Vec<EgressFacts>,
 }
 
 #[derive(Debug)]
@@ -142,9 +169,43 @@ struct GatewayFacts {
     /// The identity of the gateway's workload without trust domain,
     /// `ns/<namespace>/sa/<service account>`.
     workload: String,
+    authz: Authz,
+}
+
+/// The AuthorizationPolicies that apply to one workload, by action.
+#[derive(Debug, Default)]
+pub struct Authz {
     deny: RuleSet,
     allow: RuleSet,
     has_allow: bool,
+}
+
+impl Authz {
+    /// The rules of these policies (those of other actions are not read).
+    #[must_use]
+    pub fn of(policies: &[&Value]) -> Self {
+        let rules = |action: &str| {
+            RuleSet::of(
+                policies
+                    .iter()
+                    .filter(|p| p["spec"]["action"] == action)
+                    .flat_map(|p| list(&p["spec"]["rules"])),
+            )
+        };
+        Authz {
+            deny: rules("DENY"),
+            allow: rules("ALLOW"),
+            has_allow: policies.iter().any(|p| p["spec"]["action"] == "ALLOW"),
+        }
+    }
+
+    /// Whether they admit the request: no DENY rule matches, and an ALLOW rule does when
+    /// an ALLOW policy exists (pilot/pkg/security/authz/builder/builder.go:110-139, 1.26.0).
+    #[must_use]
+    pub fn admits(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
+        !self.deny.any(host, sample, principal)
+            && (!self.has_allow || self.allow.any(host, sample, principal))
+    }
 }
 
 #[derive(Debug)]
@@ -229,14 +290,6 @@ impl GatewayFacts {
                     .any(|t| t["kind"] == "Gateway" && t["name"] == name.as_str())
             })
             .collect();
-        let rules = |action: &str| {
-            RuleSet::of(
-                policies
-                    .iter()
-                    .filter(|p| p["spec"]["action"] == action)
-                    .flat_map(|p| list(&p["spec"]["rules"])),
-            )
-        };
         // Istio deploys the gateway with this service account (deploymentcontroller.go:403-413
         // and conversion.go:1524-1529, 1.26.0).
         let account = gateway["metadata"]["annotations"]["gateway.istio.io/service-account"]
@@ -260,9 +313,7 @@ impl GatewayFacts {
         GatewayFacts {
             load_balancer,
             node_ports,
-            deny: rules("DENY"),
-            allow: rules("ALLOW"),
-            has_allow: policies.iter().any(|p| p["spec"]["action"] == "ALLOW"),
+            authz: Authz::of(&policies),
             workload: format!("ns/{namespace}/sa/{account}"),
             namespace,
             name,
@@ -305,8 +356,7 @@ impl GatewayFacts {
 
     /// Whether its AuthorizationPolicies admit the request (DENY first, then ALLOW).
     fn admits(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
-        !self.deny.any(host, sample, principal)
-            && (!self.has_allow || self.allow.any(host, sample, principal))
+        self.authz.admits(host, sample, principal)
     }
 
     /// For a NodePort gateway: listener port → node port, from the ConfigMap its
@@ -369,10 +419,6 @@ impl ClusterFacts {
     /// route, every match of the host's declared WANRoute, and a request that matches none.
     #[must_use]
     pub fn of(name: &str, objects: &[Value], intent: &Intent) -> Self {
-        let mut facts = ClusterFacts {
-            name: name.to_string(),
-            ..ClusterFacts::default()
-        };
         let suffix = format!(".svc.{}", intent.domain);
         let by_host = |kind: &str, field: &str| -> BTreeMap<String, &Value> {
             let mut out = BTreeMap::new();
@@ -388,8 +434,6 @@ impl ClusterFacts {
             }
             out
         };
-        let entries = by_host("ServiceEntry", "hosts");
-        let rules = by_host("DestinationRule", "host");
         let mut services: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
         for object in objects.iter().filter(|o| o["kind"] == "VirtualService") {
             for host in list(&object["spec"]["hosts"]).iter().map(text) {
@@ -398,9 +442,19 @@ impl ClusterFacts {
                 }
             }
         }
+        let egress = EgressFacts::all(objects);
+        let tables = Tables {
+            entries: by_host("ServiceEntry", "hosts"),
+            rules: by_host("DestinationRule", "host"),
+            services: &services,
+            egress: &egress,
+            cluster: name,
+            trust_domain: intent.cluster(name).and_then(|c| c.trust_domain.as_deref()),
+        };
+        let mut flows = Vec::new();
         for (host, claimed) in &services {
             let [service] = claimed.as_slice() else {
-                facts.flows.push(ClientFlow {
+                flows.push(ClientFlow {
                     host: host.clone(),
                     class: "any request".into(),
                     sample: Err("several VirtualServices".into()),
@@ -415,10 +469,10 @@ impl ClusterFacts {
                 classes(service, intent.service(host).and_then(|s| s.route.as_ref()))
             {
                 let outcome = match &sample {
-                    Ok(sample) => route(service, host, sample, &entries, &rules),
+                    Ok(sample) => route(service, MESH, host, sample, &tables),
                     Err(why) => Outcome::Unsure(format!("no sample request for {why}")),
                 };
-                facts.flows.push(ClientFlow {
+                flows.push(ClientFlow {
                     host: host.clone(),
                     class,
                     sample,
@@ -426,18 +480,52 @@ impl ClusterFacts {
                 });
             }
         }
-        for (host, entry) in &entries {
+        let mut facts = ClusterFacts {
+            name: name.to_string(),
+            flows,
+            ..ClusterFacts::default()
+        };
+        for (host, entry) in &tables.entries {
             if entry["spec"]["resolution"] == "DNS" && list(&entry["spec"]["endpoints"]).is_empty()
             {
                 facts.defects.push((host.clone(), "a DNS ServiceEntry without endpoints: every sidecar resolves a name that does not exist".into()));
             }
         }
         facts.ingress(objects);
+        facts.egress = egress;
         facts
     }
 
+    /// The identity, without trust domain, of the cluster's egress gateway's workload
+    /// (`ns/<namespace>/sa/<account>`): the peer exporters' gateways see when its clients
+    /// send through it.
+    #[must_use]
+    pub fn egress_workload(&self) -> Option<&str> {
+        self.egress.first().map(|e| e.workload.as_str())
+    }
+
+    /// Whether the AuthorizationPolicies of the egress gateway `gateway` (`ns/name`) admit
+    /// the request from a peer with this identity; `None` for no such gateway.
+    #[must_use]
+    pub fn egress_admits(
+        &self,
+        gateway: &str,
+        host: &str,
+        sample: &Sample,
+        principal: Option<&str>,
+    ) -> Option<bool> {
+        self.egress
+            .iter()
+            .find(|e| e.gateway == gateway)
+            .map(|e| e.admits(host, sample, principal))
+    }
+
     fn ingress(&mut self, objects: &[Value]) {
-        for gateway in objects.iter().filter(|o| o["kind"] == "Gateway") {
+        // Istio's own `Gateway` kind (networking.istio.io) is an egress gateway's: `egress`.
+        let gateway_api = |o: &&Value| {
+            o["kind"] == "Gateway" && !text(&o["apiVersion"]).starts_with("networking.istio.io/")
+        };
+        for gateway in objects.iter().filter(gateway_api) {
             self.gateways.push(GatewayFacts::of(gateway, objects));
         }
         self.http_routes(objects);
@@ -635,7 +723,14 @@ fn classes(
         let name = route["name"]
             .as_str()
             .map_or_else(|| format!("route {}", i + 1), |n| format!("route {n}"));
-        for m in list(&route["match"]) {
+        // A match that only names gateways says which proxy takes the route, not which
+        // requests: it stands for no class of its own.
+        let by_proxy = |m: &&Value| {
+            m.as_object().is_some_and(|o| {
+                o.contains_key("gateways") && o.keys().all(|k| k == "gateways" || k == "name")
+            })
+        };
+        for m in list(&route["match"]).iter().filter(|m| !by_proxy(m)) {
             out.push((name.clone(), request::from_istio(m)));
         }
     }
@@ -663,21 +758,96 @@ fn classes(
     out
 }
 
-/// The first route whose match takes the request, and where it sends it. Istio keeps the
-/// routes' order in Envoy's route table, which takes the first match (VirtualService
-/// reference: "the first rule matching an incoming request is used"); no route gives
-/// Envoy's 404 NR.
-fn route(
-    service: &Value,
-    host: &str,
-    sample: &Sample,
-    entries: &BTreeMap<String, &Value>,
-    rules: &BTreeMap<String, &Value>,
-) -> Outcome {
-    for route in list(&service["spec"]["http"]) {
-        let matches = list(&route["match"]);
+/// What a cluster's proxies route by: its ServiceEntries and DestinationRules by host, its
+/// VirtualServices by clusterset host, and its egress gateways.
+struct Tables<'a> {
+    entries: BTreeMap<String, &'a Value>,
+    rules: BTreeMap<String, &'a Value>,
+    services: &'a BTreeMap<String, Vec<&'a Value>>,
+    egress: &'a [EgressFacts],
+    /// The cluster, and its trust domain: what its egress gateway's certificate names.
+    cluster: &'a str,
+    trust_domain: Option<&'a str>,
+}
+
+/// A gateway as a VirtualService of `namespace` names it, resolved as Istio resolves
+/// `gateways` and match `gateways` (pilot/pkg/model/config.go `resolveGatewayName`,
+/// virtualservice.go `resolveVirtualServiceShortnames`): `mesh`; `ns/name`, `./name` in
+/// the VirtualService's namespace; a short name in that namespace; `name.ns.svc…`.
+fn resolve_gateway(name: &str, namespace: &str) -> String {
+    match name.split_once('/') {
+        _ if name == MESH => name.to_string(),
+        Some((".", gateway)) => format!("{namespace}/{gateway}"),
+        Some(_) => name.to_string(),
+        None => match name.split_once('.') {
+            None => format!("{namespace}/{name}"),
+            Some((gateway, rest)) => {
+                format!("{}/{gateway}", rest.split('.').next().unwrap_or(rest))
+            }
+        },
+    }
+}
+
+/// Whether a list of gateway names, as a VirtualService of `namespace` writes them, names
+/// the proxy (`mesh`, or an Istio Gateway `ns/name`).
+fn names(gateways: &[Value], proxy: &str, namespace: &str) -> bool {
+    gateways
+        .iter()
+        .any(|g| resolve_gateway(text(g), namespace) == proxy)
+}
+
+/// The routes of a VirtualService the proxy takes, in order, each with the matches that
+/// apply to it (none: a route without matches, which takes every request). A VirtualService
+/// binds the gateways it lists, or `mesh` when it lists none (push_context.go
+/// `getGatewayNames`, 1847-1854 / 1864-1871 at 1.26.0 / 1.30.3). A match applies when it
+/// names no gateway, or names the proxy's (pilot/pkg/networking/core/route/route.go
+/// `sourceMatchHTTP`, 435-452 / 447-464; `sourceLabels` and `sourceNamespace` are not read);
+/// a route none of whose matches apply is not the proxy's (`TranslateRoute` returns nil for
+/// each, 472 / 484).
+fn routes_for<'v>(service: &'v Value, proxy: &str) -> Vec<(&'v Value, Vec<&'v Value>)> {
+    let namespace = text(&service["metadata"]["namespace"]);
+    let bound = list(&service["spec"]["gateways"]);
+    if !(bound.is_empty() && proxy == MESH || names(bound, proxy, namespace)) {
+        return Vec::new();
+    }
+    list(&service["spec"]["http"])
+        .iter()
+        .filter_map(|route| {
+            let matches = list(&route["match"]);
+            let applying: Vec<&Value> = matches
+                .iter()
+                .filter(|m| {
+                    let gateways = list(&m["gateways"]);
+                    gateways.is_empty() || names(gateways, proxy, namespace)
+                })
+                .collect();
+            (matches.is_empty() || !applying.is_empty()).then_some((route, applying))
+        })
+        .collect()
+}
+
+/// The first route of the proxy's whose match takes the request, and where it sends it.
+/// Istio keeps the routes' order in Envoy's route table, which takes the first match
+/// (VirtualService reference: "the first rule matching an incoming request is used"); no
+/// route gives Envoy's 404 NR. When no route of the VirtualService is the proxy's, Istio
+/// leaves it out (`BuildHTTPRoutesForVirtualService` errs "no routes matched", route.go:428 /
+/// 440): a sidecar takes the host's default route, to every endpoint of the entry
+/// (`buildSidecarVirtualHostsForVirtualService` 264-266 / 273-275, and
+/// `BuildSidecarVirtualHostWrapper` 120-142 / 123-145, at 1.26.0 / 1.30.3); a gateway has
+/// no virtual host for it, 404 (core/gateway.go:528-536 / 547-555).
+fn route(service: &Value, proxy: &str, host: &str, sample: &Sample, tables: &Tables) -> Outcome {
+    let routes = routes_for(service, proxy);
+    if routes.is_empty() {
+        if proxy != MESH {
+            return Outcome::Status(404);
+        }
+        let mut default = Destination::to(host, None, host.to_string(), 100);
+        default.retries = true;
+        return Outcome::Routes(vec![endpoints(default, None, tables)]);
+    }
+    for (route, matches) in routes {
         let mut taken = matches.is_empty();
-        for m in matches {
+        for m in &matches {
             match request::istio_matches(m, sample) {
                 Ok(true) => taken = true,
                 Ok(false) => {}
@@ -693,75 +863,227 @@ fn route(
         {
             return Outcome::Status(u16::try_from(status).unwrap_or(500));
         }
-        let retry_on = route["retries"]["retryOn"].as_str().unwrap_or_default();
-        let repeats = route["retries"]["attempts"].as_u64().unwrap_or(2) > 0
-            && retry_on
-                .split(',')
-                .any(|c| matches!(c, "reset" | "gateway-error" | "5xx"));
-        // Whatever the sample's method: the route takes every method its matches allow.
-        let idempotent_only = !matches.is_empty()
-            && matches.iter().all(|m| {
-                m["method"]["exact"]
-                    .as_str()
-                    .is_some_and(|method| crate::model::IDEMPOTENT_METHODS.contains(&method))
-            });
-        let hazard = (repeats && !idempotent_only).then(|| {
-            format!(
-                "a request that is not idempotent may run twice: the route retries on `{retry_on}`"
-            )
-        });
-        let set_host = |headers: &Value| {
-            headers["request"]["set"]["host"]
-                .as_str()
-                .map(str::to_owned)
-        };
-        let route_authority = route["rewrite"]["authority"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| set_host(&route["headers"]));
-        let targets = list(&route["route"]);
-        let route_headers = set_headers(&route["headers"]);
-        let destinations = targets
-            .iter()
-            .map(|target| {
-                let d = &target["destination"];
-                let authority = route_authority
-                    .clone()
-                    .or_else(|| set_host(&target["headers"]))
-                    .unwrap_or_else(|| host.to_string());
-                let weight =
-                    target["weight"]
-                        .as_u64()
-                        .unwrap_or(if targets.len() == 1 { 100 } else { 0 });
-                let port = d["port"]["number"]
-                    .as_u64()
-                    .and_then(|p| u16::try_from(p).ok());
-                let mut destination = endpoints(
-                    text(&d["host"]),
-                    d["subset"].as_str(),
-                    port,
-                    authority,
-                    weight,
-                    entries,
-                    rules,
-                );
-                destination.hazards.extend(hazard.clone());
-                // One destination: Istio appends its headers after the route's, and the last
-                // `set` wins; weighted ones: Envoy applies the route's after the cluster's
-                // (route.go:686-687, 720-722, 759-762 at 1.30.3; Envoy's route.proto
-                // `most_specific_header_mutations_wins`).
-                let own = set_headers(&target["headers"]);
-                destination.headers = if targets.len() == 1 {
-                    route_headers.clone().into_iter().chain(own).collect()
-                } else {
-                    own.into_iter().chain(route_headers.clone()).collect()
-                };
-                destination
-            })
-            .collect();
-        return Outcome::Routes(destinations);
+        return Outcome::Routes(destinations(route, &matches, proxy, host, sample, tables));
     }
     Outcome::Status(404)
+}
+
+/// Why the route's retries may run a request twice: it retries on a failure after the
+/// request was sent, whatever the sample's method (the route takes every method its
+/// matches allow).
+fn retry_hazard(route: &Value, matches: &[&Value]) -> Option<String> {
+    let retry_on = route["retries"]["retryOn"].as_str().unwrap_or_default();
+    let repeats = route["retries"]["attempts"].as_u64().unwrap_or(2) > 0
+        && retry_on
+            .split(',')
+            .any(|c| matches!(c, "reset" | "gateway-error" | "5xx"));
+    let idempotent_only = !matches.is_empty()
+        && matches.iter().all(|m| {
+            m["method"]["exact"]
+                .as_str()
+                .is_some_and(|method| crate::model::IDEMPOTENT_METHODS.contains(&method))
+        });
+    (repeats && !idempotent_only).then(|| {
+        format!("a request that is not idempotent may run twice: the route retries on `{retry_on}`")
+    })
+}
+
+/// Whether a route retries at all: without `retries`, Istio's default policy (2 attempts);
+/// with it, `attempts` above 0 (route/retry/retry.go `ConvertPolicy`, 85-93 / 98-108 at
+/// 1.26.0 / 1.30.3).
+fn retries(route: &Value) -> bool {
+    let retries = &route["retries"];
+    retries.is_null() || retries["attempts"].as_i64().unwrap_or_default() > 0
+}
+
+/// The weighted destinations of the route the proxy takes: a sidecar's destination that
+/// is the cluster's egress gateway is followed there; a gateway's that is one again loops.
+fn destinations(
+    route: &Value,
+    matches: &[&Value],
+    proxy: &str,
+    host: &str,
+    sample: &Sample,
+    tables: &Tables,
+) -> Vec<Destination> {
+    let hazard = retry_hazard(route, matches);
+    let set_host = |headers: &Value| {
+        headers["request"]["set"]["host"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let route_authority = route["rewrite"]["authority"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| set_host(&route["headers"]));
+    let targets = list(&route["route"]);
+    let route_headers = set_headers(&route["headers"]);
+    targets
+        .iter()
+        .map(|target| {
+            let d = &target["destination"];
+            let authority = route_authority
+                .clone()
+                .or_else(|| set_host(&target["headers"]))
+                .unwrap_or_else(|| host.to_string());
+            let weight =
+                target["weight"]
+                    .as_u64()
+                    .unwrap_or(if targets.len() == 1 { 100 } else { 0 });
+            let port = d["port"]["number"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok());
+            let mut destination =
+                Destination::to(text(&d["host"]), d["subset"].as_str(), authority, weight);
+            // One destination: Istio appends its headers after the route's, and the last
+            // `set` wins; weighted ones: Envoy applies the route's after the cluster's
+            // (route.go:686-687, 720-722, 759-762 at 1.30.3; Envoy's route.proto
+            // `most_specific_header_mutations_wins`).
+            let own = set_headers(&target["headers"]);
+            destination.headers = if targets.len() == 1 {
+                route_headers.clone().into_iter().chain(own).collect()
+            } else {
+                own.into_iter().chain(route_headers.clone()).collect()
+            };
+            destination.retries = retries(route);
+            let egress = tables.egress.iter().find(|e| e.host == destination.host);
+            let mut destination = match egress {
+                Some(egress) if proxy == MESH => {
+                    via_egress(destination, egress, port, sample, tables)
+                }
+                Some(_) => {
+                    destination.broken = Some(format!(
+                        "the egress gateway sends it to `{}`, the egress gateway again: it loops",
+                        destination.host
+                    ));
+                    destination
+                }
+                None => endpoints(destination, port, tables),
+            };
+            destination.hazards.extend(hazard.clone());
+            destination
+        })
+        .collect()
+}
+
+/// The TLS the sidecar originates to the egress gateway, from its DestinationRule's `tls`:
+/// the mode and the identities it accepts, into `out`, and the SNI it sends: `sni`, else
+/// the cluster's name, `outbound|<port>|<subset>|<host>` (cluster_tls.go:149-152 / 151-154
+/// at 1.26.0 / 1.30.3).
+fn egress_tls(out: &mut Destination, tls: Option<&Value>, port: u16) -> String {
+    out.tls_mode = tls.and_then(|t| t["mode"].as_str()).map(str::to_owned);
+    out.subject_alt_names = tls
+        .map(|t| {
+            list(&t["subjectAltNames"])
+                .iter()
+                .map(|n| text(n).to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    tls.and_then(|t| t["sni"].as_str()).map_or_else(
+        || {
+            let subset = out.subset.as_deref().unwrap_or_default();
+            format!("outbound|{port}|{subset}|{}", out.host)
+        },
+        str::to_owned,
+    )
+}
+
+/// What the egress gateway does with a request for `authority`: the routes of the
+/// VirtualService for it that apply to the gateway, and that VirtualService's namespace,
+/// which the gateway's server must list the host for. Without one: 404.
+fn at_egress<'t>(
+    egress: &EgressFacts,
+    authority: &str,
+    request: &Sample,
+    tables: &Tables<'t>,
+) -> (Option<&'t str>, Outcome) {
+    match tables.services.get(authority).map(Vec::as_slice) {
+        Some([service]) => (
+            Some(text(&service["metadata"]["namespace"])),
+            route(service, &egress.gateway, authority, request, tables),
+        ),
+        Some([_, _, ..]) => (
+            None,
+            Outcome::Unsure(
+                "several VirtualServices claim the host at the egress gateway; Istio merges them by creation time".into(),
+            ),
+        ),
+        _ => (None, Outcome::Status(404)),
+    }
+}
+
+/// The hop through the egress gateway: the sidecar's TLS to it (the DestinationRule of the
+/// gateway's Service, subset over top level), whether its listener takes it
+/// (`EgressFacts::refuses`), and the routes it takes there: those of the VirtualService for
+/// the request's Host that apply to the gateway, with the headers the sidecar's route set.
+fn via_egress(
+    mut out: Destination,
+    egress: &EgressFacts,
+    port: Option<u16>,
+    sample: &Sample,
+    tables: &Tables,
+) -> Destination {
+    let Some(port) = port.or_else(|| egress.only_port()) else {
+        out.broken = Some(format!("no single port of `{}` to send to", out.host));
+        return out;
+    };
+    let policy = match TrafficPolicy::of(
+        tables.rules.get(&out.host).copied(),
+        out.subset.as_deref(),
+        &out.host,
+    ) {
+        Ok(policy) => policy,
+        Err(why) => {
+            out.broken = Some(why);
+            return out;
+        }
+    };
+    let sni = egress_tls(&mut out, policy.get("tls"), port);
+    let authority = out
+        .authority
+        .rsplit_once(':')
+        .map_or(out.authority.as_str(), |(h, _)| h)
+        .to_string();
+    let mut request = sample.clone();
+    request.headers.extend(out.headers.clone());
+    let (namespace, outcome) = at_egress(egress, &authority, &request, tables);
+    let at = format!("`{}`'s egress gateway", tables.cluster);
+    let identity = tables
+        .trust_domain
+        .map(|td| format!("spiffe://{td}/{}", egress.workload));
+    let origination = Origination {
+        port,
+        mode: out.tls_mode.as_deref(),
+        sni,
+        subject_alt_names: &out.subject_alt_names,
+    };
+    let refused = egress.refuses(
+        &at,
+        &origination,
+        &authority,
+        namespace,
+        identity.as_deref(),
+    );
+    let outcome = match outcome {
+        Outcome::Routes(destinations) => Outcome::Routes(
+            destinations
+                .into_iter()
+                .map(|mut d| {
+                    d.headers = out.headers.clone().into_iter().chain(d.headers).collect();
+                    d
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    out.egress = Some(Box::new(EgressHop {
+        gateway: egress.gateway.clone(),
+        workload: egress.workload.clone(),
+        refused,
+        outcome,
+    }));
+    out
 }
 
 /// The request headers a VirtualService `Headers` sets, by lowercase name, but the Host:
@@ -778,33 +1100,69 @@ fn set_headers(headers: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
+impl Destination {
+    /// A destination the route names, before its endpoints are known.
+    fn to(host: &str, subset: Option<&str>, authority: String, weight: u64) -> Self {
+        Destination {
+            host: host.to_string(),
+            subset: subset.map(str::to_owned),
+            authority,
+            weight,
+            endpoints: Vec::new(),
+            headers: BTreeMap::new(),
+            tls_mode: None,
+            subject_alt_names: Vec::new(),
+            broken: None,
+            order_unsure: None,
+            hazards: Vec::new(),
+            retries: false,
+            egress: None,
+        }
+    }
+}
+
+/// A destination's DestinationRule: its subset's labels, and the subset's traffic policy
+/// over the top-level one, field by field (pilot/pkg/networking/util/util.go:837-845).
+struct TrafficPolicy<'r> {
+    labels: Option<&'r Value>,
+    top: Option<&'r Value>,
+    own: Option<&'r Value>,
+}
+
+impl<'r> TrafficPolicy<'r> {
+    /// The rule for `host` and its subset; an error names a subset the rule lacks.
+    fn of(rule: Option<&'r Value>, subset: Option<&str>, host: &str) -> Result<Self, String> {
+        let subset_def = match subset {
+            Some(name) => Some(
+                rule.into_iter()
+                    .flat_map(|r| list(&r["spec"]["subsets"]))
+                    .find(|s| s["name"] == name)
+                    .ok_or_else(|| format!("no subset `{name}` of `{host}`"))?,
+            ),
+            None => None,
+        };
+        Ok(TrafficPolicy {
+            labels: subset_def.map(|s| &s["labels"]),
+            top: rule.map(|r| &r["spec"]["trafficPolicy"]),
+            own: subset_def.map(|s| &s["trafficPolicy"]),
+        })
+    }
+
+    fn get(&self, field: &str) -> Option<&'r Value> {
+        self.own
+            .map(|p| &p[field])
+            .filter(|v| !v.is_null())
+            .or_else(|| self.top.map(|p| &p[field]).filter(|v| !v.is_null()))
+    }
+}
+
 /// The endpoints a destination reaches, with Istio's priorities: `failoverPriority` on an
 /// EDS (STATIC) cluster with outlier detection; on DNS subset clusters Istio applies none
 /// (1.26-1.30); `failover` regions and the default locality order depend on the client's
 /// node labels, so they make the order unsure.
-fn endpoints(
-    host: &str,
-    subset: Option<&str>,
-    port: Option<u16>,
-    authority: String,
-    weight: u64,
-    entries: &BTreeMap<String, &Value>,
-    rules: &BTreeMap<String, &Value>,
-) -> Destination {
-    let mut out = Destination {
-        host: host.to_string(),
-        subset: subset.map(str::to_owned),
-        authority,
-        weight,
-        endpoints: Vec::new(),
-        headers: BTreeMap::new(),
-        tls_mode: None,
-        subject_alt_names: Vec::new(),
-        broken: None,
-        order_unsure: None,
-        hazards: Vec::new(),
-    };
-    let Some(entry) = entries.get(host) else {
+fn endpoints(mut out: Destination, port: Option<u16>, tables: &Tables) -> Destination {
+    let host = out.host.clone();
+    let Some(entry) = tables.entries.get(&host) else {
         out.broken = Some(format!("no ServiceEntry for `{host}`"));
         return out;
     };
@@ -820,27 +1178,17 @@ fn endpoints(
         out.broken = Some(format!("no single port of `{host}` to send to"));
         return out;
     };
-    let rule = rules.get(host);
-    let subset_def = subset.map(|name| {
-        rule.into_iter()
-            .flat_map(|r| list(&r["spec"]["subsets"]))
-            .find(|s| s["name"] == name)
-    });
-    if let Some(None) = subset_def {
-        out.broken = Some(format!(
-            "no subset `{}` of `{host}`",
-            subset.unwrap_or_default()
-        ));
-        return out;
-    }
-    let selector = subset_def.flatten().map(|s| &s["labels"]);
-    let top = rule.map(|r| &r["spec"]["trafficPolicy"]);
-    let own = subset_def.flatten().map(|s| &s["trafficPolicy"]);
-    let merged = |field: &str| -> Option<&Value> {
-        own.map(|p| &p[field])
-            .filter(|v| !v.is_null())
-            .or_else(|| top.map(|p| &p[field]).filter(|v| !v.is_null()))
+    let subset = out.subset.clone();
+    let policy = match TrafficPolicy::of(tables.rules.get(&host).copied(), subset.as_deref(), &host)
+    {
+        Ok(policy) => policy,
+        Err(why) => {
+            out.broken = Some(why);
+            return out;
+        }
     };
+    let selector = policy.labels;
+    let merged = |field: &str| policy.get(field);
     let outlier = merged("outlierDetection");
     out.hazards
         .extend(outlier.into_iter().flat_map(outlier_hazards));
@@ -862,7 +1210,7 @@ fn endpoints(
         })
         .collect();
     let (priorities, order_unsure) =
-        priorities(&selected, setting, outlier, dns && subset.is_some());
+        priorities(&selected, setting, outlier, dns && out.subset.is_some());
     out.order_unsure = order_unsure;
     let port_name = text(&service_port["name"]);
     let default_port = service_port["number"].as_u64().unwrap_or_default();
@@ -975,4 +1323,78 @@ fn priorities(
         *p = present.binary_search(p).unwrap_or_default();
     }
     (priorities, order_unsure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn gateway_names_resolve_as_istio_resolves_them() {
+        assert_eq!(resolve_gateway("mesh", "shop"), "mesh");
+        assert_eq!(
+            resolve_gateway("mcw-system/mcw-egress", "shop"),
+            "mcw-system/mcw-egress"
+        );
+        assert_eq!(resolve_gateway("./egress", "shop"), "shop/egress");
+        assert_eq!(resolve_gateway("egress", "shop"), "shop/egress");
+        assert_eq!(
+            resolve_gateway("egress.mcw-system.svc.cluster.local", "shop"),
+            "mcw-system/egress"
+        );
+        assert_eq!(
+            resolve_gateway("egress.mcw-system", "shop"),
+            "mcw-system/egress"
+        );
+    }
+
+    /// A sidecar takes only the routes whose matches apply to `mesh`, a gateway only those
+    /// that apply to it; a route without matches applies to both, and a VirtualService
+    /// applies only to what it binds (route.go `sourceMatchHTTP`).
+    #[test]
+    fn each_proxy_takes_the_routes_that_apply_to_it() {
+        let service = json!({
+            "metadata": {"namespace": "shop"},
+            "spec": {
+                "gateways": ["mesh", "mcw-system/mcw-egress"],
+                "http": [
+                    {"name": "to-egress", "match": [{"gateways": ["mesh"]}]},
+                    {"name": "both", "match": [{"uri": {"prefix": "/a"}, "gateways": ["mcw-system/mcw-egress"]}, {"uri": {"prefix": "/b"}}]},
+                    {"name": "any"}
+                ]
+            }
+        });
+        let names = |proxy: &str| -> Vec<(String, usize)> {
+            routes_for(&service, proxy)
+                .into_iter()
+                .map(|(r, m)| (text(&r["name"]).to_string(), m.len()))
+                .collect()
+        };
+        assert_eq!(
+            names(MESH),
+            [
+                ("to-egress".into(), 1),
+                ("both".into(), 1),
+                ("any".into(), 0)
+            ]
+        );
+        assert_eq!(
+            names("mcw-system/mcw-egress"),
+            [("both".into(), 2), ("any".into(), 0)]
+        );
+        assert!(names("mcw-system/other").is_empty());
+        let unbound =
+            json!({"metadata": {"namespace": "shop"}, "spec": {"http": [{"name": "any"}]}});
+        assert_eq!(routes_for(&unbound, MESH).len(), 1);
+        assert!(routes_for(&unbound, "mcw-system/mcw-egress").is_empty());
+    }
+
+    #[test]
+    fn a_route_retries_unless_its_attempts_are_zero() {
+        assert!(retries(&json!({})));
+        assert!(retries(&json!({"retries": {"attempts": 2}})));
+        assert!(!retries(&json!({"retries": {"attempts": 0}})));
+        assert!(!retries(&json!({"retries": {"perTryTimeout": "1s"}})));
+    }
 }

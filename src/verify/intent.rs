@@ -60,6 +60,11 @@ pub struct ClusterIntent {
     /// `<trust domain>/ns/<namespace>/sa/<service account>`); absent in plaintext mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_domain: Option<String>,
+    /// In egress gateway mode, the addresses its egress gateway has on the SD-WAN: its
+    /// flows leave from them, and its sidecars must send through the gateway. `None`
+    /// (also what a provenance written before egress gateways reads as): sidecar mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +175,7 @@ impl Intent {
                     namespaces: c.namespaces.clone(),
                     skip_imports: c.skip_imports.iter().map(ToString::to_string).collect(),
                     trust_domain: c.trust_domain.clone(),
+                    egress: c.egress.clone(),
                 })
                 .collect(),
             policies: model
@@ -294,6 +300,7 @@ mod tests {
         let intent = serde_json::from_value::<Intent>(old).unwrap().indexed();
         assert_eq!(intent.security, Security::Plaintext);
         assert_eq!(intent.clusters[0].trust_domain, None);
+        assert_eq!(intent.clusters[0].egress, None);
         assert_eq!(intent.services[0].allowed_clusters, None);
         assert!(intent.admits(&intent.clusters[0], &intent.services[0]));
     }
@@ -320,5 +327,20 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(admitted, ["cluster-1", "cluster-2"]);
+    }
+
+    /// Egress gateway mode is recorded per cluster with its gateway's addresses, and only
+    /// there: a cluster in sidecar mode records none.
+    #[test]
+    fn egress_addresses_are_recorded_per_cluster() {
+        let intent = Intent::of(&model("egress"));
+        let json = serde_json::to_value(&intent).unwrap();
+        assert_eq!(
+            json["clusters"][0]["egress"],
+            serde_json::json!(["10.40.1.20", "10.40.1.21"])
+        );
+        assert!(json["clusters"][2].get("egress").is_none(), "{json}");
+        let read = serde_json::from_value::<Intent>(json).unwrap().indexed();
+        assert_eq!(read, intent);
     }
 }

@@ -1,11 +1,13 @@
 //! `mcwan verify`: where every request goes, proven from the rendered files alone. Each
-//! cluster's objects are read as its proxies would read them (`facts`), the WAN hop as the
-//! fabric's files classify it, and the result is compared with the declared intent: the
-//! path, its encryption, and who the exporter's gateway admits (`callers`). It never
+//! cluster's objects are read as its proxies would read them (`facts`, and `egress` for a
+//! cluster whose requests leave through its egress gateway), the WAN hop as the fabric's
+//! files classify it, and the result is compared with the declared intent: the path, its
+//! encryption, and who the gateways on it admit (`callers`). It never
 //! consults the plan, so a mistake in planning or a template shows up as a wrong path.
 //! Pure: `lib.rs` reads the files. docs/verify.md cites the upstream rules.
 
 pub mod callers;
+pub mod egress;
 pub mod facts;
 pub mod intent;
 pub mod request;
@@ -18,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use callers::Admission;
-use facts::{ClusterFacts, Destination, Ingress, ListenerTls, Outcome};
+use facts::{ClusterFacts, Destination, EgressHop, Ingress, ListenerTls, Outcome};
 use intent::{Intent, Security, ServiceIntent};
 use request::Sample;
 
@@ -29,9 +31,13 @@ use crate::conventions::SOURCE_CLUSTER_HEADER;
 pub struct Fabric {
     /// Port → (policy, tunnel).
     classes: BTreeMap<u16, (String, String)>,
-    /// `(source, destination cluster, address, port, service)`.
-    flows: BTreeSet<(String, String, String, u16, String)>,
+    /// `(source, destination cluster, address, port, service)` → the source addresses the
+    /// flow names (none: the source cluster's pods).
+    flows: BTreeMap<FlowKey, BTreeSet<String>>,
 }
+
+/// `(source, destination cluster, address, port, service)`.
+type FlowKey = (String, String, String, u16, String);
 
 impl Fabric {
     /// Adds a parsed `sdwan/classes.yaml` or `sdwan/sites/<cluster>/flows.yaml`.
@@ -48,14 +54,21 @@ impl Fabric {
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or_default();
+            let sources: BTreeSet<String> = flow["source"]["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
             for service in flow["services"].as_array().into_iter().flatten() {
-                self.flows.insert((
+                let key = (
                     text(&flow["source"]["cluster"]),
                     text(&flow["destination"]["cluster"]),
                     text(&flow["destination"]["address"]),
                     port,
                     text(service),
-                ));
+                );
+                self.flows.entry(key).or_insert_with(|| sources.clone());
             }
         }
     }
@@ -88,6 +101,9 @@ pub struct Row {
     /// comma-separated: `any` in plaintext mode, where it cannot tell callers apart; `none`;
     /// or empty when no gateway was reached.
     pub callers: String,
+    /// Whether the request leaves through the source cluster's egress gateway: then the
+    /// tunnel, TLS and callers are those of the gateway's hop to the exporter.
+    pub via_egress: bool,
     #[serde(flatten)]
     pub verdict: Verdict,
 }
@@ -106,6 +122,7 @@ impl Row {
             result: String::new(),
             tls: String::new(),
             callers: String::new(),
+            via_egress: false,
             verdict: Verdict::Ok,
         }
     }
@@ -142,9 +159,10 @@ impl Report {
             out.push_str("| source | host | request | tunnel/port | exporter | result | TLS | callers | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
             for r in &self.rows {
                 let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
+                let egress = if r.via_egress { "egress → " } else { "" };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} ({}) | {}{port} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} ({}) | {egress}{}{port} | {} | {} | {} | {} | {} |",
                     r.source,
                     r.host,
                     r.request,
@@ -185,18 +203,21 @@ impl Report {
         out
     }
 
-    /// One line per row, for a terminal: `source → host [request] → tunnel/port → exporter →
-    /// result (TLS; callers …)`, and the verdict when it is not ok.
+    /// One line per row, for a terminal: `source → host [request] → (egress →) tunnel/port →
+    /// exporter → result (TLS; callers …)`, and the verdict when it is not ok.
     #[must_use]
     pub fn human(&self) -> String {
         let mut out = String::new();
         for r in &self.rows {
             let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
-            let hop = if r.tunnel.is_empty() {
+            let mut hop = if r.tunnel.is_empty() {
                 String::new()
             } else {
                 format!(" → {}{port} → {}", r.tunnel, r.exporter)
             };
+            if r.via_egress {
+                hop.insert_str(0, " → egress");
+            }
             let _ = write!(
                 out,
                 "{} → {} [{}] ({}){hop} → {}",
@@ -270,6 +291,9 @@ pub struct View<'a> {
     clusters: &'a [ClusterFacts],
     by_name: BTreeMap<&'a str, &'a ClusterFacts>,
     fabric: &'a Fabric,
+    /// The egress gateway's workload (`ns/…/sa/…`) of each cluster in egress gateway mode
+    /// that has one: the caller exporters' gateways see from it.
+    egress: BTreeMap<String, String>,
     /// Admissions already found, shared by the sources: every importer's flow to the same
     /// gateway, host and request asks the same question.
     admissions: Mutex<BTreeMap<AdmissionKey, Admission>>,
@@ -284,12 +308,23 @@ type AdmissionKey = (String, u16, String, String, Sample);
 impl<'a> View<'a> {
     #[must_use]
     pub fn new(intent: &'a Intent, clusters: &'a [ClusterFacts], fabric: &'a Fabric) -> Self {
-        let by_name = clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+        let by_name: BTreeMap<&str, &ClusterFacts> =
+            clusters.iter().map(|c| (c.name.as_str(), c)).collect();
+        let egress = intent
+            .clusters
+            .iter()
+            .filter(|c| c.egress.is_some())
+            .filter_map(|c| {
+                let workload = by_name.get(c.name.as_str())?.egress_workload()?;
+                Some((c.name.clone(), workload.to_string()))
+            })
+            .collect();
         View {
             intent,
             clusters,
             by_name,
             fabric,
+            egress,
             admissions: Mutex::default(),
         }
     }
@@ -321,10 +356,12 @@ impl<'a> View<'a> {
                 intent,
                 by_name: &self.by_name,
                 fabric,
+                egress_workloads: &self.egress,
                 admissions: &self.admissions,
                 source: &cluster.name,
                 host: &flow.host,
                 sample,
+                egress: None,
             };
             match &flow.outcome {
                 Outcome::Status(status) => rows.push(ctx.status(base, *status)),
@@ -374,22 +411,48 @@ fn verdict_text(verdict: &Verdict) -> String {
 }
 
 /// One flow's source, host and sample, and what to compare it with.
+#[derive(Clone, Copy)]
 struct Context<'a> {
     intent: &'a Intent,
     by_name: &'a BTreeMap<&'a str, &'a ClusterFacts>,
     fabric: &'a Fabric,
+    egress_workloads: &'a BTreeMap<String, String>,
     admissions: &'a Mutex<BTreeMap<AdmissionKey, Admission>>,
     source: &'a str,
     host: &'a str,
     sample: &'a Sample,
+    /// Past the source's egress gateway: its workload (`ns/…/sa/…`), the peer of the hop
+    /// to the exporter. `None`: the sidecar sends.
+    egress: Option<&'a str>,
 }
 
 impl Context<'_> {
-    /// The sidecar answered itself. Where the declarations deny, every exporter's gateway
-    /// must refuse the same request too, on every listener of the service's policies.
+    /// Who sends the hop being judged: the sidecar, or the source's egress gateway.
+    fn sender(&self) -> String {
+        match self.egress {
+            Some(_) => format!("`{}`'s egress gateway", self.source),
+            None => "the sidecar".into(),
+        }
+    }
+
+    /// The identity an exporter's gateway sees for a request for `service` from the source:
+    /// its egress gateway's past it, else a workload of the service's namespace.
+    fn caller(&self, service: &ServiceIntent) -> Option<String> {
+        match self.egress {
+            Some(workload) => {
+                let trust_domain = self.intent.cluster(self.source)?.trust_domain.as_ref()?;
+                Some(format!("{trust_domain}/{workload}"))
+            }
+            None => callers::principal(self.intent, self.source, service),
+        }
+    }
+
+    /// The sidecar (or, past it, the egress gateway) answered itself. Where the
+    /// declarations deny, every exporter's gateway must refuse the same request too, on
+    /// every listener of the service's policies.
     fn status(&self, base: Row, status: u16) -> Row {
         let mut row = Row {
-            result: format!("{status} at the sidecar"),
+            result: format!("{status} at {}", self.sender()),
             ..base
         };
         let Some(service) = self.intent.service(self.host) else {
@@ -398,7 +461,8 @@ impl Context<'_> {
         row.verdict = match self.intent.expect(service, self.sample) {
             Err(why) => Verdict::Unsure(why),
             Ok(Some(policy)) => Verdict::Problem(format!(
-                "the declarations send it over `{policy}`, the sidecar answers {status}"
+                "the declarations send it over `{policy}`, {} answers {status}",
+                self.sender()
             )),
             Ok(None) if status != 403 => Verdict::Problem(format!("denied with {status}, not 403")),
             Ok(None) => self.refused_at_gateways(service),
@@ -422,7 +486,7 @@ impl Context<'_> {
                 policy.into_iter().chain(fallback).map(|p| p.port)
             })
             .collect();
-        let principal = callers::principal(self.intent, self.source, service);
+        let principal = self.caller(service);
         let mut claimed = self.sample.clone();
         claimed
             .headers
@@ -441,11 +505,17 @@ impl Context<'_> {
                 match facts.ingress_for(*port, self.host, sample, peer) {
                     Err(why) => return Verdict::Unsure(why),
                     Ok(Ingress::Backend { .. }) => {
-                        return Verdict::Problem(format!("denied only at the sidecar: `{exporter}`'s gateway serves it on port {port}"));
+                        return Verdict::Problem(format!(
+                            "denied only at {}: `{exporter}`'s gateway serves it on port {port}",
+                            self.sender()
+                        ));
                     }
                     Ok(Ingress::Status(403) | Ingress::NoListener) => {}
                     Ok(Ingress::Status(other)) => {
-                        return Verdict::Problem(format!("`{exporter}`'s gateway answers {other} on port {port}, the sidecar 403"));
+                        return Verdict::Problem(format!(
+                            "`{exporter}`'s gateway answers {other} on port {port}, {} 403",
+                            self.sender()
+                        ));
                     }
                 }
             }
@@ -457,12 +527,15 @@ impl Context<'_> {
     fn destination(&self, base: &Row, destination: &Destination) -> Vec<Row> {
         let mut row = base.clone();
         if let Some(why) = &destination.broken {
-            row.result = "503 at the sidecar".into();
+            row.result = format!("503 at {}", self.sender());
             row.verdict = Verdict::Problem(why.clone());
             return vec![row];
         }
+        if let Some(hop) = &destination.egress {
+            return self.via_egress(row, destination, hop);
+        }
         let Some(first) = destination.endpoints.first() else {
-            row.result = "503 at the sidecar (no endpoint)".into();
+            row.result = format!("503 at {} (no endpoint)", self.sender());
             row.verdict =
                 Verdict::Problem(format!("no endpoint of `{}` is selected", destination.host));
             return vec![row];
@@ -502,6 +575,184 @@ impl Context<'_> {
         rows
     }
 
+    /// The rows of a request the sidecar sends through the source's egress gateway: the hop
+    /// to it, what the gateway's policies admit, then the gateway's own routes, judged as a
+    /// sidecar's are with the gateway as the peer of the hop to the exporter. Both routes
+    /// retrying multiplies the attempts on a failing exporter.
+    fn via_egress(&self, mut row: Row, destination: &Destination, hop: &EgressHop) -> Vec<Row> {
+        row.via_egress = true;
+        if let Some((result, why)) = &hop.refused {
+            row.result.clone_from(result);
+            row.verdict = Verdict::Problem(why.clone());
+            return vec![row];
+        }
+        let at = format!("`{}`'s egress gateway", self.source);
+        let admitted = self.egress_admission(destination, hop);
+        let late = match admitted {
+            Ok(late) => late,
+            Err(verdict) => {
+                row.result = format!("403 at {at}");
+                row.verdict = verdict;
+                return vec![row];
+            }
+        };
+        let late = late.or_else(|| destination.hazards.first().cloned());
+        let past = Context {
+            egress: Some(&hop.workload),
+            ..*self
+        };
+        let mut rows = match &hop.outcome {
+            Outcome::Status(status) => vec![past.status(row, *status)],
+            Outcome::Unsure(why) => {
+                row.verdict = Verdict::Unsure(why.clone());
+                vec![row]
+            }
+            Outcome::Routes(destinations) => {
+                let mut rows = Vec::new();
+                for next in destinations.iter().filter(|d| d.weight > 0) {
+                    let mut more = past.destination(&row, next);
+                    if destination.retries && next.retries {
+                        let why = format!("retries on two hops: the sidecar retries its route to {at}, whose route retries too (the sidecar's must set `retries: {{attempts: 0}}`)");
+                        for r in more.iter_mut().filter(|r| r.verdict == Verdict::Ok) {
+                            r.verdict = Verdict::Problem(why.clone());
+                        }
+                    }
+                    rows.extend(more);
+                }
+                rows
+            }
+        };
+        for r in rows.iter_mut().filter(|r| r.verdict == Verdict::Ok) {
+            if let Some(why) = &late {
+                r.verdict = Verdict::Problem(why.clone());
+            }
+        }
+        rows
+    }
+
+    /// In mutual mode, what the egress gateway's AuthorizationPolicies do with the request:
+    /// refuse the source's workload (`Err`: the verdict, ok where the declarations refuse the
+    /// request too), or admit it, and then the first caller they admit and must not, since
+    /// exporters' gateways see only the egress gateway: a workload of another namespace of
+    /// the cluster or of one no cluster declares, with allowed service accounts another
+    /// account, or a workload of a trust domain no cluster has.
+    fn egress_admission(
+        &self,
+        destination: &Destination,
+        hop: &EgressHop,
+    ) -> Result<Option<String>, Verdict> {
+        let facts = self.by_name.get(self.source);
+        let target = self.intent.service(self.host);
+        let cluster = self.intent.cluster(self.source);
+        let (Some(facts), Some(target), Some(cluster)) = (facts, target, cluster) else {
+            return Ok(None);
+        };
+        let Some(trust_domain) = cluster
+            .trust_domain
+            .as_ref()
+            .filter(|_| self.intent.security == Security::Mutual)
+        else {
+            return Ok(None);
+        };
+        let sample = at_gateway(self.sample, destination);
+        let admits = |principal: &str| {
+            facts
+                .egress_admits(
+                    &hop.gateway,
+                    &destination.authority,
+                    &sample,
+                    Some(principal),
+                )
+                .unwrap_or(false)
+        };
+        let (namespace, account) = (&target.namespace, callers::account(target));
+        let at = format!("`{}`'s egress gateway", self.source);
+        if !admits(&format!("{trust_domain}/ns/{namespace}/sa/{account}")) {
+            let refused = match self.intent.expect(target, self.sample) {
+                Ok(None) => true,
+                Ok(Some(_)) => !self.intent.admits(cluster, target),
+                Err(why) => return Err(Verdict::Unsure(why)),
+            };
+            return Err(if refused {
+                Verdict::Ok
+            } else {
+                Verdict::Problem(format!(
+                    "{at} refuses `{}`'s workloads of namespace `{namespace}` (service account `{account}`)",
+                    self.source
+                ))
+            });
+        }
+        let others = cluster
+            .namespaces
+            .iter()
+            .map(String::as_str)
+            .chain([callers::OTHER_NAME])
+            .filter(|n| n != namespace);
+        for other in others {
+            if admits(&format!("{trust_domain}/ns/{other}/sa/{account}")) {
+                return Ok(Some(format!("{at} admits its workloads of namespace `{other}`, which exporters' gateways cannot tell apart")));
+            }
+        }
+        let other_account = format!("{trust_domain}/ns/{namespace}/sa/{}", callers::OTHER_NAME);
+        if target.allowed_service_accounts.is_some() && admits(&other_account) {
+            return Ok(Some(format!(
+                "{at} admits service account `{}` of namespace `{namespace}`",
+                callers::OTHER_NAME
+            )));
+        }
+        let stranger = format!(
+            "{}/ns/{namespace}/sa/{account}",
+            callers::STRANGER_TRUST_DOMAIN
+        );
+        if admits(&stranger) {
+            return Ok(Some(format!(
+                "{at} admits workloads of trust domain `{}`, which no cluster has",
+                callers::STRANGER_TRUST_DOMAIN
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Whether a fabric flow's source addresses are where the source sends from: its egress
+    /// gateway's addresses in egress gateway mode, else none (its pods).
+    fn sources_problem(
+        &self,
+        sources: &BTreeSet<String>,
+        endpoint: &facts::Endpoint,
+    ) -> Option<Verdict> {
+        let expected: BTreeSet<String> = self
+            .intent
+            .cluster(self.source)
+            .and_then(|c| c.egress.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if *sources == expected {
+            return None;
+        }
+        let to = format!("{}:{}", endpoint.address, endpoint.port);
+        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+        let why = match (sources.is_empty(), expected.is_empty()) {
+            (true, _) => format!(
+                "the fabric's flow to {to} names no source addresses, but `{}` sends it from its egress gateway's {}",
+                self.source,
+                list(&expected)
+            ),
+            (false, true) => format!(
+                "the fabric's flow to {to} comes from {}, but `{}`'s sidecars send it from its pods",
+                list(sources),
+                self.source
+            ),
+            (false, false) => format!(
+                "the fabric's flow to {to} comes from {}, not `{}`'s egress gateway's {}",
+                list(sources),
+                self.source,
+                list(&expected)
+            ),
+        };
+        Some(Verdict::Problem(why))
+    }
+
     /// The policy the request must take: the declared route's for the service's own host;
     /// the subset a user route names for another host (it must be one the export uses).
     fn expected_policy(
@@ -513,9 +764,10 @@ impl Context<'_> {
             match self.intent.expect(target, self.sample) {
                 Ok(Some(policy)) => Some(policy.to_string()),
                 Ok(None) => {
-                    return Err(Verdict::Problem(
-                        "the declarations deny it, the sidecar sends it".into(),
-                    ))
+                    return Err(Verdict::Problem(format!(
+                        "the declarations deny it, {} sends it",
+                        self.sender()
+                    )))
                 }
                 Err(why) => return Err(Verdict::Unsure(why)),
             }
@@ -561,7 +813,7 @@ impl Context<'_> {
         let sample = at_gateway(self.sample, destination);
         let peer = target
             .filter(|_| row.tls == "mtls")
-            .and_then(|t| callers::principal(self.intent, self.source, t));
+            .and_then(|t| self.caller(t));
         let authority = &destination.authority;
         let ingress = match exporter.ingress_for(port, authority, &sample, peer.as_deref()) {
             Ok(ingress) => ingress,
@@ -576,6 +828,18 @@ impl Context<'_> {
                 port,
             } => format!("{namespace}/{service}:{port}"),
         };
+        let gateway_mode = self
+            .intent
+            .cluster(self.source)
+            .is_some_and(|c| c.egress.is_some());
+        // Local too: the exporter's gateway admits the cluster's egress gateway, not its
+        // workloads, and the lockdown keeps them off every gateway's address.
+        if gateway_mode && self.egress.is_none() {
+            return Verdict::Problem(format!(
+                "bypasses the egress gateway: the sidecar sends it straight to `{owner}`'s gateway, and `{}` is in egress gateway mode",
+                self.source
+            ));
+        }
         let Some(target) = target else {
             return Verdict::Problem(format!("`{}` is no exported service", destination.host));
         };
@@ -589,7 +853,8 @@ impl Context<'_> {
         };
         if self.intent.security == Security::Mutual && row.tls != "mtls" {
             return Verdict::Problem(format!(
-                "mutual mode requires Istio mutual TLS to `{owner}`'s gateway, the sidecar sends {}",
+                "mutual mode requires Istio mutual TLS to `{owner}`'s gateway, {} sends {}",
+                self.sender(),
                 row.tls
             ));
         }
@@ -633,6 +898,7 @@ impl Context<'_> {
         tls: &str,
     ) -> Option<(String, String)> {
         let listener = exporter.listener_tls(port)?;
+        let sender = self.sender();
         let refused = format!("TLS handshake fails at `{owner}`'s gateway");
         let (result, why) = match (listener, tls) {
             (ListenerTls::Other(what), _) => (
@@ -642,15 +908,15 @@ impl Context<'_> {
             (ListenerTls::Plain, "plaintext") => return None,
             (ListenerTls::Plain, "mtls") => (
                 format!("TLS bytes at `{owner}`'s plain-HTTP listener"),
-                format!("the sidecar sends Istio mutual TLS to `{owner}`'s plain-HTTP listener on port {port}"),
+                format!("{sender} sends Istio mutual TLS to `{owner}`'s plain-HTTP listener on port {port}"),
             ),
             (ListenerTls::Mutual, "plaintext") if self.intent.security == Security::Mutual => (
                 refused,
-                format!("mutual mode requires Istio mutual TLS to `{owner}`'s gateway, the sidecar sends plaintext, which its mutual TLS listener on port {port} refuses"),
+                format!("mutual mode requires Istio mutual TLS to `{owner}`'s gateway, {sender} sends plaintext, which its mutual TLS listener on port {port} refuses"),
             ),
             (ListenerTls::Mutual, "plaintext") => (
                 refused,
-                format!("the sidecar sends plaintext to `{owner}`'s mutual TLS listener on port {port}"),
+                format!("{sender} sends plaintext to `{owner}`'s mutual TLS listener on port {port}"),
             ),
             (ListenerTls::Mutual, "mtls") => {
                 let trust_domain = self.intent.cluster(owner)?.trust_domain.as_ref()?;
@@ -662,12 +928,12 @@ impl Context<'_> {
                 }
                 (
                     refused,
-                    format!("the sidecar accepts only {} as `{owner}`'s gateway, whose certificate names {identity}", names.join(", ")),
+                    format!("{sender} accepts only {} as `{owner}`'s gateway, whose certificate names {identity}", names.join(", ")),
                 )
             }
             (_, other) => (
                 refused,
-                format!("the sidecar originates {other}, which `{owner}`'s listener on port {port} does not take"),
+                format!("{sender} originates {other}, which `{owner}`'s listener on port {port} does not take"),
             ),
         };
         Some((result, why))
@@ -708,7 +974,15 @@ impl Context<'_> {
             .ok()
             .and_then(|a| a.get(&key).cloned());
         let admission = cached.unwrap_or_else(|| {
-            let found = callers::admission(self.intent, exporter, port, authority, &key.4, target);
+            let found = callers::admission(
+                self.intent,
+                exporter,
+                port,
+                authority,
+                &key.4,
+                target,
+                self.egress_workloads,
+            );
             if let Ok(mut admissions) = self.admissions.lock() {
                 admissions.insert(key, found.clone());
             }
@@ -778,19 +1052,23 @@ impl Context<'_> {
         if let Some(problem) = fallback_out_of_order(destination, policy.port, expected) {
             return Some(problem);
         }
-        if !local
-            && !self.fabric.flows.contains(&(
+        if !local {
+            let flow = self.fabric.flows.get(&(
                 self.source.to_string(),
                 owner.to_string(),
                 endpoint.address.clone(),
                 endpoint.port,
                 format!("{}/{}", service.namespace, service.name),
-            ))
-        {
-            return Some(Verdict::Problem(format!(
-                "the fabric lists no flow to {}:{} for it",
-                endpoint.address, endpoint.port
-            )));
+            ));
+            let Some(sources) = flow else {
+                return Some(Verdict::Problem(format!(
+                    "the fabric lists no flow to {}:{} for it",
+                    endpoint.address, endpoint.port
+                )));
+            };
+            if let Some(problem) = self.sources_problem(sources, endpoint) {
+                return Some(problem);
+            }
         }
         let class = self.fabric.classes.get(&endpoint.port);
         if !local
