@@ -13,6 +13,16 @@ use std::fs;
 use common::root;
 use common::test::Test;
 
+/// The rows of `mcwan verify {out} --format json`.
+fn json_rows(test: &mut Test) -> Vec<serde_json::Value> {
+    let json = test
+        .args(&["verify", "{out}", "--format", "json"])
+        .run()
+        .stdout;
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    report["rows"].as_array().unwrap().clone()
+}
+
 #[test]
 fn every_example_verifies_clean() {
     let mut test = Test::empty();
@@ -370,14 +380,9 @@ fn mutual_mode_reports_encryption_and_callers() {
         .stdout_has("cluster-2 → payment.secure.svc.clusterset.local [GET /] (any request) → business:31111 → cluster-1 → secure/payment:8080 (mtls; callers cluster-1,cluster-2)\n")
         .stdout_has("cluster-3 → logging.insecure.svc.clusterset.local [GET /] (any request) → local:31112 → cluster-3 → insecure/logging:9000 (mtls; callers cluster-1,cluster-3)\n")
         .stdout_has("4 flows, 0 problems, 0 unsure");
-    let json = test
-        .args(&["verify", "{out}", "--format", "json"])
-        .run()
-        .stdout;
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let rows = report["rows"].as_array().unwrap();
+    let rows = json_rows(&mut test);
     assert_eq!(rows.len(), 4);
-    for row in rows {
+    for row in &rows {
         assert_eq!(row["tls"], "mtls", "{row}");
         let expected = if row["host"] == "payment.secure.svc.clusterset.local" {
             "cluster-1,cluster-2"
@@ -407,14 +412,9 @@ fn egress_gateway_mode_follows_the_extra_hop() {
         .stdout_has("shop-eu → checkout.shop.svc.clusterset.local [GET /] (any request) → egress → local:31111 → shop-eu → shop/checkout:8080 (mtls; callers shop-eu,shop-us,edge)\n")
         .stdout_has("edge → catalog.shop.svc.clusterset.local [GET /] (any request) → public-internet:31112 → shop-eu → shop/catalog:9000 (mtls; callers shop-eu,shop-us,edge)\n")
         .stdout_has("6 flows, 0 problems, 0 unsure");
-    let json = test
-        .args(&["verify", "{out}", "--format", "json"])
-        .run()
-        .stdout;
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let rows = report["rows"].as_array().unwrap();
+    let rows = json_rows(&mut test);
     assert_eq!(rows.len(), 6);
-    for row in rows {
+    for row in &rows {
         assert_eq!(row["via_egress"], row["source"] != "edge", "{row}");
         assert_eq!(row["verdict"], "ok", "{row}");
     }
@@ -580,9 +580,7 @@ fn many_matches_split_into_several_http_routes() {
     };
     assert_eq!(count("mcw-payment.sd-wan-priority-high"), (2, 128));
     assert_eq!(count("mcw-payment.sd-wan-priority-high.2"), (1, 22));
-    let report = test.args(&["verify", "{out}", "--format", "json"]).run();
-    let report: serde_json::Value = serde_json::from_str(&report.stdout).unwrap();
-    let rows = report["rows"].as_array().unwrap();
+    let rows = json_rows(&mut test);
     assert!(rows.iter().any(|r| r["source"] == "cluster-2"
         && r["request"] == "GET /item/149"
         && r["result"] == "secure/payment:8080"));
