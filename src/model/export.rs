@@ -83,6 +83,21 @@ pub struct Callers {
     pub service_accounts: Option<Vec<String>>,
 }
 
+impl Callers {
+    /// The principals (SPIFFE identities without `spiffe://`) of the workloads, in
+    /// `namespace` of the cluster with `trust_domain`, that these callers admit: its allowed
+    /// service accounts, or all of them.
+    #[must_use]
+    pub fn workloads(&self, trust_domain: &str, namespace: &str) -> Vec<String> {
+        let all = ["*".to_string()];
+        let accounts = self.service_accounts.as_deref().unwrap_or(&all);
+        accounts
+            .iter()
+            .map(|account| format!("{trust_domain}/ns/{namespace}/sa/{account}"))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceType {
     ClusterSetIP,

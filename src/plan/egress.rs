@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::objects::{AuthorizationRule, From, Operation, Source, To};
-use super::{GlobalService, ImportPlan, Plan};
+use super::{GlobalService, Plan};
 use crate::conventions::{stable_hash, EGRESS_NAME, EGRESS_PORT, RESERVED_NAMESPACE};
 use crate::model::{ClusterId, SecurityMode};
 
@@ -77,8 +77,9 @@ impl Plan<'_> {
         })
     }
 
-    /// Cluster `c`'s egress gateway, when it is in gateway mode and imports something.
-    pub(super) fn egress(&self, c: ClusterId, imports: &[ImportPlan]) -> Option<EgressPlan> {
+    /// Cluster `c`'s egress gateway, when it is in gateway mode and imports something
+    /// (`imports`, in order).
+    pub(super) fn egress(&self, c: ClusterId, imports: &[&GlobalService]) -> Option<EgressPlan> {
         let clusterset = &self.model.clusterset;
         let cluster = clusterset.cluster(c);
         let addresses = cluster.egress.clone()?;
@@ -87,10 +88,10 @@ impl Plan<'_> {
         }
         let hosts: Vec<EgressHost> = imports
             .iter()
-            .map(|i| EgressHost {
-                namespace: i.namespace.clone(),
-                host: i.host.clone(),
-                subset: subset(&i.namespace, &i.name),
+            .map(|s| EgressHost {
+                namespace: s.namespace.clone(),
+                host: self.host(&s.namespace, &s.name),
+                subset: subset(&s.namespace, &s.name),
             })
             .collect();
         let mutual = clusterset.security == SecurityMode::Mutual;
@@ -98,7 +99,7 @@ impl Plan<'_> {
             (Some(trust_domain), true) => self.egress_authorization(c, trust_domain, imports),
             _ => Vec::new(),
         };
-        let mut namespaces: Vec<String> = imports.iter().map(|i| i.namespace.clone()).collect();
+        let mut namespaces: Vec<String> = imports.iter().map(|s| s.namespace.clone()).collect();
         namespaces.dedup();
         let gateways: Vec<IpAddr> = clusterset
             .clusters
@@ -145,37 +146,24 @@ impl Plan<'_> {
         &self,
         c: ClusterId,
         trust_domain: &str,
-        imports: &[ImportPlan],
+        imports: &[&GlobalService],
     ) -> Vec<AuthorizationRule> {
         let mut rules = Vec::new();
-        for import in imports {
-            let Some(service) = self
-                .services
-                .iter()
-                .find(|s| s.namespace == import.namespace && s.name == import.name)
-            else {
-                continue;
-            };
+        for service in imports {
             let callers = &service.callers;
             if callers.clusters.as_ref().is_some_and(|a| !a.contains(&c)) {
                 continue;
             }
-            let accounts = callers
-                .service_accounts
-                .clone()
-                .unwrap_or_else(|| vec!["*".to_string()]);
+            let host = self.host(&service.namespace, &service.name);
             rules.push(AuthorizationRule {
                 from: Some([From {
                     source: Source {
-                        principals: accounts
-                            .iter()
-                            .map(|a| format!("{trust_domain}/ns/{}/sa/{a}", import.namespace))
-                            .collect(),
+                        principals: callers.workloads(trust_domain, &service.namespace),
                     },
                 }]),
                 to: Some([To {
                     operation: Operation {
-                        hosts: vec![import.host.clone(), format!("{}:*", import.host)],
+                        hosts: vec![host.clone(), format!("{host}:*")],
                         methods: Vec::new(),
                         paths: Vec::new(),
                     },

@@ -405,12 +405,12 @@ impl<'m> Plan<'m> {
                     .collect(),
             })
             .collect();
-        let imports: Vec<ImportPlan> = self
+        let imported: Vec<&GlobalService> = self
             .services
             .iter()
             .filter(|s| cluster.imports(&s.namespace, &s.name))
-            .map(|service| self.import(c, service))
             .collect();
+        let imports: Vec<ImportPlan> = imported.iter().map(|s| self.import(c, s)).collect();
         let passthrough: Vec<&PassThrough> = self
             .model
             .passthrough
@@ -424,7 +424,7 @@ impl<'m> Plan<'m> {
             exports,
             virtual_hosts: self.virtual_hosts(&passthrough),
             passthrough: passthrough.iter().map(|p| p.object.clone()).collect(),
-            egress: self.egress(c, &imports),
+            egress: self.egress(c, &imported),
             imports,
         }
     }
@@ -780,11 +780,6 @@ impl<'m> Plan<'m> {
         if clusterset.security != SecurityMode::Mutual {
             return None;
         }
-        let accounts = export
-            .callers
-            .service_accounts
-            .clone()
-            .unwrap_or_else(|| vec!["*".to_string()]);
         let mut principals = Vec::new();
         for c in clusterset.ids() {
             let cluster = clusterset.cluster(c);
@@ -805,11 +800,7 @@ impl<'m> Plan<'m> {
                 principals.push(egress.trim_start_matches("spiffe://").to_string());
                 continue;
             }
-            principals.extend(
-                accounts
-                    .iter()
-                    .map(|account| format!("{trust_domain}/ns/{}/sa/{account}", export.namespace)),
-            );
+            principals.extend(export.callers.workloads(trust_domain, &export.namespace));
         }
         Some(principals)
     }
