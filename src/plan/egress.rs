@@ -118,12 +118,13 @@ impl Plan<'_> {
             out
         };
         let lockdown = if clusterset.lockdown {
+            let (except_v4, except_v6) = (blocks(false), blocks(true));
             namespaces
                 .into_iter()
                 .map(|namespace| Lockdown {
                     namespace,
-                    except_v4: blocks(false),
-                    except_v6: blocks(true),
+                    except_v4: except_v4.clone(),
+                    except_v6: except_v6.clone(),
                 })
                 .collect()
         } else {
