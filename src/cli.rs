@@ -129,11 +129,21 @@ pub enum Command {
         #[command(flatten)]
         input: Input,
     },
+    /// Explain a diagnostic code: print its section of the reference (docs/diagnostics.md).
+    Explain {
+        /// The code, as diagnostics print it (`yaml-syntax`).
+        code: String,
+    },
     /// Print the JSON Schema of an input kind (or of all), for editors.
+    ///
+    /// For yaml-language-server, `--bundle` prints one schema for files that mix kinds.
     Schema {
-        /// The kind; every kind when left out.
-        #[arg(ignore_case = true, value_parser = kinds())]
+        /// The kind; every kind, as a JSON array, when left out.
+        #[arg(ignore_case = true, value_parser = kinds(), conflicts_with = "bundle")]
         kind: Option<String>,
+        /// One schema, with an `$id`, that checks each document against its kind's schema.
+        #[arg(long)]
+        bundle: bool,
     },
 }
 

@@ -94,6 +94,12 @@ macro_rules! diagnostics {
             pub fn as_str(self) -> &'static str {
                 match self { $(Code::$variant => $text,)* }
             }
+
+            /// The code named `text`.
+            #[must_use]
+            pub fn named(text: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str() == text)
+            }
         }
 
         $(
@@ -107,6 +113,32 @@ macro_rules! diagnostics {
     };
 }
 
+/// Where each code is documented: the reference every diagnostic links to.
+const REFERENCE: &str = include_str!("../docs/diagnostics.md");
+
+impl Code {
+    /// The code's section of the reference, as a link relative to mcwan's repository.
+    #[must_use]
+    pub fn documentation(self) -> String {
+        format!("docs/diagnostics.md#{}", self.as_str())
+    }
+
+    /// The code's section of the reference, from its heading to the next heading, as
+    /// `mcwan explain` prints it.
+    #[must_use]
+    pub fn explanation(self) -> &'static str {
+        let heading = format!("### `{}`", self.as_str());
+        let Some(start) = REFERENCE.find(&heading) else {
+            return "";
+        };
+        let body = &REFERENCE[start..];
+        let end = body[heading.len()..]
+            .find("\n#")
+            .map_or(body.len(), |i| heading.len() + i + 1);
+        body[..end].trim_end()
+    }
+}
+
 /// Why a file could not be read.
 #[derive(Debug, Clone, Copy)]
 pub enum Unreadable {
@@ -115,11 +147,26 @@ pub enum Unreadable {
 }
 
 /// What is wrong with a file's YAML.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Syntax<'a> {
     DuplicateKey(&'a str),
+    /// A YAML 1.1 merge key (`<<`).
+    MergeKey,
     /// The parser's own message, without its position.
     Parser(&'a str),
+    /// The parser's message where a tab indents a line or stands at the position.
+    Tab(&'a str),
+    /// The parser's message about the end of a file inside a quoted string that opens at
+    /// the location; the file ends on line `end`.
+    Unclosed {
+        message: &'a str,
+        end: usize,
+    },
+    /// The parser's message where a quoted string that opened on an earlier line ends.
+    RunsOn {
+        message: &'a str,
+        open: Location,
+    },
 }
 
 /// A bound on input that a file crosses (`load::Limits`, docs/reliability.md).
@@ -161,6 +208,7 @@ pub enum Invalid<'a> {
         kind: &'a str,
         pointer: &'a str,
         message: &'a str,
+        hint: Option<&'a str>,
     },
     Duration(&'a str),
 }
@@ -343,10 +391,12 @@ fn invalid_value_draft(at: Location, invalid: Invalid) -> Draft {
             kind,
             pointer,
             message,
+            hint,
         } => error(
             at,
             format!("invalid `{}` in {kind}: {message}", field_path(pointer)),
-        ),
+        )
+        .maybe_hint(hint.map(str::to_owned)),
         Invalid::Duration(text) => error(
             at,
             format!("`{text}` is not a duration between 1ms and 24h"),
@@ -433,7 +483,19 @@ diagnostics! {
         match syntax {
             Syntax::DuplicateKey(key) => error(at, format!("duplicate key `{}`", shortened(key)))
                 .hint("a key may appear once per mapping; YAML parsers disagree on which value wins"),
+            Syntax::MergeKey => error(at, "YAML merge keys (`<<`) are not supported")
+                .hint("write the keys out; merge keys are YAML 1.1 only, and readers disagree on them"),
             Syntax::Parser(message) => error(at, message),
+            Syntax::Tab(message) => error(at, message)
+                .hint("YAML indents with spaces only; replace the tab with spaces"),
+            Syntax::Unclosed { message, end } => error(
+                at,
+                format!("this quoted string is never closed ({message} on line {end})"),
+            )
+            .hint("close the quote on its line: an open quote runs on over the following lines"),
+            Syntax::RunsOn { message, open } => error(at, message)
+                .also(open, "a quoted string opens here and runs on to this line")
+                .hint("is a closing quote missing where the string opens?"),
         }
     }
 
@@ -1188,7 +1250,7 @@ mod tests {
 
     #[test]
     fn codes_are_unique_kebab_case_and_documented() {
-        let docs = include_str!("../docs/diagnostics.md");
+        let docs = REFERENCE;
         let mut seen = BTreeSet::new();
         for code in Code::ALL {
             let text = code.as_str();
@@ -1201,6 +1263,21 @@ mod tests {
                 docs.contains(&format!("### `{text}`")),
                 "{text} is not documented in docs/diagnostics.md"
             );
+        }
+    }
+
+    #[test]
+    fn each_explanation_is_its_own_section_only() {
+        for code in Code::ALL {
+            let text = code.explanation();
+            let heading = format!("### `{}`", code.as_str());
+            assert!(text.starts_with(&heading), "{text}");
+            assert!(
+                text.len() > heading.len() + 10,
+                "{} explains nothing",
+                code.as_str()
+            );
+            assert!(!text[heading.len()..].contains("\n#"), "{text}");
         }
     }
 

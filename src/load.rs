@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use walkdir::WalkDir;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Bound, Syntax, Unreadable};
@@ -269,11 +269,18 @@ fn parse_documents(
             start,
             spans: span,
             duplicates,
+            merge_keys,
         } = spans.next().unwrap_or_default();
         for (line, col, key) in &duplicates {
             diagnostics.push(diags::yaml_syntax(
                 file.location(*line, *col),
                 Syntax::DuplicateKey(key),
+            ));
+        }
+        for (line, col) in &merge_keys {
+            diagnostics.push(diags::yaml_syntax(
+                file.location(*line, *col),
+                Syntax::MergeKey,
             ));
         }
         match Value::deserialize(document) {
@@ -284,7 +291,7 @@ fn parse_documents(
                 value,
                 spans: span,
                 start,
-                damaged: !duplicates.is_empty(),
+                damaged: !duplicates.is_empty() || !merge_keys.is_empty(),
             }),
             Err(error) => {
                 let message = error.to_string();
@@ -305,10 +312,27 @@ fn parse_documents(
                     .next()
                     .unwrap_or(&message)
                     .to_string();
-                diagnostics.push(diags::yaml_syntax(
-                    file.location(line, col),
-                    Syntax::Parser(&message),
-                ));
+                let stop = file.location(line, col);
+                let (at, syntax) = match long_quote_at(&file.text, line) {
+                    // The parser read an unclosed quote to the end: point at where it opens.
+                    Some(LongQuote { open, close: None }) => (
+                        file.location(open.0, open.1),
+                        Syntax::Unclosed {
+                            message: &message,
+                            end: line,
+                        },
+                    ),
+                    Some(LongQuote { open, .. }) => (
+                        stop,
+                        Syntax::RunsOn {
+                            message: &message,
+                            open: file.location(open.0, open.1),
+                        },
+                    ),
+                    None if tab_at(&file.text, line, col) => (stop, Syntax::Tab(&message)),
+                    None => (stop, Syntax::Parser(&message)),
+                };
+                diagnostics.push(diags::yaml_syntax(at, syntax));
                 // The stream cannot be resumed after an error.
                 complete = false;
                 break;
@@ -322,6 +346,105 @@ fn parse_documents(
     if !complete {
         sources.unread.push((file_index, place.clone()));
     }
+}
+
+/// Whether line `line` has a tab in its indentation or at column `col`, where a YAML
+/// parser stopped: tabs may not indent YAML.
+fn tab_at(text: &str, line: usize, col: usize) -> bool {
+    let Some(text_line) = text.split('\n').nth(line.saturating_sub(1)) else {
+        return false;
+    };
+    let indentation = text_line.len() - text_line.trim_start().len();
+    text_line[..indentation].contains('\t')
+        || text_line.chars().nth(col.saturating_sub(1)) == Some('\t')
+}
+
+/// A quoted scalar that spans lines: the (line, column) of its opening quote, and the line
+/// of its closing quote (`None`: the file ends inside it).
+#[derive(Debug, PartialEq, Eq)]
+struct LongQuote {
+    open: (usize, usize),
+    close: Option<usize>,
+}
+
+/// The quoted scalar to blame for a syntax error on `line`: one the file ends inside, or
+/// one that spans lines and closes on `line`. A quote left open runs on to the next quote
+/// of its kind, however far, so the parser stops far from the mistake.
+fn long_quote_at(text: &str, line: usize) -> Option<LongQuote> {
+    long_quotes(text)
+        .into_iter()
+        .rev()
+        .find(|q| q.close.is_none_or(|close| close == line))
+}
+
+/// Every quoted scalar of `text` that spans lines. A quote opens a scalar where a token
+/// starts (after a space, `[`, `{`, `,` or `:`), outside comments and block scalars.
+fn long_quotes(text: &str) -> Vec<LongQuote> {
+    let mut found = Vec::new();
+    // The quote character and where it opened.
+    let mut open: Option<(char, usize, usize)> = None;
+    // The indentation of the line a block scalar (`|`, `>`) starts on.
+    let mut block: Option<usize> = None;
+    for (index, text_line) in text.split('\n').enumerate() {
+        let number = index + 1;
+        let indent = text_line.len() - text_line.trim_start_matches(' ').len();
+        if let (None, Some(parent)) = (open, block) {
+            if text_line.trim().is_empty() || indent > parent {
+                continue;
+            }
+            block = None;
+        }
+        let mut code_end = text_line.len();
+        let mut previous = ' ';
+        let mut chars = text_line.char_indices().peekable();
+        let mut col = 0;
+        while let Some((at, c)) = chars.next() {
+            col += 1;
+            match open {
+                Some(('"', ..)) if c == '\\' => {
+                    col += usize::from(chars.next().is_some());
+                }
+                Some(('\'', ..)) if c == '\'' && chars.next_if(|&(_, n)| n == '\'').is_some() => {
+                    col += 1;
+                }
+                Some((quote, line, opened)) if c == quote => {
+                    if line != number {
+                        found.push(LongQuote {
+                            open: (line, opened),
+                            close: Some(number),
+                        });
+                    }
+                    open = None;
+                }
+                None if c == '#' && previous.is_whitespace() => {
+                    code_end = at;
+                    break;
+                }
+                None if (c == '"' || c == '\'')
+                    && (previous.is_whitespace() || "[{,:".contains(previous)) =>
+                {
+                    open = Some((c, number, col));
+                }
+                Some(_) | None => {}
+            }
+            previous = c;
+        }
+        let last_token = text_line[..code_end]
+            .split_whitespace()
+            .last()
+            .unwrap_or("");
+        let header = last_token.strip_prefix(['|', '>']);
+        if open.is_none() && header.is_some_and(|h| h.chars().all(|c| "+-0123456789".contains(c))) {
+            block = Some(indent);
+        }
+    }
+    if let Some((_, line, col)) = open {
+        found.push(LongQuote {
+            open: (line, col),
+            close: None,
+        });
+    }
+    found
 }
 
 /// Where a reader error (a control character, a NUL byte) stopped: yaml_serde locates it
@@ -505,6 +628,8 @@ struct IndexedDocument {
     spans: Spans,
     /// Keys that appear twice in one mapping, with their second position.
     duplicates: Vec<(usize, usize, String)>,
+    /// Unquoted `<<` keys: YAML 1.1 merge keys, which mcwan does not expand.
+    merge_keys: Vec<(usize, usize)>,
 }
 
 impl SpanIndexer {
@@ -518,7 +643,7 @@ impl SpanIndexer {
 
     /// Called at the start of every node; returns the node's pointer if it is a value
     /// (not a mapping key).
-    fn node(&mut self, mark: Marker, scalar: Option<&str>) -> Option<String> {
+    fn node(&mut self, mark: Marker, scalar: Option<(&str, TScalarStyle)>) -> Option<String> {
         let (line, col) = (mark.line(), mark.col() + 1);
         let depth = self.stack.len();
         match self.stack.last_mut() {
@@ -531,7 +656,10 @@ impl SpanIndexer {
             }) => {
                 if *awaiting_key {
                     *awaiting_key = false;
-                    *key = scalar.map(str::to_owned);
+                    if scalar == Some(("<<", TScalarStyle::Plain)) {
+                        self.current.merge_keys.push((line, col));
+                    }
+                    *key = scalar.map(|(k, _)| k.to_owned());
                     if let Some(k) = key.as_deref() {
                         if !keys.insert(k.to_owned()) {
                             self.current.duplicates.push((line, col, k.to_owned()));
@@ -571,8 +699,8 @@ impl MarkedEventReceiver for SpanIndexer {
                 self.stack.clear();
             }
             Event::DocumentEnd => self.documents.push(std::mem::take(&mut self.current)),
-            Event::Scalar(ref value, ..) => {
-                self.node(mark, Some(value));
+            Event::Scalar(ref value, style, ..) => {
+                self.node(mark, Some((value, style)));
             }
             Event::Alias(_) => {
                 self.node(mark, None);
@@ -639,6 +767,52 @@ mod tests {
             &mut diagnostics,
         );
         (sources, diagnostics)
+    }
+
+    #[test]
+    fn long_quotes_skip_comments_block_scalars_escapes_and_apostrophes() {
+        let text = "a: \"one\n  two\"\nb: it's # don't\nc: |\n  \"not a quote\n  'nor this\nd: 'x''\n  y'\ne: \"\\\"\n  z\"\n";
+        assert_eq!(
+            long_quotes(text),
+            vec![
+                LongQuote {
+                    open: (1, 4),
+                    close: Some(2)
+                },
+                LongQuote {
+                    open: (7, 4),
+                    close: Some(8)
+                },
+                LongQuote {
+                    open: (9, 4),
+                    close: Some(10)
+                },
+            ]
+        );
+        let open = "a: x\nb: \"y\nc: z\n";
+        assert_eq!(
+            long_quote_at(open, 4),
+            Some(LongQuote {
+                open: (2, 4),
+                close: None
+            })
+        );
+        // A quote on one line is never to blame.
+        assert_eq!(long_quote_at("a: \"x\"\nb: [\n", 3), None);
+    }
+
+    #[test]
+    fn only_unquoted_merge_keys_are_refused() {
+        let (_, diagnostics) = load_text("a: &x {k: v}\nb: {\"<<\": 1}\nc:\n  <<: *x\n");
+        let found: Vec<String> = diagnostics
+            .into_sorted()
+            .iter()
+            .map(|d| format!("{} {}", d.primary.as_ref().unwrap(), d.message))
+            .collect();
+        assert_eq!(
+            found,
+            ["f.yaml:4:3 YAML merge keys (`<<`) are not supported"]
+        );
     }
 
     #[test]

@@ -98,6 +98,11 @@ pub fn human(
         let notes: Vec<String> = unshown
             .into_iter()
             .chain(diagnostic.hint.iter().map(|hint| format!("hint: {hint}")))
+            .chain([format!(
+                "see: {} (`mcwan explain {}`)",
+                diagnostic.code.documentation(),
+                diagnostic.code.as_str()
+            )])
             .collect();
         let snippet = Snippet::new(severity)
             .with_code(diagnostic.code.as_str())
@@ -150,6 +155,7 @@ pub fn json_report(diagnostics: &[Diagnostic]) -> String {
                 "severity": d.severity.as_str(),
                 "message": d.message,
                 "hint": d.hint,
+                "doc": d.code.documentation(),
                 "location": d.primary.as_ref().map(location),
                 "related": d.secondary.iter().map(|(l, m)| json!({"location": location(l), "message": m})).collect::<Vec<_>>(),
             })

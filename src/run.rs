@@ -75,7 +75,8 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
             print_stdout(String::from_utf8_lossy(&script).trim_end())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema { kind } => run_schema(kind.as_deref()),
+        Command::Schema { kind, bundle } => run_schema(kind.as_deref(), bundle),
+        Command::Explain { code } => run_explain(&code),
     }
 }
 
@@ -189,9 +190,27 @@ fn run_generate(out: &Path, shape: generate::Shape) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the input schema of `kind`, or an array of every kind's.
-fn run_schema(kind: Option<&str>) -> Result<ExitCode, Error> {
+/// Prints a diagnostic code's section of the reference.
+fn run_explain(text: &str) -> Result<ExitCode, Error> {
+    let Some(code) = diagnostic::Code::named(text) else {
+        let known = diagnostic::Code::ALL.iter().map(|c| c.as_str());
+        let hint = diagnostic::did_you_mean(text, known)
+            .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+        return Err(Error::Usage(format!("no diagnostic code `{text}`{hint}")));
+    };
+    print_stdout(code.explanation())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the input schema of `kind`, an array of every kind's, or their bundle.
+fn run_schema(kind: Option<&str>, bundle: bool) -> Result<ExitCode, Error> {
     let schemas = Schemas::input();
+    if bundle {
+        let text = serde_json::to_string_pretty(&schemas.bundle())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        print_stdout(&text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let selected: Vec<_> = schemas
         .sources()
         .filter(|(k, _)| kind.is_none_or(|wanted| k.eq_ignore_ascii_case(wanted)))

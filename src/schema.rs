@@ -44,6 +44,8 @@ pub enum Violation {
     Invalid {
         pointer: String,
         message: String,
+        /// How to fix the value, where the error says enough to know.
+        hint: Option<String>,
     },
 }
 
@@ -172,6 +174,42 @@ impl Schemas {
     }
 }
 
+/// The `$id` of the bundle of every input kind's schema.
+pub const BUNDLE_ID: &str = "urn:mcw.l7mp.io:mcwan:declarations";
+
+impl Schemas {
+    /// One schema for every input kind, for files that mix kinds: each kind's schema under
+    /// `$defs`, applied to the documents whose `kind` names it, and `kind` one of them.
+    #[must_use]
+    pub fn bundle(&self) -> Value {
+        let mut definitions = serde_json::Map::new();
+        let mut cases = Vec::new();
+        for (kind, source) in self.sources() {
+            let mut schema = source.clone();
+            if let Some(fields) = schema.as_object_mut() {
+                fields.remove("$schema");
+            }
+            definitions.insert(kind.to_string(), schema);
+            cases.push(serde_json::json!({
+                "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": format!("#/$defs/{kind}")},
+            }));
+        }
+        let kinds: Vec<&String> = definitions.keys().collect();
+        serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": BUNDLE_ID,
+            "title": "mcwan declarations",
+            "description": "Any document of an mcwan declarations repository, checked against the schema of its kind.",
+            "type": "object",
+            "required": ["apiVersion", "kind"],
+            "properties": {"kind": {"enum": kinds}},
+            "allOf": cases,
+            "$defs": definitions,
+        })
+    }
+}
+
 /// Validates `value`, turning each schema error into a `Violation` that names the field.
 #[must_use]
 pub fn violations(validator: &Validator, schema: &Value, value: &Value) -> Vec<Violation> {
@@ -200,13 +238,66 @@ pub fn violations(validator: &Validator, schema: &Value, value: &Value) -> Vec<V
                 pointer,
                 field: property.as_str().unwrap_or_default().to_string(),
             }),
-            _ => found.push(Violation::Invalid {
+            kind => found.push(Violation::Invalid {
                 pointer,
                 message: shortened(&error.to_string(), error.instance()),
+                hint: value_hint(kind, error.instance(), schema, error.schema_path().as_str()),
             }),
         }
     }
     found
+}
+
+/// A hint for a value the schema refuses: quoting a scalar YAML read as another type, the
+/// allowed value that differs only in case or spelling, or the field's description for a
+/// value that does not match its pattern.
+fn value_hint(
+    kind: &ValidationErrorKind,
+    instance: &Value,
+    schema: &Value,
+    schema_pointer: &str,
+) -> Option<String> {
+    match kind {
+        ValidationErrorKind::Type { .. } => {
+            let wanted = schema.pointer(schema_pointer)?;
+            let scalar = matches!(instance, Value::Number(_) | Value::Bool(_) | Value::Null);
+            (scalar && *wanted == "string").then(|| {
+                format!(
+                    "quote it (`\"{instance}\"`): unquoted, YAML reads it as a {}",
+                    json_type(instance)
+                )
+            })
+        }
+        ValidationErrorKind::Enum { options } => {
+            let given = instance.as_str()?;
+            let allowed = options.as_array()?.iter().filter_map(Value::as_str);
+            did_you_mean(given, allowed).map(|s| {
+                if s.eq_ignore_ascii_case(given) {
+                    format!("did you mean `{s}`? values are case-sensitive")
+                } else {
+                    format!("did you mean `{s}`?")
+                }
+            })
+        }
+        ValidationErrorKind::Pattern { .. } => {
+            let field = schema_pointer.strip_suffix("/pattern")?;
+            let description = schema.pointer(field)?["description"].as_str()?;
+            Some(description.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// How YAML read an unquoted scalar.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Number(_) => "number",
+        Value::Bool(_) => "boolean",
+        Value::Null => "null",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "mapping",
+    }
 }
 
 /// A schema message without a long offending value echoed in it: the value is at the
@@ -250,6 +341,66 @@ pub fn field_path(pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every document of every example, parsed.
+    fn example_documents() -> Vec<Value> {
+        use serde::Deserialize as _;
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut documents = Vec::new();
+        for entry in walkdir::WalkDir::new(examples).sort_by_file_name() {
+            let entry = entry.unwrap();
+            if entry.path().extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                for document in yaml_serde::Deserializer::from_str(&text) {
+                    let value = Value::deserialize(document).unwrap();
+                    if !value.is_null() {
+                        documents.push(value);
+                    }
+                }
+            }
+        }
+        documents
+    }
+
+    #[test]
+    fn the_bundle_checks_each_document_against_its_kind() {
+        let bundle = Schemas::input().bundle();
+        let validator = jsonschema::validator_for(&bundle).unwrap();
+        let documents = example_documents();
+        assert!(documents.len() > 50);
+        for document in &documents {
+            let errors: Vec<String> = validator
+                .iter_errors(document)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{document}: {errors:?}");
+        }
+        let defined: Vec<&String> = bundle["$defs"].as_object().unwrap().keys().collect();
+        let mut kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        kinds.sort_unstable();
+        assert_eq!(defined, kinds);
+        // A WANPolicy with a ClusterSet's field, a ClusterSet without clusters, an unknown kind.
+        let mut policy = documents
+            .iter()
+            .find(|d| d["kind"] == "WANPolicy")
+            .unwrap()
+            .clone();
+        policy["spec"]["clusters"] = serde_json::json!([]);
+        let mut clusterset = documents
+            .iter()
+            .find(|d| d["kind"] == "ClusterSet")
+            .unwrap()
+            .clone();
+        clusterset["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("clusters");
+        let mut unknown = policy.clone();
+        unknown["kind"] = "WanPolicy".into();
+        for wrong in [policy, clusterset, unknown] {
+            assert!(!validator.is_valid(&wrong), "{wrong}");
+        }
+    }
 
     #[test]
     fn embedded_schemas_compile() {

@@ -192,7 +192,14 @@ pub fn read(sources: &Sources, schemas: &Schemas, diagnostics: &mut Diagnostics)
             diagnostics.push(diags::deprecated_mcs_group(at("apiVersion"), api_version));
         }
         let found = violations(validator, schema, &document.value);
-        for violation in &found {
+        // A merge key is reported where it is, not again as an unknown field.
+        let merge_key = |v: &&Violation| {
+            let (Violation::UnknownField { pointer, .. }
+            | Violation::MissingField { pointer, .. }
+            | Violation::Invalid { pointer, .. }) = v;
+            document.damaged && pointer.split('/').any(|segment| segment == "<<")
+        };
+        for violation in found.iter().filter(|v| !merge_key(v)) {
             diagnostics.push(schema_diagnostic(sources, doc, kind.name(), violation));
         }
         if !found.is_empty() || !placed_well(sources, doc, kind, diagnostics) || document.damaged {
@@ -361,12 +368,17 @@ fn schema_diagnostic(
                 field,
             },
         ),
-        Violation::Invalid { pointer, message } => diags::invalid_value(
+        Violation::Invalid {
+            pointer,
+            message,
+            hint,
+        } => diags::invalid_value(
             sources.at(doc, pointer),
             Invalid::Schema {
                 kind,
                 pointer,
                 message,
+                hint: hint.as_deref(),
             },
         ),
     }

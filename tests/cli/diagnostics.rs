@@ -22,3 +22,35 @@ fn json_diagnostics_are_stable() {
     let value: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     insta::assert_snapshot!(serde_json::to_string_pretty(&value).unwrap());
 }
+
+/// Every diagnostic links to its section of the reference, which `mcwan explain` prints.
+#[test]
+fn each_diagnostic_links_to_its_explanation() {
+    let mut test = Test::case("many-problems");
+    let output = test
+        .args(&["validate", "{in}", "--format", "json"])
+        .code(1)
+        .run();
+    let value: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    let diagnostics = value["diagnostics"].as_array().unwrap();
+    assert!(!diagnostics.is_empty());
+    for diagnostic in diagnostics {
+        let code = diagnostic["code"].as_str().unwrap();
+        assert_eq!(diagnostic["doc"], format!("docs/diagnostics.md#{code}"));
+        let explained = Test::example("payment").args(&["explain", code]).run();
+        assert!(
+            explained.stdout.starts_with(&format!("### `{code}`\n")),
+            "{}",
+            explained.stdout
+        );
+    }
+    let unknown = Test::example("payment")
+        .args(&["explain", "yaml-sintax"])
+        .code(2)
+        .run();
+    assert!(
+        unknown.stderr.contains("did you mean `yaml-syntax`?"),
+        "{}",
+        unknown.stderr
+    );
+}

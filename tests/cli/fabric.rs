@@ -203,12 +203,19 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
         test.read("{out}/sdwan/sites/cluster-2/acme-site.conf"),
         "site 200\npermit 10.111.1.29 31111\n"
     );
+    // A region is a Kubernetes label value, so none can carry a line into a template...
     test.edit(
         "clusterset.yaml",
         "region: eu-west",
         "region: \"eu-west\\napply-policy evil\"",
     );
-    render(&mut test, "{in}", 2).stderr_has("is not a plain token");
+    render(&mut test, "{in}", 1).stderr_has("invalid-value");
+    // ...and a template that builds one anyway cannot write it.
+    test.write(
+        "{temp}/templates/sdwan/acme.conf.j2",
+        "region {{ fabric.sites[0].region ~ '\\napply-policy evil' }}\n",
+    );
+    render(&mut test, example, 2).stderr_has("is not a plain token");
     assert!(test
         .read("{out}/sdwan/acme.conf")
         .lines()
