@@ -88,23 +88,32 @@ pub enum Command {
         #[arg(long)]
         dot: bool,
     },
-    /// Export a service from a cluster: write its ServiceExport into the repository.
+    /// Export a service from a cluster: write its ServiceExport into the repository. Run
+    /// again with another `--wan-policy`, it changes the export's policy annotation; with
+    /// the same or none, it changes nothing.
     Export {
         #[command(flatten)]
         target: Target,
-        /// The WAN policy, or an unambiguous suffix of its name (`high`); default: the ClusterSet's.
+        /// The WAN policy: its name, or a part of its name no other policy name contains
+        /// (`high` for `sd-wan-priority-high`); default: the ClusterSet's.
         #[arg(long, value_name = "POLICY")]
         wan_policy: Option<String>,
     },
-    /// Remove a ServiceExport that `export` wrote.
+    /// Remove a cluster's ServiceExport: its file, or its document when the file holds
+    /// other objects too.
     Unexport {
         #[command(flatten)]
         target: Target,
     },
-    /// Import a service into a cluster: undo an opt-out, or add the service's namespace.
+    /// Import a service into a cluster: undo an opt-out, or add the service's namespace,
+    /// which imports every exported service of the namespace (each is listed).
     Import {
         #[command(flatten)]
         target: Target,
+        /// When the namespace is added: import only this service, and opt out of the
+        /// namespace's other exported services (`skipImports`).
+        #[arg(long)]
+        only: bool,
     },
     /// Stop a cluster importing a service: record an opt-out in the ClusterSet.
     Unimport {

@@ -63,10 +63,12 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Diff { input, output } => run_diff(&input, &output),
         Command::Status { service, input } => run_status(&input, &service),
         Command::Graph { input, dot } => run_graph(&input, dot),
-        Command::Export { target, wan_policy } => run_verb(edit::Verb::Export, &target, wan_policy),
-        Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None),
-        Command::Import { target } => run_verb(edit::Verb::Import, &target, None),
-        Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None),
+        Command::Export { target, wan_policy } => {
+            run_verb(edit::Verb::Export, &target, wan_policy, false)
+        }
+        Command::Unexport { target } => run_verb(edit::Verb::Unexport, &target, None, false),
+        Command::Import { target, only } => run_verb(edit::Verb::Import, &target, None, only),
+        Command::Unimport { target } => run_verb(edit::Verb::Unimport, &target, None, false),
         Command::Generate { out, shape } => run_generate(&out, shape),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -232,11 +234,14 @@ fn run_schema(kind: Option<&str>, bundle: bool) -> Result<ExitCode, Error> {
 }
 
 /// Carries out an imperative verb: the repository must be valid before, and the edit is
-/// written only if the repository is still valid after it.
+/// written only if the repository is still valid after it. Diagnostics of the edited
+/// repository that the repository had already are not shown again; those of a refused edit
+/// say which of their files were only proposed.
 fn run_verb(
     verb: edit::Verb,
     target: &cli::Target,
     wan_policy: Option<String>,
+    only: bool,
 ) -> Result<ExitCode, Error> {
     let input = &target.input;
     let Some((namespace, name)) = target.service.split_once('/') else {
@@ -247,7 +252,9 @@ fn run_verb(
     };
     let limits = input.limits();
     let files = load::read(&input.dir, limits)?;
-    let Some((sources, model)) = checked(&files, input, limits)? else {
+    let (sources, model, before) = diagnosed(&files, input, limits);
+    print_diagnostics(input.format, &sources, &before)?;
+    let Some(model) = model else {
         eprintln!("error: the repository is invalid; fix it before changing it");
         return Ok(ExitCode::from(EXIT_INVALID));
     };
@@ -257,14 +264,23 @@ fn run_verb(
         name: name.to_string(),
         cluster: target.cluster.clone(),
         wan_policy,
+        only,
     };
-    let (writes, message) = match edit::apply(&request, &files, &sources, &model) {
+    let (writes, message) = match edit::apply(&request, &files, &sources, &model, limits) {
         Ok(done) => done,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: cannot {}: {message}", request.what());
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    if writes.is_empty() {
+        eprintln!("{message}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let created: Vec<String> = (writes.iter())
+        .filter(|(path, _)| !files.iter().any(|f| f.path == *path))
+        .map(|(path, _)| path.clone())
+        .collect();
     let mut edited: Vec<load::InputFile> = files
         .into_iter()
         .filter(|f| !writes.iter().any(|(p, _)| *p == f.path))
@@ -278,13 +294,52 @@ fn run_verb(
         }
     }
     edited.sort_by(|a, b| a.path.cmp(&b.path));
-    if checked(&edited, input, limits)?.is_none() {
-        eprintln!("error: refusing the change: the repository would not validate");
+    let (proposed, valid, mut after) = diagnosed(&edited, input, limits);
+    let seen = |d: &diagnostic::Diagnostic| {
+        before.iter().any(|b| {
+            (b.code, b.severity, &b.message, &b.hint) == (d.code, d.severity, &d.message, &d.hint)
+        })
+    };
+    after.retain(|d| d.severity == diagnostic::Severity::Error || !seen(d));
+    if valid.is_none() {
+        edit::mark_proposed(&mut after, &writes, &created);
+        print_diagnostics(input.format, &proposed, &after)?;
+        let untouched: Vec<String> = writes
+            .iter()
+            .map(|(path, _)| {
+                if created.contains(path) {
+                    format!("`{path}` was not created")
+                } else {
+                    format!("`{path}` is unchanged")
+                }
+            })
+            .collect();
+        eprintln!(
+            "error: refusing to {}: the repository would not validate with the change (the error(s) above); nothing was written: {}",
+            request.what(),
+            untouched.join(", ")
+        );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
+    print_diagnostics(input.format, &proposed, &after)?;
     emit::apply_edits(&input.dir, &writes)?;
     eprintln!("{message}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses and checks in-memory files without printing: the verbs choose what to show.
+fn diagnosed(
+    files: &[load::InputFile],
+    input: &Input,
+    limits: load::Limits,
+) -> (source::Sources, Option<Model>, Vec<diagnostic::Diagnostic>) {
+    let mut diagnostics = Diagnostics::default();
+    let sources = load::parse(files, limits, &mut diagnostics);
+    let options = check::Options {
+        resolve_conflicts: input.resolve_conflicts,
+    };
+    let model = check::check(&sources, &Schemas::input(), options, &mut diagnostics);
+    (sources, model, diagnostics.into_sorted())
 }
 
 /// Parses and checks in-memory files, printing diagnostics; `None` if invalid.
