@@ -50,11 +50,17 @@ pub enum Command {
         /// Compare with these declarations instead of the intent render recorded in OUT.
         #[arg(long, value_name = "DIR")]
         declarations: Option<PathBuf>,
+        /// Print the paths of the declarations' files below PREFIX instead of DIR.
+        #[arg(long, value_name = "PREFIX", requires = "declarations")]
+        path_prefix: Option<PathBuf>,
         /// How to print the matrix: a line per flow, JSON, or GitHub annotations.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
     /// Fail if OUT differs from what render would write; print a unified diff.
+    ///
+    /// The stale files are named on stderr; `--format github` also prints an annotation per
+    /// stale file, and `json` one document of the diagnostics and the stale files.
     ///
     /// Exit codes: 0 up to date, 1 out of date or invalid input, 2 usage or I/O error.
     Check {
@@ -65,6 +71,8 @@ pub enum Command {
     },
     /// Show per object what render would add, change or remove in OUT, then the diff.
     ///
+    /// `--format json` prints one document of the diagnostics and the per-object changes.
+    ///
     /// Exit codes as diff(1): 0 no differences, 1 differences, 2 trouble (invalid input included).
     Diff {
         #[command(flatten)]
@@ -73,6 +81,8 @@ pub enum Command {
         output: Output,
     },
     /// Show who exports and imports a service, over which WAN policy, tunnel and gateways.
+    ///
+    /// `--format json` prints one document of the diagnostics and these facts.
     Status {
         /// The service, as NAMESPACE/NAME.
         #[arg(value_name = "NS/NAME")]
@@ -81,6 +91,8 @@ pub enum Command {
         input: Input,
     },
     /// Draw the clusterset: clusters, exported services, and imports labelled with tunnels.
+    ///
+    /// The graph goes to stdout and the diagnostics to stderr; there is no `--format json`.
     Graph {
         #[command(flatten)]
         input: Input,
@@ -134,6 +146,8 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Report every problem in the declarations.
+    ///
+    /// `--format human` prints them on stderr, `json` and `github` on stdout.
     Validate {
         #[command(flatten)]
         input: Input,
@@ -188,9 +202,15 @@ pub struct Input {
     /// The declarations repository.
     #[arg(default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
-    /// How to print diagnostics.
+    /// How to print the result and the diagnostics: for people, as one JSON document on
+    /// stdout, or as GitHub annotations. Diagnostics go to stderr, except with `json` (they are
+    /// in the document) and for `validate` (they are its result).
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Print the paths of DIR's files (and OUT's, found from DIR) below PREFIX instead of DIR,
+    /// as a CI job that runs mcwan from another directory needs for its annotations.
+    #[arg(long, value_name = "PREFIX")]
+    pub path_prefix: Option<PathBuf>,
     /// Resolve MCS conflicts by ClusterSet order (the earlier cluster wins) instead of failing.
     #[arg(long)]
     pub resolve_conflicts: bool,
@@ -211,6 +231,7 @@ impl Input {
         Input {
             dir,
             format: Format::Human,
+            path_prefix: None,
             resolve_conflicts: false,
             max_file_bytes: limits.max_file_bytes,
             max_depth: u16::try_from(limits.max_depth).unwrap_or(u16::MAX),

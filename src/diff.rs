@@ -16,7 +16,8 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    fn as_str(self) -> &'static str {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Added => "added",
             ChangeKind::Changed => "changed",
@@ -113,6 +114,83 @@ pub fn summary(changes: &[Change]) -> String {
     }
     if let Some(summary) = changes.iter().find(|c| c.path == crate::SUMMARY) {
         out.push_str(&reachability_changes(&summary.old, &summary.new));
+    }
+    out
+}
+
+/// One changed file as data, for `diff --format json`: the object it holds and the paths of
+/// its fields that change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Within OUT.
+    pub path: String,
+    pub change: ChangeKind,
+    /// The object's kind and `namespace/name`; for a file that holds no object, `file` and
+    /// its path below its top directory, as the summary names it.
+    pub kind: String,
+    pub name: String,
+    /// The changed fields (`spec.listeners[0].port`); a field holding embedded YAML adds the
+    /// path inside it after `|`. Empty unless the file changes and holds an object on both
+    /// sides.
+    pub fields: Vec<String>,
+}
+
+/// The summary's facts, one `Row` per change, without the values.
+#[must_use]
+pub fn rows(changes: &[Change]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for change in changes {
+        let (old, new) = (parse(&change.old), parse(&change.new));
+        let rest = (change.path.split_once('/')).map_or(change.path.as_str(), |(_, r)| r);
+        let object = new
+            .as_ref()
+            .or(old.as_ref())
+            .filter(|v| v["kind"].is_string());
+        let (kind, name) = match object {
+            Some(v) => {
+                let name = v["metadata"]["name"].as_str().unwrap_or_default();
+                let name = match v["metadata"]["namespace"].as_str() {
+                    Some(ns) => format!("{ns}/{name}"),
+                    None => name.to_string(),
+                };
+                (v["kind"].as_str().unwrap_or_default().to_string(), name)
+            }
+            None => ("file".to_string(), rest.to_string()),
+        };
+        let fields = match (change.kind, &old, &new) {
+            (ChangeKind::Changed, Some(a), Some(b)) if a.is_object() && b.is_object() => {
+                changed_fields("", a, b)
+            }
+            _ => Vec::new(),
+        };
+        rows.push(Row {
+            path: change.path.clone(),
+            change: change.kind,
+            kind,
+            name,
+            fields,
+        });
+    }
+    rows
+}
+
+/// The path of every changed field, looking into embedded YAML as `field_changes` does.
+fn changed_fields(prefix: &str, a: &Value, b: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (pointer, before, after) in leaf_differences(a, b) {
+        let path = format!("{prefix}{}", field_path(&pointer));
+        let inner = match (&before, &after) {
+            (Value::String(x), Value::String(y)) if x.contains('\n') || y.contains('\n') => {
+                parse(x.as_bytes())
+                    .zip(parse(y.as_bytes()))
+                    .filter(|(x, y)| x.is_object() && y.is_object())
+            }
+            _ => None,
+        };
+        match inner {
+            Some((x, y)) => out.extend(changed_fields(&format!("{path}|"), &x, &y)),
+            None => out.push(path),
+        }
     }
     out
 }
@@ -225,5 +303,22 @@ mod tests {
                 && diff.contains("+spec: {listeners: [{port: 31115}]}")
         );
         assert!(diff.contains("--- /dev/null\n+++ b/SUMMARY.md"));
+        let rows = rows(&changes);
+        assert_eq!(
+            (
+                rows[0].kind.as_str(),
+                rows[0].name.as_str(),
+                rows[0].fields.clone()
+            ),
+            (
+                "Gateway",
+                "mcw-system/mcw-ingress",
+                vec!["spec.listeners[0].port".to_string()]
+            )
+        );
+        assert_eq!(
+            (rows[1].change, rows[1].kind.as_str(), rows[1].name.as_str()),
+            (ChangeKind::Added, "file", "SUMMARY.md")
+        );
     }
 }

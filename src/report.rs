@@ -1,7 +1,6 @@
-//! Prints diagnostics: human (codespan-style snippets), JSON, or GitHub workflow commands.
-//! Writes only to the stream it is given.
+//! Prints diagnostics: human (codespan-style snippets), JSON, or GitHub workflow commands,
+//! each file named as `Paths` prints it. Writes only to the stream it is given.
 
-use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 
 use codespan_reporting::diagnostic::{Diagnostic as Snippet, Label, Severity as SnippetSeverity};
@@ -10,6 +9,7 @@ use codespan_reporting::term::{self, termcolor};
 use serde_json::json;
 
 use crate::diagnostic::{Diagnostic, Location, Severity};
+use crate::paths::Paths;
 use crate::source::Sources;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,12 +19,26 @@ pub enum Format {
     Github,
 }
 
-/// Writes `diagnostics` to stderr (human) or stdout (json, github).
+/// Where a command prints its diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Writes `diagnostics` in `format` to `stream`; the human format always goes to stderr,
+/// where a terminal shows it beside, not inside, a command's result.
 ///
 /// # Errors
 /// On write errors; a closed pipe is left to the caller to ignore.
-pub fn print(format: Format, sources: &Sources, diagnostics: &[Diagnostic]) -> io::Result<()> {
-    match format {
+pub fn print(
+    format: Format,
+    stream: Stream,
+    paths: &Paths,
+    sources: &Sources,
+    diagnostics: &[Diagnostic],
+) -> io::Result<()> {
+    let text = match format {
         Format::Human => {
             let choice = if std::env::var_os("NO_COLOR").is_some() || !io::stderr().is_terminal() {
                 termcolor::ColorChoice::Never
@@ -32,16 +46,14 @@ pub fn print(format: Format, sources: &Sources, diagnostics: &[Diagnostic]) -> i
                 termcolor::ColorChoice::Auto
             };
             let mut stream = termcolor::StandardStream::stderr(choice);
-            human(&mut stream, sources, diagnostics)
+            return human(&mut stream, paths, sources, diagnostics);
         }
-        Format::Json => {
-            let mut out = io::stdout().lock();
-            writeln!(out, "{}", json_report(diagnostics))
-        }
-        Format::Github => {
-            let mut out = io::stdout().lock();
-            out.write_all(github(diagnostics).as_bytes())
-        }
+        Format::Json => format!("{}\n", serde_json::Value::Object(json(paths, diagnostics))),
+        Format::Github => github(paths, diagnostics),
+    };
+    match stream {
+        Stream::Stdout => io::stdout().lock().write_all(text.as_bytes()),
+        Stream::Stderr => io::stderr().lock().write_all(text.as_bytes()),
     }
 }
 
@@ -51,6 +63,7 @@ pub fn print(format: Format, sources: &Sources, diagnostics: &[Diagnostic]) -> i
 /// On write errors.
 pub fn human(
     writer: &mut dyn termcolor::WriteColor,
+    paths: &Paths,
     sources: &Sources,
     diagnostics: &[Diagnostic],
 ) -> io::Result<()> {
@@ -58,7 +71,7 @@ pub fn human(
     let ids: Vec<usize> = sources
         .files
         .iter()
-        .map(|f| files.add(f.path.display().to_string(), f.text.as_str()))
+        .map(|f| files.add(paths.declaration(&f.path), f.text.as_str()))
         .collect();
     let config = term::Config::default();
     let label = |location: &Location, primary: bool, message: &str| {
@@ -94,7 +107,7 @@ pub fn human(
             .primary
             .as_ref()
             .filter(|_| labels.is_empty())
-            .map(|l| format!("at {l} (the line is too long to show)"));
+            .map(|l| format!("at {} (the line is too long to show)", shown(paths, l)));
         let notes: Vec<String> = unshown
             .into_iter()
             .chain(diagnostic.hint.iter().map(|hint| format!("hint: {hint}")))
@@ -143,10 +156,21 @@ fn counts(diagnostics: &[Diagnostic]) -> (usize, usize) {
     (errors, diagnostics.len() - errors)
 }
 
-/// The documented JSON structure (`docs/diagnostics.md`).
+/// `file:line:col`, the file as `paths` prints it.
+fn shown(paths: &Paths, location: &Location) -> String {
+    let file = paths.declaration(&location.file);
+    format!("{file}:{}:{}", location.line, location.col)
+}
+
+/// The documented JSON structure (`docs/diagnostics.md`), as an object to which a command
+/// adds its own result, so that it prints one document.
 #[must_use]
-pub fn json_report(diagnostics: &[Diagnostic]) -> String {
-    let location = |l: &Location| json!({"file": l.file.display().to_string(), "line": l.line, "column": l.col});
+pub fn json(
+    paths: &Paths,
+    diagnostics: &[Diagnostic],
+) -> serde_json::Map<String, serde_json::Value> {
+    let location =
+        |l: &Location| json!({"file": paths.declaration(&l.file), "line": l.line, "column": l.col});
     let items: Vec<_> = diagnostics
         .iter()
         .map(|d| {
@@ -162,41 +186,52 @@ pub fn json_report(diagnostics: &[Diagnostic]) -> String {
         })
         .collect();
     let (errors, warnings) = counts(diagnostics);
-    json!({"version": 1, "errors": errors, "warnings": warnings, "diagnostics": items}).to_string()
+    let mut document = serde_json::Map::new();
+    document.insert("version".into(), 1.into());
+    document.insert("errors".into(), errors.into());
+    document.insert("warnings".into(), warnings.into());
+    document.insert("diagnostics".into(), items.into());
+    document
 }
 
 /// GitHub Actions workflow commands, which GitHub shows as annotations on the lines.
 #[must_use]
-pub fn github(diagnostics: &[Diagnostic]) -> String {
+pub fn github(paths: &Paths, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let mut properties = Vec::new();
+        if let Some(l) = &d.primary {
+            properties.push(("file", paths.declaration(&l.file)));
+            properties.push(("line", l.line.to_string()));
+            properties.push(("col", l.col.to_string()));
+        }
+        properties.push(("title", d.code.as_str().to_string()));
+        let message = match &d.hint {
+            Some(hint) => format!("{} (hint: {hint})", d.message),
+            None => d.message.clone(),
+        };
+        out.push_str(&workflow_command(
+            d.severity.as_str(),
+            &properties,
+            &message,
+        ));
+    }
+    out
+}
+
+/// One GitHub Actions workflow command line (`::error file=F,title=T::message`), its
+/// properties and message escaped as the runner reads them.
+#[must_use]
+pub fn workflow_command(command: &str, properties: &[(&str, String)], message: &str) -> String {
     let data = |s: &str| {
         s.replace('%', "%25")
             .replace('\r', "%0D")
             .replace('\n', "%0A")
     };
     let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
-    let mut out = String::new();
-    for d in diagnostics {
-        let mut properties = Vec::new();
-        if let Some(l) = &d.primary {
-            properties.push(format!(
-                "file={},line={},col={}",
-                property(&l.file.display().to_string()),
-                l.line,
-                l.col
-            ));
-        }
-        properties.push(format!("title={}", property(d.code.as_str())));
-        let message = match &d.hint {
-            Some(hint) => format!("{} (hint: {hint})", d.message),
-            None => d.message.clone(),
-        };
-        let _ = writeln!(
-            out,
-            "::{} {}::{}",
-            d.severity.as_str(),
-            properties.join(","),
-            data(&message)
-        );
-    }
-    out
+    let properties: Vec<String> = properties
+        .iter()
+        .map(|(key, value)| format!("{key}={}", property(value)))
+        .collect();
+    format!("::{command} {}::{}\n", properties.join(","), data(message))
 }

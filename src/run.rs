@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
+use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, Input};
 use crate::conventions::FABRIC_DIRECTORY;
@@ -16,9 +17,11 @@ use crate::emit::Existing;
 use crate::error::Error;
 use crate::fabric::SiteFlows;
 use crate::model::Model;
+use crate::paths::Paths;
 use crate::pipeline::{self, compare, for_each_cluster, is_yaml, poisoned, reachability};
 use crate::plan::Plan;
 use crate::render::Renderer;
+use crate::report::{Format, Stream};
 use crate::schema::Schemas;
 use crate::{
     check, cli, diagnostic, diff, edit, emit, generate, load, render, report, source, status,
@@ -45,9 +48,7 @@ pub fn run() -> ExitCode {
 
 fn execute(command: Command) -> Result<ExitCode, Error> {
     match command {
-        Command::Validate { input } => {
-            Ok(validate(&input)?.map_or(ExitCode::from(EXIT_INVALID), |_| ExitCode::SUCCESS))
-        }
+        Command::Validate { input } => run_validate(&input),
         Command::Render {
             input,
             output,
@@ -57,8 +58,15 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Verify {
             out,
             declarations,
+            path_prefix,
             format,
-        } => verify_out(&out, declarations.as_deref(), format),
+        } => {
+            let declarations = declarations.map(|dir| Input {
+                path_prefix,
+                ..Input::defaults(dir)
+            });
+            verify_out(&out, declarations.as_ref(), format)
+        }
         Command::Check { input, output } => run_check(&input, &output),
         Command::Diff { input, output } => run_diff(&input, &output),
         Command::Status { service, input } => run_status(&input, &service),
@@ -89,7 +97,9 @@ fn run_render(
     lock_timeout: Option<u64>,
 ) -> Result<ExitCode, Error> {
     emit::check_output_location(&input.dir, &output.out)?;
-    let Some((model, renderer)) = prepare(input, output)? else {
+    let (checked, renderer) = prepare(input, output)?;
+    print_diagnostics(input, Stream::Stderr, &checked)?;
+    let Some(model) = checked.model else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
@@ -106,62 +116,158 @@ fn run_render(
     Ok(ExitCode::from(EXIT_INVALID))
 }
 
+fn run_validate(input: &Input) -> Result<ExitCode, Error> {
+    let checked = read_checked(input)?;
+    // The diagnostics are validate's result.
+    print_diagnostics(input, Stream::Stdout, &checked)?;
+    Ok(match checked.model {
+        Some(_) => ExitCode::SUCCESS,
+        None => ExitCode::from(EXIT_INVALID),
+    })
+}
+
+/// `check`: the unified diff on stdout and the stale files on stderr; with `github`, an
+/// annotation per stale file before the diff; with `json`, one document of the diagnostics
+/// and the stale files.
 fn run_check(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
-    let Some((model, renderer)) = prepare(input, output)? else {
-        return Ok(ExitCode::from(EXIT_INVALID));
-    };
+    let paths = printed_paths(input)?;
+    let (checked, renderer) = prepare(input, output)?;
+    print_beside_result(input, &checked)?;
     let out = &output.out;
-    let changes = compare(&model, &renderer, out)?;
-    if changes.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+    let changes = match &checked.model {
+        Some(model) => Some(compare(model, &renderer, out)?),
+        None => None,
+    };
+    let code = match &changes {
+        Some(changes) if changes.is_empty() => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_INVALID),
+    };
+    if input.format == Format::Json {
+        let stale = changes.as_ref().map(|changes| {
+            (changes.iter())
+                .map(|c| json!({"path": paths.output(out, &c.path), "change": c.kind.as_str()}))
+                .collect::<Vec<_>>()
+        });
+        let up_to_date = changes.as_ref().map(Vec::is_empty);
+        print_document(
+            &paths,
+            &checked,
+            [("upToDate", json!(up_to_date)), ("stale", json!(stale))],
+        )?;
+        return Ok(code);
     }
-    print_stdout(diff::unified(&changes).trim_end())?;
-    let files: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    let Some(changes) = changes.filter(|c| !c.is_empty()) else {
+        return Ok(code);
+    };
+    let files: Vec<String> = changes.iter().map(|c| paths.output(out, &c.path)).collect();
+    let fix = format!("mcwan render {} -o {}", input.dir.display(), out.display());
+    let mut text = String::new();
+    if input.format == Format::Github {
+        for (file, change) in files.iter().zip(&changes) {
+            let would = match change.kind {
+                diff::ChangeKind::Added => "add",
+                diff::ChangeKind::Changed => "change",
+                diff::ChangeKind::Removed => "remove",
+            };
+            text.push_str(&report::workflow_command(
+                "error",
+                &[("file", file.clone()), ("title", "out-of-date".to_string())],
+                &format!("`{file}` is out of date: `mcwan render` would {would} it (run `{fix}`)"),
+            ));
+        }
+    }
+    text.push_str(diff::unified(&changes).trim_end());
+    print_stdout(&text)?;
     eprintln!(
-        "error: `{}` is out of date: {} file(s) differ from what `mcwan render` writes:\n  {}\nrun `mcwan render {} -o {}` and commit the result",
+        "error: `{}` is out of date: {} file(s) differ from what `mcwan render` writes:\n  {}\nrun `{fix}` and commit the result",
         out.display(),
         files.len(),
         files.join("\n  "),
-        input.dir.display(),
-        out.display()
     );
-    Ok(ExitCode::from(EXIT_INVALID))
+    Ok(code)
 }
 
+/// `diff`: the per-object summary and the unified diff on stdout; with `json`, one document
+/// of the diagnostics and the per-object changes.
 fn run_diff(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
-    let Some((model, renderer)) = prepare(input, output)? else {
-        return Ok(ExitCode::from(EXIT_FATAL));
+    let paths = printed_paths(input)?;
+    let (checked, renderer) = prepare(input, output)?;
+    print_beside_result(input, &checked)?;
+    let out = &output.out;
+    let changes = match &checked.model {
+        Some(model) => Some(compare(model, &renderer, out)?),
+        None => None,
     };
-    let changes = compare(&model, &renderer, &output.out)?;
-    if changes.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+    let code = match &changes {
+        None => ExitCode::from(EXIT_FATAL),
+        Some(changes) if changes.is_empty() => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(1),
+    };
+    if input.format == Format::Json {
+        let rows = changes.as_deref().map(|changes| {
+            (diff::rows(changes).into_iter())
+                .map(|r| {
+                    json!({
+                        "path": paths.output(out, &r.path),
+                        "change": r.change.as_str(),
+                        "kind": r.kind,
+                        "name": r.name,
+                        "fields": r.fields,
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        print_document(&paths, &checked, [("changes", json!(rows))])?;
+        return Ok(code);
     }
-    print_stdout(&format!(
-        "{}\n{}",
-        diff::summary(&changes),
-        diff::unified(&changes).trim_end()
-    ))?;
-    Ok(ExitCode::from(1))
+    if let Some(changes) = changes.filter(|c| !c.is_empty()) {
+        print_stdout(&format!(
+            "{}\n{}",
+            diff::summary(&changes),
+            diff::unified(&changes).trim_end()
+        ))?;
+    }
+    Ok(code)
 }
 
+/// `status`: the service's facts as text, or with `json` as one document with the
+/// diagnostics (`status` is null, and `error` says why, when there are no facts).
 fn run_status(input: &Input, service: &str) -> Result<ExitCode, Error> {
-    let Some(model) = validate(input)? else {
-        return Ok(ExitCode::from(EXIT_INVALID));
+    let paths = printed_paths(input)?;
+    let checked = read_checked(input)?;
+    print_beside_result(input, &checked)?;
+    let status = (checked.model.as_ref()).map(|model| status::Status::of(model, service));
+    let code = match &status {
+        Some(Ok(_)) => ExitCode::SUCCESS,
+        _ => ExitCode::from(EXIT_INVALID),
     };
-    match status::describe(&model, service) {
-        Ok(text) => {
-            print_stdout(text.trim_end())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            Ok(ExitCode::from(EXIT_INVALID))
-        }
+    if input.format == Format::Json {
+        let (facts, error) = match &status {
+            Some(Ok(facts)) => (json!(facts), Value::Null),
+            Some(Err(message)) => (Value::Null, json!(message)),
+            None => (Value::Null, Value::Null),
+        };
+        print_document(&paths, &checked, [("status", facts), ("error", error)])?;
+        return Ok(code);
     }
+    match status {
+        Some(Ok(facts)) => print_stdout(facts.text().trim_end())?,
+        Some(Err(message)) => eprintln!("error: {message}"),
+        None => {}
+    }
+    Ok(code)
 }
 
+/// `graph`: Mermaid or DOT on stdout, which has no JSON form.
 fn run_graph(input: &Input, dot: bool) -> Result<ExitCode, Error> {
-    let Some(model) = validate(input)? else {
+    if input.format == Format::Json {
+        return Err(Error::Usage(
+            "`graph` draws Mermaid or DOT and has no `--format json`; use `human` or `github` for its diagnostics".to_string(),
+        ));
+    }
+    let checked = read_checked(input)?;
+    print_diagnostics(input, Stream::Stderr, &checked)?;
+    let Some(model) = checked.model else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let plan = Plan::new(&model);
@@ -244,6 +350,11 @@ fn run_verb(
     only: bool,
 ) -> Result<ExitCode, Error> {
     let input = &target.input;
+    if input.format == Format::Json {
+        return Err(Error::Usage(
+            "export, unexport, import and unimport print no JSON; use `--format human` or `github` for their diagnostics".to_string(),
+        ));
+    }
     let Some((namespace, name)) = target.service.split_once('/') else {
         return Err(Error::Usage(format!(
             "`{}` is not NAMESPACE/NAME",
@@ -252,9 +363,9 @@ fn run_verb(
     };
     let limits = input.limits();
     let files = load::read(&input.dir, limits)?;
-    let (sources, model, before) = diagnosed(&files, input, limits);
-    print_diagnostics(input.format, &sources, &before)?;
-    let Some(model) = model else {
+    let before = checked(&files, input, limits);
+    print_diagnostics(input, Stream::Stderr, &before)?;
+    let Some(model) = &before.model else {
         eprintln!("error: the repository is invalid; fix it before changing it");
         return Ok(ExitCode::from(EXIT_INVALID));
     };
@@ -266,7 +377,7 @@ fn run_verb(
         wan_policy,
         only,
     };
-    let (writes, message) = match edit::apply(&request, &files, &sources, &model, limits) {
+    let (writes, message) = match edit::apply(&request, &files, &before.sources, model, limits) {
         Ok(done) => done,
         Err(message) => {
             eprintln!("error: cannot {}: {message}", request.what());
@@ -294,16 +405,18 @@ fn run_verb(
         }
     }
     edited.sort_by(|a, b| a.path.cmp(&b.path));
-    let (proposed, valid, mut after) = diagnosed(&edited, input, limits);
+    let mut after = checked(&edited, input, limits);
     let seen = |d: &diagnostic::Diagnostic| {
-        before.iter().any(|b| {
+        before.diagnostics.iter().any(|b| {
             (b.code, b.severity, &b.message, &b.hint) == (d.code, d.severity, &d.message, &d.hint)
         })
     };
-    after.retain(|d| d.severity == diagnostic::Severity::Error || !seen(d));
-    if valid.is_none() {
-        edit::mark_proposed(&mut after, &writes, &created);
-        print_diagnostics(input.format, &proposed, &after)?;
+    after
+        .diagnostics
+        .retain(|d| d.severity == diagnostic::Severity::Error || !seen(d));
+    if after.model.is_none() {
+        edit::mark_proposed(&mut after.diagnostics, &writes, &created);
+        print_diagnostics(input, Stream::Stderr, &after)?;
         let untouched: Vec<String> = writes
             .iter()
             .map(|(path, _)| {
@@ -321,49 +434,63 @@ fn run_verb(
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    print_diagnostics(input.format, &proposed, &after)?;
+    print_diagnostics(input, Stream::Stderr, &after)?;
     emit::apply_edits(&input.dir, &writes)?;
     eprintln!("{message}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses and checks in-memory files without printing: the verbs choose what to show.
-fn diagnosed(
-    files: &[load::InputFile],
-    input: &Input,
-    limits: load::Limits,
-) -> (source::Sources, Option<Model>, Vec<diagnostic::Diagnostic>) {
+/// The declarations, read and checked: what was read, every diagnostic (sorted), and the
+/// model when they are valid.
+struct Checked {
+    sources: source::Sources,
+    diagnostics: Vec<diagnostic::Diagnostic>,
+    model: Option<Model>,
+}
+
+/// Parses and checks in-memory files. Prints nothing: each command says where its
+/// diagnostics go.
+fn checked(files: &[load::InputFile], input: &Input, limits: load::Limits) -> Checked {
     let mut diagnostics = Diagnostics::default();
     let sources = load::parse(files, limits, &mut diagnostics);
     let options = check::Options {
         resolve_conflicts: input.resolve_conflicts,
     };
     let model = check::check(&sources, &Schemas::input(), options, &mut diagnostics);
-    (sources, model, diagnostics.into_sorted())
+    Checked {
+        sources,
+        diagnostics: diagnostics.into_sorted(),
+        model,
+    }
 }
 
-/// Parses and checks in-memory files, printing diagnostics; `None` if invalid.
-fn checked(
-    files: &[load::InputFile],
-    input: &Input,
-    limits: load::Limits,
-) -> Result<Option<(source::Sources, Model)>, Error> {
-    let mut diagnostics = Diagnostics::default();
-    let sources = load::parse(files, limits, &mut diagnostics);
-    let options = check::Options {
-        resolve_conflicts: input.resolve_conflicts,
+/// Loads and checks the declarations.
+fn read_checked(input: &Input) -> Result<Checked, Error> {
+    let limits = input.limits();
+    Ok(checked(&load::read(&input.dir, limits)?, input, limits))
+}
+
+/// How `input`'s command prints paths. The current directory is asked only with a prefix,
+/// where OUT is found from DIR.
+fn printed_paths(input: &Input) -> Result<Paths, Error> {
+    let cwd = match &input.path_prefix {
+        Some(_) => std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?,
+        None => PathBuf::new(),
     };
-    let model = check::check(&sources, &Schemas::input(), options, &mut diagnostics);
-    print_diagnostics(input.format, &sources, &diagnostics.into_sorted())?;
-    Ok(model.map(|model| (sources, model)))
+    Ok(Paths::new(&input.dir, input.path_prefix.as_deref(), &cwd))
 }
 
-fn print_diagnostics(
-    format: report::Format,
-    sources: &source::Sources,
-    all: &[diagnostic::Diagnostic],
-) -> Result<(), Error> {
-    match report::print(format, sources, all) {
+/// Prints the diagnostics in `input`'s format; human always goes to stderr.
+fn print_diagnostics(input: &Input, stream: Stream, checked: &Checked) -> Result<(), Error> {
+    let paths = printed_paths(input)?;
+    let printed = report::print(
+        input.format,
+        stream,
+        &paths,
+        &checked.sources,
+        &checked.diagnostics,
+    );
+    match printed {
         Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
             Err(Error::io(Path::new("<output>"), error))
         }
@@ -371,27 +498,51 @@ fn print_diagnostics(
     }
 }
 
-/// The renderer an output asks for and the checked model; `None` if the input is invalid.
-/// Template overrides are compiled first, so a broken override fails before any input is read.
-fn prepare(input: &Input, output: &cli::Output) -> Result<Option<(Model, Renderer)>, Error> {
+/// A command whose result goes to stdout prints its diagnostics on stderr, except in JSON,
+/// where they belong in its one document (`print_document`).
+fn print_beside_result(input: &Input, checked: &Checked) -> Result<(), Error> {
+    if input.format == Format::Json {
+        return Ok(());
+    }
+    print_diagnostics(input, Stream::Stderr, checked)
+}
+
+/// Prints a command's one JSON document: the diagnostics, then the command's own fields.
+fn print_document<const N: usize>(
+    paths: &Paths,
+    checked: &Checked,
+    fields: [(&str, Value); N],
+) -> Result<(), Error> {
+    let mut document = report::json(paths, &checked.diagnostics);
+    for (key, value) in fields {
+        document.insert(key.to_string(), value);
+    }
+    print_stdout(&Value::Object(document).to_string())
+}
+
+/// The renderer an output asks for and the checked declarations. Template overrides are
+/// compiled first, so a broken override fails before any input is read.
+fn prepare(input: &Input, output: &cli::Output) -> Result<(Checked, Renderer), Error> {
     let overrides = match &output.templates {
         Some(dir) => load::template_overrides(dir)?,
         None => Vec::new(),
     };
     let renderer = Renderer::new(&overrides)?.with_layout(output.layout);
-    Ok(validate(input)?.map(|model| (model, renderer)))
+    Ok((read_checked(input)?, renderer))
 }
 
 /// `mcwan verify OUT`: reads OUT's cluster directories and fabric, under the rules `check`
 /// reads OUT by, and compares them with the recorded intent or the declarations.
 fn verify_out(
     out: &Path,
-    declarations: Option<&Path>,
+    declarations: Option<&Input>,
     format: report::Format,
 ) -> Result<ExitCode, Error> {
     let intent = match declarations {
-        Some(dir) => {
-            let Some(model) = validate(&Input::defaults(dir.to_path_buf()))? else {
+        Some(input) => {
+            let checked = read_checked(input)?;
+            print_diagnostics(input, Stream::Stderr, &checked)?;
+            let Some(model) = checked.model else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
             verify::intent::Intent::of(&model)
@@ -466,12 +617,6 @@ fn verify_out(
     } else {
         ExitCode::from(EXIT_INVALID)
     })
-}
-
-/// Loads and checks the declarations, printing every diagnostic. `None` means invalid.
-fn validate(input: &Input) -> Result<Option<Model>, Error> {
-    let limits = input.limits();
-    Ok(checked(&load::read(&input.dir, limits)?, input, limits)?.map(|(_, model)| model))
 }
 
 fn print_stdout(text: &str) -> Result<(), Error> {

@@ -7,7 +7,7 @@ use crate::common::test::Test;
 #[test]
 fn human_diagnostics_show_the_offending_lines() {
     let mut test = Test::case("many-problems");
-    let output = test.args(&["validate", "{in}"]).code(1).run();
+    let output = test.within("{in}").args(&["validate", "."]).code(1).run();
     assert!(output.stdout.is_empty());
     insta::assert_snapshot!(output.stderr.replace(&test.expand("{temp}"), "[TEMP]"));
 }
@@ -16,7 +16,8 @@ fn human_diagnostics_show_the_offending_lines() {
 fn json_diagnostics_are_stable() {
     let mut test = Test::case("many-problems");
     let output = test
-        .args(&["validate", "{in}", "--format", "json"])
+        .within("{in}")
+        .args(&["validate", ".", "--format", "json"])
         .code(1)
         .run();
     let value: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();

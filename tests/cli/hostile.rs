@@ -45,7 +45,8 @@ fn hostile_sizes_and_depths_are_bounded() {
         "clusters/cluster-1/deep.yaml",
         format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000)),
     );
-    test.args(&["validate", "{in}", "--format", "github"])
+    test.within("{in}")
+        .args(&["validate", ".", "--format", "github"])
         .code(1)
         .run()
         .stdout_has(
@@ -595,7 +596,8 @@ fn a_nul_byte_is_reported_where_it_is() {
         "clusters/cluster-1/nul.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\0y\n",
     );
-    test.args(&["validate", "{in}", "--format", "github"])
+    test.within("{in}")
+        .args(&["validate", ".", "--format", "github"])
         .code(1)
         .run()
         .stdout_has("file=clusters/cluster-1/nul.yaml,line=4,col=10,title=yaml-syntax");
@@ -615,7 +617,8 @@ fn linked_directories_in_the_declarations_are_reported_not_read() {
         test.symlink(link, "{temp}/elsewhere");
     }
     let output = test
-        .args(&["validate", "{in}", "--format", "github"])
+        .within("{in}")
+        .args(&["validate", ".", "--format", "github"])
         .code(1)
         .run();
     let text = output.printed();

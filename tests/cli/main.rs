@@ -15,4 +15,5 @@ mod hostile;
 mod output;
 mod review;
 mod routing;
+mod streams;
 mod verbs;

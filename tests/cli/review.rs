@@ -16,10 +16,12 @@ fn check_names_every_file_an_edit_affects() {
 
     test.edit(HIGH, "port: 31111", "port: 31115");
     let stale = test.check().code(1).run();
+    // Each is named as OUT was given, joined with its path within OUT.
+    let out = test.expand("  {out}/");
     let named: Vec<String> = stale
         .stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.strip_prefix(out.as_str()))
         .map(str::to_string)
         .collect();
 

@@ -20,6 +20,7 @@ pub struct Test {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     under: Vec<String>,
+    cwd: Option<PathBuf>,
     code: i32,
 }
 
@@ -38,6 +39,7 @@ impl Test {
             args: Vec::new(),
             envs: Vec::new(),
             under: Vec::new(),
+            cwd: None,
             code: 0,
         }
     }
@@ -152,6 +154,13 @@ impl Test {
         self
     }
 
+    /// Runs the binary in `dir` (the test's own directory unless given), for a test of the
+    /// paths it prints.
+    pub fn within(&mut self, dir: &str) -> &mut Self {
+        self.cwd = Some(self.path(dir));
+        self
+    }
+
     /// The exit code the next run must have; 0 unless given.
     pub fn code(&mut self, code: i32) -> &mut Self {
         self.code = code;
@@ -176,6 +185,9 @@ impl Test {
             .args(std::mem::take(&mut self.args))
             .envs(std::mem::take(&mut self.envs))
             .env("NO_COLOR", "1");
+        if let Some(dir) = self.cwd.take() {
+            command.current_dir(dir);
+        }
         command
     }
 
