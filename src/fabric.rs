@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::conventions::{CLUSTER_LABEL, WAN_POLICY_LABEL};
-use crate::model::{ClusterId, Model, PolicyId, Sla, WholeSla};
+use crate::model::{ClusterId, Model, PolicyId, Sla, Vendor, WholeSla};
 use crate::plan::ClusterPlan;
 
 /// The flows one site sends across the SD-WAN: for every remote endpoint its cluster
@@ -78,6 +78,9 @@ impl SiteFlows {
 #[derive(Debug, Serialize)]
 pub struct Classification {
     pub clusterset: String,
+    /// The vendor whose built-in templates render (`fabric.vendor`, its name, in templates).
+    #[serde(serialize_with = "vendor_name")]
+    pub vendor: Option<Vendor>,
     pub vpns: Vec<u32>,
     pub sites: Vec<Site>,
     pub classes: Vec<Class>,
@@ -98,8 +101,9 @@ pub struct Class {
     /// characters: names over 28 keep 21 characters and gain a hash.
     pub short_name: String,
     pub tunnel: String,
-    /// The TLOC colour the fabric prefers for this tunnel.
-    pub color: String,
+    /// The TLOC colour the fabric prefers for this tunnel: always with Cisco; without a
+    /// vendor, only when `sdwan.colors` maps the tunnel.
+    pub color: Option<String>,
     pub port: u16,
     pub sla: SlaView,
     /// The class whose tunnel carries this class's traffic when all its endpoints fail.
@@ -107,6 +111,13 @@ pub struct Class {
     /// The SLA as whole numbers in the ranges vendors accept (latency and jitter 1–1000 ms,
     /// loss 1–100 %), rounded up; `check` warns when this differs from `sla`.
     pub whole_sla: WholeSla,
+}
+
+/// A vendor as the ClusterSet names it, for templates.
+// serde's `serialize_with` hands over a reference to the field as it is.
+#[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)]
+fn vendor_name<S: serde::Serializer>(vendor: &Option<Vendor>, out: S) -> Result<S::Ok, S::Error> {
+    vendor.map(Vendor::as_str).serialize(out)
 }
 
 /// `name` if it fits in 28 characters, else its first 21 characters, `-` and a hash.
@@ -166,7 +177,11 @@ pub fn classify(model: &Model) -> Classification {
             policy: policy.name.clone(),
             short_name: short_name(&policy.name),
             tunnel: policy.tunnel.clone(),
-            color: model.clusterset.sdwan.color(&policy.tunnel).to_string(),
+            color: model
+                .clusterset
+                .sdwan
+                .color(&policy.tunnel)
+                .map(str::to_string),
             port: policy.port,
             sla: SlaView::from(&policy.sla),
             whole_sla: WholeSla::of(&policy.sla),
@@ -175,6 +190,7 @@ pub fn classify(model: &Model) -> Classification {
         .collect();
     Classification {
         clusterset: model.clusterset.name.clone(),
+        vendor: model.clusterset.sdwan.vendor,
         vpns: model.clusterset.sdwan.vpns.clone(),
         sites: model
             .clusterset

@@ -521,14 +521,19 @@ fn print_document<const N: usize>(
 }
 
 /// The renderer an output asks for and the checked declarations. Template overrides are
-/// compiled first, so a broken override fails before any input is read.
+/// compiled first, so a broken override fails before any input is read; an override of a
+/// vendor template the ClusterSet's vendor would not render fails next.
 fn prepare(input: &Input, output: &cli::Output) -> Result<(Checked, Renderer), Error> {
     let overrides = match &output.templates {
         Some(dir) => load::template_overrides(dir)?,
         None => Vec::new(),
     };
     let renderer = Renderer::new(&overrides)?.with_layout(output.layout);
-    Ok((read_checked(input)?, renderer))
+    let checked = read_checked(input)?;
+    if let Some(model) = &checked.model {
+        renderer.check_vendor(model.clusterset.sdwan.vendor)?;
+    }
+    Ok((checked, renderer))
 }
 
 /// `mcwan verify OUT`: reads OUT's cluster directories and fabric, under the rules `check`

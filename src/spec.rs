@@ -73,6 +73,7 @@ pub struct Tracing {
 pub struct Sdwan {
     #[serde(default)]
     pub vpns: Option<Vec<u32>>,
+    pub vendor: Option<String>,
     #[serde(default)]
     pub colors: BTreeMap<String, String>,
 }

@@ -70,7 +70,9 @@ pub struct Security {
 pub struct Policy {
     pub name: String,
     pub tunnel: String,
-    pub colour: String,
+    /// The TLOC colour, when the vendor or the ClusterSet's `sdwan.colors` gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<String>,
     pub port: u16,
     pub latency_ms: Number,
     pub jitter_ms: Number,
@@ -213,10 +215,13 @@ impl Status {
         let _ = writeln!(out, "security  {security}");
         out.push_str("\nWAN policies\n");
         for p in &self.policies {
+            let colour = (p.colour.as_ref())
+                .map(|c| format!(" (colour {c})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {}: tunnel {} (colour {}), port {}, SLA latency {} ms, jitter {} ms, loss {} %",
-                p.name, p.tunnel, p.colour, p.port, p.latency_ms, p.jitter_ms, p.loss_percent
+                "  {}: tunnel {}{colour}, port {}, SLA latency {} ms, jitter {} ms, loss {} %",
+                p.name, p.tunnel, p.port, p.latency_ms, p.jitter_ms, p.loss_percent
             );
         }
         if let Some(route) = &self.route {
@@ -290,7 +295,7 @@ fn policies(model: &Model, global: &GlobalService) -> Vec<Policy> {
             Policy {
                 name: p.name.clone(),
                 tunnel: p.tunnel.clone(),
-                colour: sdwan.color(&p.tunnel).to_string(),
+                colour: sdwan.color(&p.tunnel).map(str::to_owned),
                 port: p.port,
                 latency_ms: p.sla.latency_ms.clone(),
                 jitter_ms: p.sla.jitter_ms.clone(),

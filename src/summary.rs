@@ -226,14 +226,24 @@ pub fn markdown(
         );
     }
 
-    out.push_str("\n## Tunnels\n\n| WAN policy | tunnel | colour | port | latency ms | jitter ms | loss % | flows |\n|---|---|---|---|---|---|---|---|\n");
+    // Colours are a vendor's notion: shown when some tunnel has one (`-` for the others).
+    let colours = classification.classes.iter().any(|c| c.color.is_some());
+    out.push_str(if colours {
+        "\n## Tunnels\n\n| WAN policy | tunnel | colour | port | latency ms | jitter ms | loss % | flows |\n|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "\n## Tunnels\n\n| WAN policy | tunnel | port | latency ms | jitter ms | loss % | flows |\n|---|---|---|---|---|---|---|\n"
+    });
     for class in &classification.classes {
+        let colour = match (&class.color, colours) {
+            (Some(colour), _) => format!(" {colour} |"),
+            (None, true) => " - |".to_string(),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} |{colour} {} | {} | {} | {} | {} |",
             class.policy,
             class.tunnel,
-            class.color,
             class.port,
             class.sla.latency_ms,
             class.sla.jitter_ms,

@@ -10,7 +10,7 @@ use crate::check::topology::Topology;
 use crate::check::{policy_id, policy_refused, Policies};
 use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Invalid, Name};
-use crate::model::{Exposure, Millis, Resilience, SecurityMode, Sla, WanPolicy};
+use crate::model::{Exposure, Millis, Resilience, SecurityMode, Sla, Vendor, WanPolicy};
 use crate::spec;
 use crate::value_diff::leaf_differences;
 
@@ -192,13 +192,18 @@ impl Pass<'_> {
         }
     }
 
-    /// Every tunnel needs a TLOC colour for the fabric's policy, and vendors take the SLA in
-    /// whole numbers within fixed ranges.
+    /// Cisco's rules, with `vendor: cisco` only: its app-route policy prefers a TLOC colour
+    /// for every tunnel, and its SLA classes take whole numbers within fixed ranges.
+    /// Without a vendor the fabric's files carry the tunnels and SLAs as declared, so
+    /// neither applies.
     fn check_fabric(&mut self, policies: &Policies) {
         let sdwan = &self.topology.clusterset.sdwan;
+        if sdwan.vendor != Some(Vendor::Cisco) {
+            return;
+        }
         for (name, (policy, doc)) in policies {
             let color = sdwan.color(&policy.tunnel);
-            if !TLOC_COLORS.contains(&color) {
+            if !color.is_some_and(|c| TLOC_COLORS.contains(&c)) {
                 self.diagnostics.push(diags::sdwan_tunnel_no_color(
                     self.input.at(*doc, &fields("spec.tunnel")),
                     name,
@@ -382,6 +387,17 @@ pub const TLOC_COLORS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::TLOC_COLORS;
+    use crate::model::Vendor;
+
+    #[test]
+    fn vendors_match_the_clusterset_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/input/clusterset.json")).unwrap();
+        let listed =
+            &schema["properties"]["spec"]["properties"]["sdwan"]["properties"]["vendor"]["enum"];
+        let known: Vec<&str> = Vendor::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(listed, &serde_json::json!(known));
+    }
 
     #[test]
     fn colours_match_the_clusterset_schema() {

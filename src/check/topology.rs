@@ -12,7 +12,7 @@ use crate::diagnostic::{Diagnostics, Location};
 use crate::diags::{self, Name, TooLong};
 use crate::kind::Kind;
 use crate::model::{
-    Cluster, ClusterSet, Exposure, McsVersion, Sdwan, SecurityMode, ServiceKey, Tracing,
+    Cluster, ClusterSet, Exposure, McsVersion, Sdwan, SecurityMode, ServiceKey, Tracing, Vendor,
 };
 use crate::source::Place;
 use crate::spec;
@@ -361,6 +361,8 @@ fn clusterset(
         },
         sdwan: Sdwan {
             vpns: spec.sdwan.vpns.clone().unwrap_or_else(|| vec![1]),
+            // The schema admits only the vendors `Vendor::named` knows.
+            vendor: spec.sdwan.vendor.as_deref().and_then(Vendor::named),
             colors: spec.sdwan.colors.clone(),
         },
         tracing: Tracing {

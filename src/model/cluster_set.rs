@@ -93,20 +93,54 @@ impl Cluster {
     }
 }
 
-/// How the SD-WAN fabric is addressed: the service VPNs mesh traffic travels in, and the
-/// TLOC colour preferred for each tunnel.
+/// An SD-WAN vendor whose configuration is rendered beside the vendor-neutral files
+/// (`spec.sdwan.vendor`). Vendors are opt-in: without one, the fabric gets only the
+/// classes and the sites' flows, and no vendor's rules (colours, SLA ranges) apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// Cisco SD-WAN (Viptela): a vSmart app-route policy, each tunnel a TLOC colour.
+    Cisco,
+}
+
+impl Vendor {
+    /// Every vendor, as the ClusterSet schema's `spec.sdwan.vendor` enum lists them.
+    pub const ALL: &'static [Vendor] = &[Vendor::Cisco];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Cisco => "cisco",
+        }
+    }
+
+    #[must_use]
+    pub fn named(name: &str) -> Option<Vendor> {
+        Vendor::ALL.iter().copied().find(|v| v.as_str() == name)
+    }
+}
+
+/// How the SD-WAN fabric is addressed: the service VPNs mesh traffic travels in, the
+/// vendor whose configuration is rendered, if any, and the TLOC colour preferred for
+/// each tunnel.
 #[derive(Debug, Clone, Default)]
 pub struct Sdwan {
     pub vpns: Vec<u32>,
-    /// Tunnel → colour; a tunnel named after a colour needs no entry.
+    pub vendor: Option<Vendor>,
+    /// Tunnel → colour. With Cisco, a tunnel named after a colour needs no entry.
     pub colors: BTreeMap<String, String>,
 }
 
 impl Sdwan {
-    /// The TLOC colour of `tunnel`: its mapping, or the tunnel's own name.
+    /// The TLOC colour of `tunnel`: its mapping; else, with Cisco, the tunnel's own name
+    /// (`check` makes it a colour). Without a vendor a name is only a name, so an
+    /// unmapped tunnel has none.
     #[must_use]
-    pub fn color<'a>(&'a self, tunnel: &'a str) -> &'a str {
-        self.colors.get(tunnel).map_or(tunnel, String::as_str)
+    pub fn color<'a>(&'a self, tunnel: &'a str) -> Option<&'a str> {
+        match (self.colors.get(tunnel), self.vendor) {
+            (Some(color), _) => Some(color),
+            (None, Some(Vendor::Cisco)) => Some(tunnel),
+            (None, None) => None,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ mod wan_policy;
 mod wan_route;
 
 pub use cluster_set::{
-    Cluster, ClusterId, ClusterSet, Exposure, McsVersion, Sdwan, SecurityMode, Tracing,
+    Cluster, ClusterId, ClusterSet, Exposure, McsVersion, Sdwan, SecurityMode, Tracing, Vendor,
 };
 pub use export::{AppProtocol, Callers, Export, Overrides, ServicePort, ServiceType};
 pub use resilience::{Millis, Resilience, IDEMPOTENT_METHODS, IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON};

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::embedded::TEMPLATE_FILES;
 use crate::error::Error;
 use crate::fabric::{Classification, FlowView};
-use crate::model::ClusterId;
+use crate::model::{ClusterId, Vendor};
 use crate::plan::{ClusterPlan, Object, Sink};
 use crate::schema::{self, Lookup, Schemas};
 
@@ -30,6 +30,20 @@ const FABRIC_PREFIX: &str = "sdwan/";
 /// ...except those under this one, which render once per site, to
 /// `<OUT>/sdwan/sites/<cluster>/`.
 const SITE_PREFIX: &str = "sdwan/sites/";
+
+/// The built-in vendor templates, each rendered only when the ClusterSet names its vendor
+/// (`spec.sdwan.vendor`). Every other template under `sdwan/`, built in or added by
+/// `--templates`, renders whatever the vendor: the vendor-neutral files, and a user's own.
+const VENDOR_TEMPLATES: &[(Vendor, &str)] =
+    &[(Vendor::Cisco, "sdwan/cisco-app-route-policy.txt.j2")];
+
+/// The vendor whose built-in template `name` is, if it is one.
+fn vendor_of(name: &str) -> Option<Vendor> {
+    VENDOR_TEMPLATES
+        .iter()
+        .find(|(_, template)| *template == name)
+        .map(|(vendor, _)| *vendor)
+}
 
 /// Reads one rendered YAML document, the way render reads its own output back.
 ///
@@ -102,6 +116,8 @@ pub struct Renderer {
     env: Environment<'static>,
     schemas: Schemas,
     layout: Layout,
+    /// The names of the templates `--templates` replaced or added.
+    overridden: Vec<String>,
 }
 
 impl Renderer {
@@ -173,7 +189,25 @@ impl Renderer {
             env,
             schemas: Schemas::output(),
             layout: Layout::default(),
+            overridden: overrides.iter().map(|(name, _)| name.clone()).collect(),
         })
+    }
+
+    /// Fails when an override replaces a vendor's template that `vendor` (the ClusterSet's)
+    /// does not render: the override would be silently ignored.
+    ///
+    /// # Errors
+    /// A usage error naming the template and the vendor it needs.
+    pub fn check_vendor(&self, vendor: Option<Vendor>) -> Result<(), Error> {
+        for name in &self.overridden {
+            if let Some(needed) = vendor_of(name).filter(|v| Some(*v) != vendor) {
+                return Err(Error::Usage(format!(
+                    "template override `{name}` replaces the `{0}` vendor's template, which renders only with `spec.sdwan.vendor: {0}` in the ClusterSet; set it, or add your own template under `{FABRIC_PREFIX}` instead",
+                    needed.as_str()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The same renderer with another directory layout.
@@ -183,7 +217,8 @@ impl Renderer {
         self
     }
 
-    /// Renders the fabric's files, one per template under `sdwan/` but not `sdwan/sites/`.
+    /// Renders the fabric's files, one per template under `sdwan/` but not `sdwan/sites/`;
+    /// a vendor's built-in template only when the classification names that vendor.
     ///
     /// # Errors
     /// When a template fails or renders an invalid object.
@@ -191,7 +226,8 @@ impl Renderer {
         let context = FabricContext {
             fabric: classification,
         };
-        self.fabric_files(FABRIC_PREFIX, FABRIC_PREFIX, &context)
+        let wanted = |name: &str| vendor_of(name).is_none_or(|v| Some(v) == classification.vendor);
+        self.fabric_files(FABRIC_PREFIX, FABRIC_PREFIX, &context, &wanted)
     }
 
     /// Renders one site's files, one per template under `sdwan/sites/`: the flows its
@@ -212,19 +248,20 @@ impl Renderer {
             flows,
         };
         let directory = format!("{SITE_PREFIX}{}/", site.cluster);
-        self.fabric_files(SITE_PREFIX, &directory, &context)
+        self.fabric_files(SITE_PREFIX, &directory, &context, &|_: &str| true)
     }
 
-    /// Renders every template directly under `prefix` to `directory`: YAML ones are parsed
-    /// back and validated like every object; others are plain text.
+    /// Renders every template directly under `prefix` that `wanted` accepts to `directory`:
+    /// YAML ones are parsed back and validated like every object; others are plain text.
     fn fabric_files(
         &self,
         prefix: &str,
         directory: &str,
         context: &impl Serialize,
+        wanted: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<OutputFile>, Error> {
         let mut files = Vec::new();
-        for (name, template) in self.env.templates() {
+        for (name, template) in self.env.templates().filter(|(name, _)| wanted(name)) {
             // Directly under `prefix`: `Renderer::new` made every name under `sdwan/` either
             // that or a site's template, whose `sites/` leaves a `/`.
             let Some(output) = name
@@ -503,6 +540,13 @@ fn write_token(
     out: &mut minijinja::Output,
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
+    // `none` would print as the word: a missing value (a colour without a vendor) fails.
+    if value.is_none() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "a value is none and cannot be written into a text template (test it with `if`)",
+        ));
+    }
     let text = value.to_string();
     let plain = !text.is_empty()
         && text
@@ -532,4 +576,105 @@ fn is_path_safe(segment: &str) -> bool {
         && segment.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_'
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::{Class, Site, SlaView};
+    use crate::model::WholeSla;
+
+    /// A classification of one class on tunnel `gold` and one site, with `vendor`; the
+    /// colour is there exactly when a vendor is, as `fabric::classify` makes it.
+    fn classification(vendor: Option<Vendor>) -> Classification {
+        let whole = WholeSla {
+            jitter_ms: 50,
+            latency_ms: 100,
+            loss_percent: 1,
+        };
+        Classification {
+            clusterset: "demo".into(),
+            vendor,
+            vpns: vec![1],
+            sites: vec![Site {
+                cluster: "one".into(),
+                site: 100,
+                region: "eu".into(),
+                gateway_address: "10.0.0.1".into(),
+            }],
+            classes: vec![Class {
+                policy: "high".into(),
+                short_name: "high".into(),
+                tunnel: "gold".into(),
+                color: vendor.map(|_| "gold".into()),
+                port: 31111,
+                sla: SlaView {
+                    jitter_ms: 50.into(),
+                    latency_ms: 100.into(),
+                    loss_percent: 1.into(),
+                },
+                fallback: None,
+                whole_sla: whole,
+            }],
+        }
+    }
+
+    #[test]
+    fn vendor_templates_are_built_in() {
+        for (vendor, name) in VENDOR_TEMPLATES {
+            assert!(
+                TEMPLATES.iter().any(|(n, _)| n == name),
+                "{}: {name}",
+                vendor.as_str()
+            );
+        }
+    }
+
+    /// For every vendor choice, with and without a user's own template: a vendor's file
+    /// renders exactly when the ClusterSet names that vendor; the vendor-neutral files and
+    /// the user's template always do.
+    #[test]
+    fn a_vendor_file_renders_exactly_when_its_vendor_is_chosen() {
+        let own = (
+            "sdwan/acme.conf.j2".to_string(),
+            "sites {{ fabric.sites | length }}\n".to_string(),
+        );
+        let choices = std::iter::once(None).chain(Vendor::ALL.iter().copied().map(Some));
+        for vendor in choices {
+            for overrides in [vec![], vec![own.clone()]] {
+                let renderer = Renderer::new(&overrides).unwrap();
+                assert!(renderer.check_vendor(vendor).is_ok());
+                let files = renderer.fabric(&classification(vendor)).unwrap();
+                let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+                for (template_vendor, name) in VENDOR_TEMPLATES {
+                    let output = name.trim_end_matches(".j2");
+                    assert_eq!(
+                        paths.contains(&output),
+                        vendor == Some(*template_vendor),
+                        "{vendor:?}: {paths:?}"
+                    );
+                }
+                assert!(paths.contains(&"sdwan/classes.yaml"), "{paths:?}");
+                assert_eq!(
+                    paths.contains(&"sdwan/acme.conf"),
+                    !overrides.is_empty(),
+                    "{paths:?}"
+                );
+            }
+        }
+    }
+
+    /// An override of a vendor's template is refused unless that vendor is chosen: it
+    /// would never render.
+    #[test]
+    fn an_override_of_a_vendor_template_needs_its_vendor() {
+        for (template_vendor, name) in VENDOR_TEMPLATES {
+            let renderer = Renderer::new(&[((*name).to_string(), "x\n".to_string())]).unwrap();
+            assert!(renderer.check_vendor(Some(*template_vendor)).is_ok());
+            assert!(matches!(
+                renderer.check_vendor(None),
+                Err(Error::Usage(message)) if message.contains(template_vendor.as_str())
+            ));
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The SD-WAN fabric's configuration agrees with the gateways: one policy edit moves both,
 //! the sites' flows are those the ServiceEntries imply, a template override that breaks the
-//! agreement fails, and vendor templates can be added but not injected into.
+//! agreement fails, and vendor templates can be added but not injected into. Vendors are
+//! opt-in: Cisco's policy and its colour rules apply only with `spec.sdwan.vendor: cisco`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -229,4 +230,205 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
         render(&mut test, example, 2).stderr_has("is not a plain file name directly in");
         test.remove(&path);
     }
+}
+
+/// Without `spec.sdwan.vendor`, tunnels are only names: `express` needs no colour, `gold`
+/// (also a Cisco colour) gets none, an SLA Cisco could not express draws no warning, and
+/// the fabric is the vendor-neutral files alone. With `vendor: cisco` the same repository
+/// breaks Cisco's rules.
+#[test]
+fn without_a_vendor_tunnels_need_no_colour_and_no_cisco_policy_renders() {
+    let mut test = Test::example("payment");
+    test.edit("clusterset.yaml", "    vendor: cisco\n", "")
+        .edit(
+            "clusterset.yaml",
+            "    colors:\n      business: biz-internet\n      default: public-internet\n",
+            "",
+        )
+        .edit(
+            "policies/sd-wan-priority-high.yaml",
+            "tunnel: business",
+            "tunnel: gold",
+        )
+        .edit(
+            "policies/sd-wan-priority-high.yaml",
+            "jitterMs: 50",
+            "jitterMs: 2.5",
+        )
+        .edit(
+            "policies/sd-wan-priority-low.yaml",
+            "tunnel: default",
+            "tunnel: express",
+        );
+    let validate = ["validate", "{in}", "--format", "github"];
+    let valid = test.args(&validate).run();
+    assert!(!valid.stdout.contains("sdwan-"), "{}", valid.stdout);
+    test.render().run();
+    let tree = test.tree("{out}");
+    let fabric: Vec<&str> = tree
+        .keys()
+        .filter(|p| p.starts_with("sdwan/"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fabric,
+        [
+            "sdwan/classes.yaml",
+            "sdwan/sites/cluster-1/flows.yaml",
+            "sdwan/sites/cluster-2/flows.yaml"
+        ]
+    );
+    let classes = &yaml_documents(&tree["sdwan/classes.yaml"])[0];
+    assert_eq!(class(classes, "sd-wan-priority-high")["tunnel"], "gold");
+    assert_eq!(class(classes, "sd-wan-priority-low")["tunnel"], "express");
+    for policy in ["sd-wan-priority-high", "sd-wan-priority-low"] {
+        assert!(class(classes, policy).get("color").is_none(), "{classes}");
+    }
+    let summary = String::from_utf8(tree["SUMMARY.md"].clone()).unwrap();
+    assert!(
+        summary.contains("| sd-wan-priority-low | express | 31112 |"),
+        "{summary}"
+    );
+
+    test.edit(
+        "clusterset.yaml",
+        "  sdwan:\n",
+        "  sdwan:\n    vendor: cisco\n",
+    );
+    let broken = test.args(&validate).code(1).run();
+    let shown = broken.printed();
+    assert!(
+        shown.contains("title=sdwan-tunnel-no-color::tunnel `express`")
+            && !shown.contains("tunnel `gold`")
+            && shown.contains("title=sdwan-sla-rounded"),
+        "{shown}"
+    );
+}
+
+/// `sdwan.colors` without a vendor is vendor-neutral input: `classes.yaml` carries the
+/// colours it maps, and only those (`default`, a Cisco colour's name, gets none unmapped).
+/// Turning the vendor off removes the Cisco policy a previous render wrote.
+#[test]
+fn colours_without_a_vendor_reach_only_the_classification() {
+    let mut test = Test::example("payment");
+    test.render().run();
+    assert!(test.path("{out}/sdwan/cisco-app-route-policy.txt").exists());
+    test.edit("clusterset.yaml", "    vendor: cisco\n", "")
+        .edit("clusterset.yaml", "      default: public-internet\n", "");
+    test.render().run();
+    assert!(!test.path("{out}/sdwan/cisco-app-route-policy.txt").exists());
+    let classes = &yaml_documents(test.read("{out}/sdwan/classes.yaml").as_bytes())[0];
+    assert_eq!(
+        class(classes, "sd-wan-priority-high")["color"],
+        "biz-internet"
+    );
+    assert!(class(classes, "sd-wan-priority-low").get("color").is_none());
+    let summary = test.read("{out}/SUMMARY.md");
+    assert!(
+        summary.contains("| sd-wan-priority-high | business | biz-internet | 31111 |")
+            && summary.contains("| sd-wan-priority-low | default | - | 31112 |"),
+        "{summary}"
+    );
+    test.args(&["status", "secure/payment", "{in}"])
+        .run()
+        .stdout_has("sd-wan-priority-high: tunnel business (colour biz-internet), port 31111");
+    test.args(&["status", "insecure/logging", "{in}"])
+        .run()
+        .stdout_has("sd-wan-priority-low: tunnel default, port 31112");
+}
+
+/// A user's own template under `sdwan/` renders whatever the vendor; an override of
+/// Cisco's template needs `vendor: cisco`, or it would be ignored, so the render refuses
+/// it. A text template cannot print a colour that is not there.
+#[test]
+fn own_vendor_templates_render_without_a_vendor() {
+    let mut test = Test::example("payment");
+    test.edit("clusterset.yaml", "    vendor: cisco\n", "")
+        .edit(
+            "clusterset.yaml",
+            "    colors:\n      business: biz-internet\n      default: public-internet\n",
+            "",
+        )
+        .write(
+            "{temp}/templates/sdwan/acme.conf.j2",
+            "{% for class in fabric.classes %}class {{ class.tunnel }} port {{ class.port }}\n{% endfor %}",
+        );
+    let render = |test: &mut Test, code: i32| {
+        test.render()
+            .args(&["--templates", "{temp}/templates"])
+            .code(code)
+            .run()
+    };
+    render(&mut test, 0);
+    assert_eq!(
+        test.read("{out}/sdwan/acme.conf"),
+        "class business port 31111\nclass default port 31112\n"
+    );
+    assert!(!test.path("{out}/sdwan/cisco-app-route-policy.txt").exists());
+
+    test.write(
+        "{temp}/templates/sdwan/acme.conf.j2",
+        "{% for class in fabric.classes %}colour {{ class.color }}\n{% endfor %}",
+    );
+    render(&mut test, 2).stderr_has("a value is none");
+
+    test.remove("{temp}/templates/sdwan/acme.conf.j2").write(
+        "{temp}/templates/sdwan/cisco-app-route-policy.txt.j2",
+        "vendor {{ fabric.vendor }}\n",
+    );
+    let before = test.tree("{out}");
+    render(&mut test, 2).stderr_has("renders only with `spec.sdwan.vendor: cisco`");
+    assert_same_tree(&before, &test.tree("{out}"), "OUT after a refused override");
+    test.edit(
+        "clusterset.yaml",
+        "  sdwan:\n",
+        "  sdwan:\n    vendor: cisco\n",
+    );
+    render(&mut test, 1).stderr_has("sdwan-tunnel-no-color");
+    test.edit(
+        "clusterset.yaml",
+        "    vendor: cisco\n",
+        "    vendor: cisco\n    colors: {business: biz-internet, default: public-internet}\n",
+    );
+    render(&mut test, 0);
+    assert_eq!(
+        test.read("{out}/sdwan/cisco-app-route-policy.txt"),
+        "vendor cisco\n"
+    );
+}
+
+/// Over every example: the Cisco policy is rendered exactly when the ClusterSet names the
+/// vendor, and a class has a colour exactly when Cisco is the vendor or `sdwan.colors`
+/// maps its tunnel. Both kinds of example exist, so neither half holds vacuously.
+#[test]
+fn the_cisco_policy_renders_exactly_when_the_vendor_is_cisco() {
+    let mut vendors = BTreeSet::new();
+    for name in example_names() {
+        let clusterset = fs::read(root().join("examples").join(&name).join("clusterset.yaml"));
+        let sdwan = yaml_documents(&clusterset.unwrap())[0]["spec"]["sdwan"].clone();
+        let cisco = sdwan["vendor"] == "cisco";
+        vendors.insert(cisco);
+        let tree = read_tree(&root().join("golden").join(&name));
+        assert_eq!(
+            tree.contains_key("sdwan/cisco-app-route-policy.txt"),
+            cisco,
+            "{name}: the Cisco policy and `vendor: {}`",
+            sdwan["vendor"]
+        );
+        let classes = &yaml_documents(&tree["sdwan/classes.yaml"])[0];
+        for class in classes["classes"].as_array().unwrap() {
+            let tunnel = class["tunnel"].as_str().unwrap();
+            let mapped = sdwan["colors"].get(tunnel).is_some();
+            assert_eq!(
+                class.get("color").is_some(),
+                cisco || mapped,
+                "{name}: colour of tunnel `{tunnel}`"
+            );
+        }
+    }
+    assert_eq!(
+        vendors.len(),
+        2,
+        "no example without a vendor, or none with Cisco"
+    );
 }
