@@ -449,12 +449,12 @@ fn a_refused_change_says_its_files_were_not_written() {
         "--cluster",
         "cluster-3",
         "--format",
-        "json",
+        "github",
         "{in}",
     ])
     .code(1)
     .run()
-    .stdout_has("(in the proposed new file, which was not written)");
+    .stderr_has("(in the proposed new file, which was not written)");
 
     // cluster-1 and cluster-3 would export `insecure/logging` over different policies: the
     // diagnostic in the edited file says so, the one in the file left alone does not.
