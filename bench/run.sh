@@ -5,6 +5,9 @@
 # Every figure of one size comes from the same run: compare them as ratios.
 #
 # Usage: bench/run.sh [SIZE ...]   SIZE is CLUSTERSxSERVICES; default 10x100 50x1000 100x1000
+#        bench/run.sh cluster [SIZE ...]   only `render --cluster` of one cluster (what the
+#                          Argo CD plugin runs): wall time and peak RSS, the best of ROUNDS;
+#                          default size 100x5000; writes no tree
 #
 # Environment:
 #   ROUNDS=3      fresh renders and copies per size, interleaved; the minimum of each counts
@@ -25,7 +28,10 @@ cargo build --release --quiet
 bin=$PWD/target/release/mcwan
 rounds=${ROUNDS:-3}
 sample=${SAMPLE:-2}
-read -r -a sizes <<< "${*:-10x100 50x1000 100x1000}"
+mode=tree
+if [ "${1:-}" = cluster ]; then mode=cluster; shift; fi
+if [ "$mode" = cluster ]; then default="100x5000"; else default="10x100 50x1000 100x1000"; fi
+read -r -a sizes <<< "${*:-$default}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -33,6 +39,30 @@ trap 'rm -rf "$work"' EXIT
 measure() { /usr/bin/time -f '%e %M' -o "$work/time" "$@" > /dev/null 2>&1; tail -n 1 "$work/time"; }
 min() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
 max() { python3 -c "import sys; print(max(int(x) for x in sys.argv[1:]))" "$@"; }
+
+if [ "$mode" = cluster ]; then
+  echo "# $(date -u +%F) $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, ROUNDS=$rounds: render --cluster cluster-0"
+  echo
+  echo '| size | objects | MB | render --cluster s | RSS MiB |'
+  echo '|---|---|---|---|---|'
+  for size in "${sizes[@]}"; do
+    clusters=${size%x*}; services=${size#*x}
+    input="$work/$size/in"
+    "$bin" generate -o "$input" --clusters "$clusters" --services "$services" \
+      --exporters 2 --policies 2 --namespaces 20
+    "$bin" render "$input" --cluster cluster-0 > "$work/$size/stream.yaml"
+    objects=$(grep -c '^kind: ' "$work/$size/stream.yaml")
+    bytes=$(stat -c %s "$work/$size/stream.yaml")
+    times=(); rss=()
+    for _ in $(seq "$rounds"); do
+      read -r seconds kib < <(measure "$bin" render "$input" --cluster cluster-0)
+      times+=("$seconds"); rss+=("$kib")
+    done
+    python3 -c "import sys; s, o, b, t, r = sys.argv[1:]; print(f'| {s} | {o} | {int(b)/1e6:.1f} | {float(t):.2f} | {int(r)//1024} |')" \
+      "$size" "$objects" "$bytes" "$(min "${times[@]}")" "$(max "${rss[@]}")"
+  done
+  exit 0
+fi
 # Seconds kustomize takes to build each directory given, in sequence.
 kustomize_all() {
   local start

@@ -21,21 +21,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate, compile, verify every flow, and write OUT atomically; remove stale files
-    /// mcwan owns.
+    /// mcwan owns. With `--cluster C` instead of `-o OUT`, print that one cluster's objects
+    /// as a YAML stream on stdout, as `kubectl kustomize OUT/C` would, and write nothing.
     ///
     /// Exit codes: 0 written, 1 invalid input or a declared flow that would not work (OUT is
-    /// left as it was), 2 usage or I/O error.
+    /// left as it was, nothing is printed), 2 usage or I/O error.
     Render {
         #[command(flatten)]
         input: Input,
         #[command(flatten)]
-        output: Output,
-        /// Write OUT even when `verify` finds a declared flow that would not work.
+        destination: Destination,
+        #[command(flatten)]
+        rendering: Rendering,
+        /// Write OUT (or print the stream) even when `verify` finds a declared flow that
+        /// would not work.
         #[arg(long)]
         no_verify: bool,
         /// Give up, with exit code 2, after waiting this many seconds for another render of
         /// OUT to release its lock (default: wait as long as it takes).
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", conflicts_with = "cluster")]
         lock_timeout: Option<u64>,
     },
     /// Prove from a rendered OUT alone where every request goes: each cluster's sidecar
@@ -170,12 +174,32 @@ pub enum Command {
     },
 }
 
-/// Where and how `render` writes, and what `check` and `diff` compare against.
+/// What `check` and `diff` compare against, and how render would write it.
 #[derive(Debug, Args)]
 pub struct Output {
     /// The output directory, one subdirectory per cluster.
     #[arg(short, long, value_name = "OUT")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub rendering: Rendering,
+}
+
+/// Where `render` puts what it renders: every cluster into OUT, or one cluster to stdout.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Destination {
+    /// The output directory, one subdirectory per cluster.
+    #[arg(short, long, value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    /// Print only this cluster's objects, as one YAML stream in `kubectl kustomize` order,
+    /// and write no file (for an Argo CD config management plugin).
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+}
+
+/// How objects are rendered and laid out.
+#[derive(Debug, Args)]
+pub struct Rendering {
     /// Override built-in templates with the `.j2` files of this directory.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,

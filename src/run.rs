@@ -51,10 +51,18 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Validate { input } => run_validate(&input),
         Command::Render {
             input,
-            output,
+            destination,
+            rendering,
             no_verify,
             lock_timeout,
-        } => run_render(&input, &output, no_verify, lock_timeout),
+        } => match (destination.cluster, destination.out) {
+            (Some(cluster), _) => run_render_cluster(&input, &rendering, &cluster, no_verify),
+            (None, Some(out)) => {
+                let output = cli::Output { out, rendering };
+                run_render(&input, &output, no_verify, lock_timeout)
+            }
+            (None, None) => Err(Error::Usage("`-o OUT` or `--cluster C` is required".into())),
+        },
         Command::Verify {
             out,
             declarations,
@@ -97,7 +105,7 @@ fn run_render(
     lock_timeout: Option<u64>,
 ) -> Result<ExitCode, Error> {
     emit::check_output_location(&input.dir, &output.out)?;
-    let (checked, renderer) = prepare(input, output)?;
+    let (checked, renderer) = prepare(input, &output.rendering)?;
     print_diagnostics(input, Stream::Stderr, &checked)?;
     let Some(model) = checked.model else {
         return Ok(ExitCode::from(EXIT_INVALID));
@@ -116,6 +124,52 @@ fn run_render(
     Ok(ExitCode::from(EXIT_INVALID))
 }
 
+/// `render --cluster C`: one cluster's objects on stdout, in `kubectl kustomize` order, once
+/// the flows it sends are verified; nothing on stdout when anything fails.
+fn run_render_cluster(
+    input: &Input,
+    rendering: &cli::Rendering,
+    cluster: &str,
+    no_verify: bool,
+) -> Result<ExitCode, Error> {
+    if input.format == Format::Json {
+        return Err(Error::Usage(
+            "with `--cluster`, stdout holds the objects and diagnostics go to stderr: use `--format human` or `github`".into(),
+        ));
+    }
+    let (checked, renderer) = prepare(input, rendering)?;
+    print_diagnostics(input, Stream::Stderr, &checked)?;
+    let Some(model) = checked.model else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let Some(c) = model.clusterset.id(cluster) else {
+        let known: Vec<&str> = model
+            .clusterset
+            .clusters
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        eprintln!(
+            "error: no cluster `{cluster}` in the ClusterSet; its clusters are `{}`",
+            known.join("`, `")
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let streamed = pipeline::stream(&model, &renderer, c, !no_verify)?;
+    if no_verify {
+        eprintln!("warning: --no-verify: no flow of `{cluster}` was verified");
+    } else if streamed.report.problems() > 0 {
+        eprint!("{}", streamed.report.human_problems());
+        eprintln!(
+            "error: {} declared flow(s) from `{cluster}` would not work; nothing was printed (`--no-verify` prints it anyway)",
+            streamed.report.problems()
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    print_stdout_bytes(&streamed.yaml)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_validate(input: &Input) -> Result<ExitCode, Error> {
     let checked = read_checked(input)?;
     // The diagnostics are validate's result.
@@ -131,7 +185,7 @@ fn run_validate(input: &Input) -> Result<ExitCode, Error> {
 /// and the stale files.
 fn run_check(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
     let paths = printed_paths(input)?;
-    let (checked, renderer) = prepare(input, output)?;
+    let (checked, renderer) = prepare(input, &output.rendering)?;
     print_beside_result(input, &checked)?;
     let out = &output.out;
     let changes = match &checked.model {
@@ -191,7 +245,7 @@ fn run_check(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
 /// of the diagnostics and the per-object changes.
 fn run_diff(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
     let paths = printed_paths(input)?;
-    let (checked, renderer) = prepare(input, output)?;
+    let (checked, renderer) = prepare(input, &output.rendering)?;
     print_beside_result(input, &checked)?;
     let out = &output.out;
     let changes = match &checked.model {
@@ -520,15 +574,15 @@ fn print_document<const N: usize>(
     print_stdout(&Value::Object(document).to_string())
 }
 
-/// The renderer an output asks for and the checked declarations. Template overrides are
+/// The renderer a rendering asks for and the checked declarations. Template overrides are
 /// compiled first, so a broken override fails before any input is read; an override of a
 /// vendor template the ClusterSet's vendor would not render fails next.
-fn prepare(input: &Input, output: &cli::Output) -> Result<(Checked, Renderer), Error> {
-    let overrides = match &output.templates {
+fn prepare(input: &Input, rendering: &cli::Rendering) -> Result<(Checked, Renderer), Error> {
+    let overrides = match &rendering.templates {
         Some(dir) => load::template_overrides(dir)?,
         None => Vec::new(),
     };
-    let renderer = Renderer::new(&overrides)?.with_layout(output.layout);
+    let renderer = Renderer::new(&overrides)?.with_layout(rendering.layout);
     let checked = read_checked(input)?;
     if let Some(model) = &checked.model {
         renderer.check_vendor(model.clusterset.sdwan.vendor)?;
@@ -622,6 +676,16 @@ fn verify_out(
     } else {
         ExitCode::from(EXIT_INVALID)
     })
+}
+
+/// Writes `bytes` to stdout as they are; a closed pipe is not an error.
+fn print_stdout_bytes(bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io(Path::new("<stdout>"), e)),
+        _ => Ok(()),
+    }
 }
 
 fn print_stdout(text: &str) -> Result<(), Error> {

@@ -193,6 +193,15 @@ impl ClusterSet {
         &self.clusters[id.0]
     }
 
+    /// The id of the cluster of this name, if there is one.
+    #[must_use]
+    pub fn id(&self, name: &str) -> Option<ClusterId> {
+        self.clusters
+            .iter()
+            .position(|c| c.name == name)
+            .map(ClusterId)
+    }
+
     /// Every cluster's id, in ClusterSet order.
     pub fn ids(&self) -> impl Iterator<Item = ClusterId> {
         (0..self.clusters.len()).map(ClusterId)

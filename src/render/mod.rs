@@ -3,6 +3,7 @@
 //! YAML. Every rendered object is parsed back, checked against its output schema and
 //! re-serialized, so the bytes are canonical. Pure: never touches the filesystem.
 
+mod kustomize;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use crate::fabric::{Classification, FlowView};
 use crate::model::{ClusterId, Vendor};
 use crate::plan::{ClusterPlan, Object, Sink};
 use crate::schema::{self, Lookup, Schemas};
+use kustomize::SortKey;
 
 /// The built-in templates, by path under `templates/`. `--templates DIR` replaces any of
 /// them by the same relative path, and may add vendor templates under `sdwan/`.
@@ -88,6 +90,14 @@ pub enum Layout {
 /// (`VERIFIED_KINDS`), as parsed.
 pub struct RenderedCluster {
     pub files: Vec<OutputFile>,
+    pub objects: Vec<Value>,
+}
+
+/// One cluster's objects as one YAML stream, and those among them that `verify` reads.
+pub struct RenderedStream {
+    /// The objects, each as render writes its file, in `kubectl kustomize` order, separated
+    /// by `---` lines.
+    pub yaml: Vec<u8>,
     pub objects: Vec<Value>,
 }
 
@@ -306,6 +316,46 @@ impl Renderer {
         plan: &ClusterPlan,
         agrees: &dyn Fn(&Value) -> Result<(), String>,
     ) -> Result<RenderedCluster, Error> {
+        let (mut rendered, _) = self.objects(plan, agrees)?;
+        let kustomizations = self.kustomizations(&plan.name, &rendered.files)?;
+        rendered.files.extend(kustomizations);
+        rendered.files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(rendered)
+    }
+
+    /// Renders the objects of one cluster directory, as `cluster` does, into one YAML
+    /// stream in the order `kubectl kustomize` builds the directory in (`kustomize`).
+    ///
+    /// # Errors
+    /// As `cluster`.
+    pub fn stream(
+        &self,
+        plan: &ClusterPlan,
+        agrees: &dyn Fn(&Value) -> Result<(), String>,
+    ) -> Result<RenderedStream, Error> {
+        let (rendered, keys) = self.objects(plan, agrees)?;
+        let mut files: Vec<(SortKey, OutputFile)> = keys.into_iter().zip(rendered.files).collect();
+        files.sort_by(|(a, _), (b, _)| a.legacy_order(b));
+        let mut yaml = Vec::with_capacity(files.iter().map(|(_, f)| f.bytes.len() + 4).sum());
+        for (i, (_, file)) in files.iter().enumerate() {
+            if i > 0 {
+                yaml.extend_from_slice(b"---\n");
+            }
+            yaml.extend_from_slice(&file.bytes);
+        }
+        Ok(RenderedStream {
+            yaml,
+            objects: rendered.objects,
+        })
+    }
+
+    /// Every object file of one cluster directory, in the plan's order, each with the key
+    /// kustomize sorts it by.
+    fn objects(
+        &self,
+        plan: &ClusterPlan,
+        agrees: &dyn Fn(&Value) -> Result<(), String>,
+    ) -> Result<(RenderedCluster, Vec<SortKey>), Error> {
         let mut sink = ClusterSink {
             renderer: self,
             cluster: &plan.name,
@@ -314,13 +364,10 @@ impl Renderer {
                 files: Vec::new(),
                 objects: Vec::new(),
             },
+            keys: Vec::new(),
         };
         plan.objects(&mut sink)?;
-        let mut rendered = sink.rendered;
-        let kustomizations = self.kustomizations(&plan.name, &rendered.files)?;
-        rendered.files.extend(kustomizations);
-        rendered.files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(rendered)
+        Ok((sink.rendered, sink.keys))
     }
 
     /// The cluster's `kustomization.yaml`, listing every file (or, in the namespace
@@ -412,10 +459,13 @@ struct ClusterSink<'r> {
     cluster: &'r str,
     agrees: &'r dyn Fn(&Value) -> Result<(), String>,
     rendered: RenderedCluster,
+    /// The sort key of each file of `rendered`, in the same order.
+    keys: Vec<SortKey>,
 }
 
 impl ClusterSink<'_> {
     fn keep(&mut self, file: OutputFile, value: Value) {
+        self.keys.push(SortKey::of(&value));
         self.rendered.files.push(file);
         if VERIFIED_KINDS.iter().any(|k| value["kind"] == *k) {
             self.rendered.objects.push(value);

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod argocd;
 mod determinism;
 mod diagnostics;
 mod fabric;

@@ -309,7 +309,7 @@ fn concurrent_renders_never_mix() {
 
 /// `kubectl kustomize DIR`, or `None` (saying so) where kubectl is not installed. In CI
 /// (`CI` set, as `.ci/run` sets it after installing kubectl) a missing kubectl fails.
-fn kubectl_kustomize(dir: &Path) -> Option<Output> {
+pub(crate) fn kubectl_kustomize(dir: &Path) -> Option<Output> {
     match Command::new("kubectl").arg("kustomize").arg(dir).output() {
         Ok(output) => Some(output),
         Err(error) if std::env::var_os("CI").is_none() => {
