@@ -1,14 +1,16 @@
 //! What a render would change in OUT, for `check` and `diff`: a per-object summary with
-//! the fields that change, and a unified diff. Pure: the bytes come from `emit`.
+//! the fields and list elements that change (`ObjectChange`, printed by `summary`), and a
+//! unified diff. Pure: the bytes come from `emit`.
 
 use std::fmt::Write;
 
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::schema::field_path;
-use crate::value_diff::leaf_differences;
+use crate::value_diff::{differences, lines_changed, Difference, Path};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Added,
     Changed,
@@ -59,58 +61,117 @@ pub fn unified(changes: &[Change]) -> String {
     out
 }
 
-/// One line per changed object: where it is, what it is, and which fields change.
+/// What a reviewer reads of one file a render changes: where it is, the object it holds,
+/// and what changes in it. `summary` prints these; they serialize as they read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectChange {
+    /// The top-level entry of OUT it is in (a cluster, `sdwan`), or `-` at OUT's top.
+    pub area: String,
+    pub change: ChangeKind,
+    /// The object's kind, or `file` for a file that holds no object.
+    pub kind: String,
+    /// `namespace/name`, or for a file its path below `area`.
+    pub name: String,
+    pub details: Details,
+}
+
+/// What changes inside a changed file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Details {
+    /// Added or removed whole.
+    Whole,
+    /// A YAML or JSON document: every difference, list elements matched by identity.
+    Fields(Vec<Difference>),
+    /// Text: how many lines are added or removed.
+    Lines(usize),
+}
+
+/// The object changes of `changes`, in their order.
+#[must_use]
+pub fn objects(changes: &[Change]) -> Vec<ObjectChange> {
+    changes
+        .iter()
+        .map(|change| {
+            let (area, rest) = change
+                .path
+                .split_once('/')
+                .unwrap_or(("-", change.path.as_str()));
+            let old = parse(&change.old);
+            let new = parse(&change.new);
+            let object = new
+                .as_ref()
+                .or(old.as_ref())
+                .filter(|v| v["kind"].is_string());
+            let (kind, name) = match object {
+                Some(v) => {
+                    let name = v["metadata"]["name"].as_str().unwrap_or_default();
+                    let name = match v["metadata"]["namespace"].as_str() {
+                        Some(ns) => format!("{ns}/{name}"),
+                        None => name.to_string(),
+                    };
+                    (v["kind"].as_str().unwrap_or_default().to_string(), name)
+                }
+                None => ("file".to_string(), rest.to_string()),
+            };
+            let details = match (change.kind, &old, &new) {
+                (ChangeKind::Changed, Some(a), Some(b)) if a.is_object() && b.is_object() => {
+                    Details::Fields(differences(a, b))
+                }
+                (ChangeKind::Changed, ..) => Details::Lines(lines_changed(
+                    &String::from_utf8_lossy(&change.old),
+                    &String::from_utf8_lossy(&change.new),
+                )),
+                _ => Details::Whole,
+            };
+            ObjectChange {
+                area: area.to_string(),
+                change: change.kind,
+                kind,
+                name,
+                details,
+            }
+        })
+        .collect()
+}
+
+/// One line per changed object (where it is, what it is), each difference in it on a line
+/// of its own below (`+ element`, `- element`, `~ path: before → after`), then the flows
+/// that change.
 #[must_use]
 pub fn summary(changes: &[Change]) -> String {
-    let mut rows = Vec::new();
-    for change in changes {
-        let (area, rest) = change
-            .path
-            .split_once('/')
-            .unwrap_or(("-", change.path.as_str()));
-        let old = parse(&change.old);
-        let new = parse(&change.new);
-        let object = new
-            .as_ref()
-            .or(old.as_ref())
-            .filter(|v| v["kind"].is_string());
-        let (kind, name) = match object {
-            Some(v) => {
-                let name = v["metadata"]["name"].as_str().unwrap_or_default();
-                let name = match v["metadata"]["namespace"].as_str() {
-                    Some(ns) => format!("{ns}/{name}"),
-                    None => name.to_string(),
-                };
-                (v["kind"].as_str().unwrap_or_default().to_string(), name)
-            }
-            None => ("file".to_string(), rest.to_string()),
-        };
-        let fields = match (change.kind, &old, &new) {
-            (ChangeKind::Changed, Some(a), Some(b)) if a.is_object() && b.is_object() => {
-                field_changes("", a, b).join("; ")
-            }
-            (ChangeKind::Changed, ..) => lines_changed(&change.old, &change.new),
-            _ => String::new(),
-        };
-        rows.push([
-            area.to_string(),
-            change.kind.as_str().to_string(),
-            kind,
-            name,
-            fields,
-        ]);
-    }
+    let objects = objects(changes);
+    let cells = |o: &ObjectChange| {
+        [
+            o.area.clone(),
+            o.change.as_str().to_string(),
+            o.kind.clone(),
+            o.name.clone(),
+        ]
+    };
     let widths: Vec<usize> = (0..4)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            (objects.iter())
+                .map(|o| cells(o)[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for object in &objects {
         let mut line = String::new();
-        for (i, cell) in row.iter().enumerate().take(4) {
-            let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+        for (cell, width) in cells(object).iter().zip(&widths) {
+            let _ = write!(line, "{cell:<width$}  ");
         }
-        line.push_str(&row[4]);
+        if let Details::Lines(count) = object.details {
+            let _ = write!(line, "{count} line(s) differ");
+        }
         let _ = writeln!(out, "{}", line.trim_end());
+        if let Details::Fields(differences) = &object.details {
+            for difference in differences {
+                let _ = writeln!(out, "    {}", difference_line(&object.kind, difference));
+            }
+        }
     }
     if let Some(summary) = changes.iter().find(|c| c.path == crate::SUMMARY) {
         out.push_str(&reachability_changes(&summary.old, &summary.new));
@@ -118,81 +179,93 @@ pub fn summary(changes: &[Change]) -> String {
     out
 }
 
-/// One changed file as data, for `diff --format json`: the object it holds and the paths of
-/// its fields that change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    /// Within OUT.
-    pub path: String,
-    pub change: ChangeKind,
-    /// The object's kind and `namespace/name`; for a file that holds no object, `file` and
-    /// its path below its top directory, as the summary names it.
-    pub kind: String,
-    pub name: String,
-    /// The changed fields (`spec.listeners[0].port`); a field holding embedded YAML adds the
-    /// path inside it after `|`. Empty unless the file changes and holds an object on both
-    /// sides.
-    pub fields: Vec<String>,
-}
-
-/// The summary's facts, one `Row` per change, without the values.
-#[must_use]
-pub fn rows(changes: &[Change]) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for change in changes {
-        let (old, new) = (parse(&change.old), parse(&change.new));
-        let rest = (change.path.split_once('/')).map_or(change.path.as_str(), |(_, r)| r);
-        let object = new
-            .as_ref()
-            .or(old.as_ref())
-            .filter(|v| v["kind"].is_string());
-        let (kind, name) = match object {
-            Some(v) => {
-                let name = v["metadata"]["name"].as_str().unwrap_or_default();
-                let name = match v["metadata"]["namespace"].as_str() {
-                    Some(ns) => format!("{ns}/{name}"),
-                    None => name.to_string(),
-                };
-                (v["kind"].as_str().unwrap_or_default().to_string(), name)
-            }
-            None => ("file".to_string(), rest.to_string()),
+impl ObjectChange {
+    /// The paths of the fields and lists that change (`spec.listeners[policy-a].port`,
+    /// `spec.http[orders]`), for `diff --format json`; empty when the file is added or
+    /// removed whole.
+    #[must_use]
+    pub fn fields(&self) -> Vec<String> {
+        let Details::Fields(differences) = &self.details else {
+            return Vec::new();
         };
-        let fields = match (change.kind, &old, &new) {
-            (ChangeKind::Changed, Some(a), Some(b)) if a.is_object() && b.is_object() => {
-                changed_fields("", a, b)
-            }
-            _ => Vec::new(),
-        };
-        rows.push(Row {
-            path: change.path.clone(),
-            change: change.kind,
-            kind,
-            name,
-            fields,
-        });
+        (differences.iter())
+            .map(|difference| match difference {
+                Difference::Changed { path, .. } | Difference::Lines { path, .. } => {
+                    path.to_string()
+                }
+                Difference::Added { list, id, .. } | Difference::Removed { list, id, .. } => {
+                    match id {
+                        Some(id) => format!("{list}[{id}]"),
+                        None => list.to_string(),
+                    }
+                }
+                Difference::Reordered { list, .. } => list.to_string(),
+            })
+            .collect()
     }
-    rows
 }
 
-/// The path of every changed field, looking into embedded YAML as `field_changes` does.
-fn changed_fields(prefix: &str, a: &Value, b: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    for (pointer, before, after) in leaf_differences(a, b) {
-        let path = format!("{prefix}{}", field_path(&pointer));
-        let inner = match (&before, &after) {
-            (Value::String(x), Value::String(y)) if x.contains('\n') || y.contains('\n') => {
-                parse(x.as_bytes())
-                    .zip(parse(y.as_bytes()))
-                    .filter(|(x, y)| x.is_object() && y.is_object())
-            }
-            _ => None,
-        };
-        match inner {
-            Some((x, y)) => out.extend(changed_fields(&format!("{path}|"), &x, &y)),
-            None => out.push(path),
+/// A difference as one line: `+ element`, `- element`, `~ path: before → after`.
+fn difference_line(kind: &str, difference: &Difference) -> String {
+    match difference {
+        Difference::Changed {
+            path,
+            before,
+            after,
+        } => format!("~ {path}: {} → {}", show(before), show(after)),
+        Difference::Added { list, id, element } => {
+            format!("+ {}", element_text(kind, list, id.as_deref(), element))
+        }
+        Difference::Removed { list, id, element } => {
+            format!("- {}", element_text(kind, list, id.as_deref(), element))
+        }
+        Difference::Reordered {
+            list,
+            before,
+            after,
+        } => format!(
+            "~ {list} order: {} → {}",
+            before.join(", "),
+            after.join(", ")
+        ),
+        Difference::Lines { path, count } => format!("~ {path}: {count} line(s) differ"),
+    }
+}
+
+/// An added or removed element: a fabric flow as the fabric sees it, an element with an
+/// identity by it, anything else by its value.
+fn element_text(kind: &str, list: &Path, id: Option<&str>, element: &Value) -> String {
+    if kind == "SDWANSiteFlows" && list.to_string() == "flows" {
+        if let Some(flow) = flow_text(element) {
+            return flow;
         }
     }
-    out
+    match id {
+        Some(id) => format!("{list}[{id}]"),
+        None => format!("{list}: {}", show(element)),
+    }
+}
+
+/// `flow cluster-2→cluster-1 10.10.1.10:31111 business secure/payment`: source and
+/// destination cluster, the gateway address and port the fabric classifies by, the tunnel
+/// and the services; and the egress gateway's addresses the flow leaves from, if any.
+fn flow_text(flow: &Value) -> Option<String> {
+    let text = |pointer: &str| flow.pointer(pointer).map(show);
+    let services: Vec<String> = flow["services"].as_array()?.iter().map(show).collect();
+    let mut line = format!(
+        "flow {}→{} {}:{} {} {}",
+        text("/source/cluster")?,
+        text("/destination/cluster")?,
+        text("/destination/address")?,
+        text("/destination/port")?,
+        text("/tunnel")?,
+        services.join(",")
+    );
+    if let Some(addresses) = flow.pointer("/source/addresses").and_then(Value::as_array) {
+        let addresses: Vec<String> = addresses.iter().map(show).collect();
+        let _ = write!(line, " from egress {}", addresses.join(","));
+    }
+    Some(line)
 }
 
 /// What changes for traffic: the rows of SUMMARY.md's reachability matrix that the new
@@ -223,43 +296,6 @@ fn reachability_changes(old: &[u8], new: &[u8]) -> String {
     out
 }
 
-/// `path: before → after` for every changed field. A string holding embedded YAML (a
-/// ConfigMap's patch) is compared field by field inside it, as `field|inner.path`.
-fn field_changes(prefix: &str, a: &Value, b: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    for (pointer, before, after) in leaf_differences(a, b) {
-        let path = format!("{prefix}{}", field_path(&pointer));
-        match (&before, &after) {
-            (Value::String(x), Value::String(y)) if x.contains('\n') || y.contains('\n') => {
-                match (parse(x.as_bytes()), parse(y.as_bytes())) {
-                    (Some(inner_a), Some(inner_b))
-                        if inner_a.is_object() && inner_b.is_object() =>
-                    {
-                        out.extend(field_changes(&format!("{path}|"), &inner_a, &inner_b));
-                    }
-                    _ => out.push(format!(
-                        "{path}: {}",
-                        lines_changed(x.as_bytes(), y.as_bytes())
-                    )),
-                }
-            }
-            _ => out.push(format!("{path}: {} → {}", show(&before), show(&after))),
-        }
-    }
-    out
-}
-
-fn lines_changed(old: &[u8], new: &[u8]) -> String {
-    let old = String::from_utf8_lossy(old);
-    let new = String::from_utf8_lossy(new);
-    let diff = similar::TextDiff::from_lines(old.as_ref(), new.as_ref());
-    let changed = diff
-        .iter_all_changes()
-        .filter(|c| c.tag() != similar::ChangeTag::Equal)
-        .count();
-    format!("{changed} line(s) differ")
-}
-
 fn parse(bytes: &[u8]) -> Option<Value> {
     if bytes.is_empty() {
         return None;
@@ -286,39 +322,126 @@ mod tests {
             Change {
                 path: "cluster-1/mcw-system/gateway-mcw-ingress.yaml".into(),
                 kind: ChangeKind::Changed,
-                old: b"kind: Gateway\nmetadata: {name: mcw-ingress, namespace: mcw-system}\nspec: {listeners: [{port: 31111}]}\n".to_vec(),
-                new: b"kind: Gateway\nmetadata: {name: mcw-ingress, namespace: mcw-system}\nspec: {listeners: [{port: 31115}]}\n".to_vec(),
+                old: b"kind: Gateway\nmetadata: {name: mcw-ingress, namespace: mcw-system}\nspec: {listeners: [{name: high, port: 31111}]}\n".to_vec(),
+                new: b"kind: Gateway\nmetadata: {name: mcw-ingress, namespace: mcw-system}\nspec: {listeners: [{name: high, port: 31115}]}\n".to_vec(),
             },
             Change { path: "SUMMARY.md".into(), kind: ChangeKind::Added, old: vec![], new: b"# x\n".to_vec() },
         ];
         let text = summary(&changes);
-        assert!(text.contains("cluster-1  changed  Gateway  mcw-system/mcw-ingress  spec.listeners[0].port: 31111 → 31115"), "{text}");
-        assert!(
-            text.contains("-          added    file     SUMMARY.md"),
-            "{text}"
+        assert_eq!(
+            text,
+            "cluster-1  changed  Gateway  mcw-system/mcw-ingress\n    ~ spec.listeners[high].port: 31111 → 31115\n-          added    file     SUMMARY.md\n"
         );
         let diff = unified(&changes);
         assert!(
             diff.contains("--- a/cluster-1/mcw-system/gateway-mcw-ingress.yaml")
-                && diff.contains("+spec: {listeners: [{port: 31115}]}")
+                && diff.contains("+spec: {listeners: [{name: high, port: 31115}]}")
         );
         assert!(diff.contains("--- /dev/null\n+++ b/SUMMARY.md"));
-        let rows = rows(&changes);
+        let objects = objects(&changes);
         assert_eq!(
             (
-                rows[0].kind.as_str(),
-                rows[0].name.as_str(),
-                rows[0].fields.clone()
+                objects[0].kind.as_str(),
+                objects[0].name.as_str(),
+                objects[0].fields()
             ),
             (
                 "Gateway",
                 "mcw-system/mcw-ingress",
-                vec!["spec.listeners[0].port".to_string()]
+                vec!["spec.listeners[high].port".to_string()]
             )
         );
         assert_eq!(
-            (rows[1].change, rows[1].kind.as_str(), rows[1].name.as_str()),
-            (ChangeKind::Added, "file", "SUMMARY.md")
+            (
+                objects[1].change,
+                objects[1].kind.as_str(),
+                objects[1].name.as_str(),
+                objects[1].fields().len()
+            ),
+            (ChangeKind::Added, "file", "SUMMARY.md", 0)
+        );
+    }
+
+    fn changed(path: &str, old: &str, new: &str) -> Change {
+        Change {
+            path: path.into(),
+            kind: ChangeKind::Changed,
+            old: old.as_bytes().to_vec(),
+            new: new.as_bytes().to_vec(),
+        }
+    }
+
+    /// A route added to a VirtualService is one `+` line, whatever its place among the
+    /// routes; an endpoint removed from a ServiceEntry is one `-` line.
+    #[test]
+    fn list_elements_are_added_and_removed_by_identity() {
+        let routes = |names: &[&str]| {
+            let http: Vec<String> = names
+                .iter()
+                .map(|n| format!("{{name: {n}, route: [{{destination: {{host: {n}.shop}}}}]}}"))
+                .collect();
+            format!("kind: VirtualService\nmetadata: {{name: mcw-shop, namespace: shop}}\nspec: {{http: [{}]}}\n", http.join(", "))
+        };
+        let endpoints = |addresses: &[&str]| {
+            let endpoints: Vec<String> = addresses
+                .iter()
+                .map(|a| format!("{{address: '{a}', ports: {{http: 31111}}}}"))
+                .collect();
+            format!("kind: ServiceEntry\nmetadata: {{name: mcw-shop, namespace: shop}}\nspec: {{endpoints: [{}]}}\n", endpoints.join(", "))
+        };
+        let changes = [
+            changed(
+                "c/shop/virtualservice-mcw-shop.yaml",
+                &routes(&["cart", "default"]),
+                &routes(&["orders", "cart", "default"]),
+            ),
+            changed(
+                "c/shop/serviceentry-mcw-shop.yaml",
+                &endpoints(&["10.0.0.1", "10.0.0.2"]),
+                &endpoints(&["10.0.0.2"]),
+            ),
+        ];
+        let text = summary(&changes);
+        assert_eq!(
+            text,
+            "c  changed  VirtualService  shop/mcw-shop\n    + spec.http[orders]\nc  changed  ServiceEntry    shop/mcw-shop\n    - spec.endpoints[10.0.0.1]\n"
+        );
+        let objects = objects(&changes);
+        assert_eq!(
+            objects[0].details,
+            Details::Fields(vec![Difference::Added {
+                list: Path(vec![
+                    crate::value_diff::Step::Field("spec".into()),
+                    crate::value_diff::Step::Field("http".into())
+                ]),
+                id: Some("orders".into()),
+                element: serde_json::json!({"name": "orders", "route": [{"destination": {"host": "orders.shop"}}]}),
+            }])
+        );
+    }
+
+    /// A fabric flow reads as the fabric sees it: from where to which gateway, over which
+    /// tunnel, for which services.
+    #[test]
+    fn fabric_flows_read_as_one_line() {
+        let flows = |flows: &str| {
+            format!("kind: SDWANSiteFlows\nmetadata: {{name: tokyo}}\nsite: 1\nflows: [{flows}]\n")
+        };
+        let flow = |to: &str, services: &str| {
+            format!("{{policy: gold-policy, tunnel: gold, source: {{cluster: tokyo, site: 1}}, destination: {{cluster: {to}, site: 2, address: '10.0.0.9', port: 31001}}, services: [{services}]}}")
+        };
+        let changes = [changed(
+            "sdwan/sites/tokyo/flows.yaml",
+            &flows(&flow("paris", "shop/cart")),
+            &flows(&format!(
+                "{}, {}",
+                flow("paris", "shop/cart, shop/checkout"),
+                flow("berlin", "shop/checkout")
+            )),
+        )];
+        assert_eq!(
+            summary(&changes),
+            "sdwan  changed  SDWANSiteFlows  tokyo\n    + flows[paris 10.0.0.9 gold-policy].services: shop/checkout\n    + flow tokyo→berlin 10.0.0.9:31001 gold shop/checkout\n"
         );
     }
 }

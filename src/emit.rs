@@ -180,6 +180,21 @@ impl Existing {
 }
 
 impl Existing {
+    /// Whether `relative` in OUT holds exactly `bytes`; `None` if nothing is there. Only a
+    /// regular file of that size is read: anything else differs, and so does what cannot
+    /// be read, since a render replaces it whatever it is.
+    #[must_use]
+    pub fn holds(&self, relative: &str, bytes: &[u8]) -> Option<bool> {
+        let path = self.root.join(checked_relative(relative).ok()?);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Ok(m) if m.file_type().is_file() && m.len() == bytes.len() as u64 => {
+                Some(fs::read(&path).is_ok_and(|old| old == bytes))
+            }
+            _ => Some(false),
+        }
+    }
+
     /// The bytes of `relative` in OUT if it is a regular file of at most `max_bytes`; never
     /// through a symbolic link, a FIFO or a device. For `verify`, which may read a tree a
     /// pull request wrote.

@@ -46,8 +46,11 @@ pub fn compile(
 }
 
 /// Renders every cluster in parallel into a staging directory, verifies the flows, then
-/// swaps it in for OUT, waiting at most `lock_timeout` for another render of OUT. Returns the verification; OUT is replaced only when it found no
-/// problem, or `verify` is false.
+/// swaps it in for OUT, waiting at most `lock_timeout` for another render of OUT. OUT is
+/// replaced only when verification found no problem, or `verify` is false.
+///
+/// Each file is compared with OUT's as it is written, so that the render can say what it
+/// changed without a second pass over either tree.
 ///
 /// # Errors
 /// When a template fails, or on I/O errors; OUT is then left as it was.
@@ -57,15 +60,90 @@ pub fn render(
     out: &Path,
     verify: bool,
     lock_timeout: Option<std::time::Duration>,
-) -> Result<verify::Report, Error> {
-    let staging = Staging::begin(out, &owned_entries(model), lock_timeout)?;
-    let produced = produce(model, renderer, verify, &|_, files: &[OutputFile]| {
-        staging.write(files)
+) -> Result<Rendered, Error> {
+    let owns = owned_entries(model);
+    let staging = Staging::begin(out, &owns, lock_timeout)?;
+    // Under the lock: the OUT the swap replaces.
+    let existing = Existing::open(out, &owns)?;
+    let files = Mutex::new(FileCounts::default());
+    let produced = produce(model, renderer, verify, &|whole, batch: &[OutputFile]| {
+        staging.write(batch)?;
+        let mut counts = FileCounts {
+            removed: stale_in(&existing, whole, batch)?.len(),
+            ..FileCounts::default()
+        };
+        for file in batch {
+            match existing.holds(&file.path, &file.bytes) {
+                None => counts.added += 1,
+                Some(false) => counts.changed += 1,
+                Some(true) => {}
+            }
+        }
+        files.lock().map_err(|_| poisoned())?.add(&counts);
+        Ok(())
     })?;
+    let mut files = files.into_inner().map_err(|_| poisoned())?;
+    files.removed += stale_elsewhere(&existing, model, &produced.loose)?.len();
     if !verify || produced.report.problems() == 0 {
         staging.commit()?;
     }
-    Ok(produced.report)
+    Ok(Rendered {
+        report: produced.report,
+        clusters: model.clusterset.clusters.len(),
+        objects: produced.objects,
+        files,
+    })
+}
+
+/// What a render wrote, and what `verify` found.
+pub struct Rendered {
+    pub report: verify::Report,
+    pub clusters: usize,
+    /// The objects in the cluster directories (kustomizations aside).
+    pub objects: usize,
+    /// How the files compare with the OUT the render replaced.
+    pub files: FileCounts,
+}
+
+/// Files of OUT a render adds, changes and removes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FileCounts {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
+impl FileCounts {
+    fn add(&mut self, other: &FileCounts) {
+        self.added += other.added;
+        self.changed += other.changed;
+        self.removed += other.removed;
+    }
+}
+
+impl Rendered {
+    /// The one line a render prints: `rendered 2 clusters, 41 objects to `out`: 3 added,
+    /// 1 changed, 0 removed files`, or `…: no file changed`.
+    #[must_use]
+    pub fn line(&self, out: &Path) -> String {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let FileCounts {
+            added,
+            changed,
+            removed,
+        } = self.files;
+        let files = if added + changed + removed == 0 {
+            "no file changed".to_string()
+        } else {
+            format!("{added} added, {changed} changed, {removed} removed files")
+        };
+        format!(
+            "rendered {}, {} to `{}`: {files}",
+            plural(self.clusters, "cluster"),
+            plural(self.objects, "object"),
+            out.display()
+        )
+    }
 }
 
 /// One cluster's objects, streamed, and the verification of the flows it sends.
@@ -168,44 +246,64 @@ pub fn compare(model: &Model, renderer: &Renderer, out: &Path) -> Result<Vec<Cha
                 new: file.bytes.clone(),
             });
         }
-        if let Some(directory) = whole.filter(|d| existing.owned().contains(*d)) {
-            let written: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-            let stale = existing.files_below(directory)?;
-            found.extend(removed(&existing, stale, |path| written.contains(path))?);
-        }
+        found.extend(removed(&existing, stale_in(&existing, whole, files)?)?);
         changes.lock().map_err(|_| poisoned())?.extend(found);
         Ok(())
     })?;
     let mut changes = changes.into_inner().map_err(|_| poisoned())?;
-    // Cluster directories were compared whole as they arrived; the rest is compared here.
+    let stale = stale_elsewhere(&existing, model, &produced.loose)?;
+    changes.extend(removed(&existing, stale)?);
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(changes)
+}
+
+/// The files of OUT a batch of `produce` drops: when the batch is a whole directory OUT
+/// has (a cluster's), its files there that the batch does not write.
+fn stale_in(
+    existing: &Existing,
+    whole: Option<&str>,
+    files: &[OutputFile],
+) -> Result<Vec<String>, Error> {
+    let Some(directory) = whole.filter(|d| existing.owned().contains(*d)) else {
+        return Ok(Vec::new());
+    };
+    let written: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let mut stale = existing.files_below(directory)?;
+    stale.retain(|path| !written.contains(path.as_str()));
+    Ok(stale)
+}
+
+/// The files of OUT's other entries mcwan owns (the fabric's, the summary, the
+/// provenance, a cluster's that is gone) that a render did not write (`loose`). Cluster
+/// directories are compared whole as they arrive (`stale_in`).
+fn stale_elsewhere(
+    existing: &Existing,
+    model: &Model,
+    loose: &BTreeSet<String>,
+) -> Result<Vec<String>, Error> {
     let clusters: BTreeSet<&str> = model
         .clusterset
         .clusters
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    let mut stale = Vec::new();
     for entry in existing
         .owned()
         .iter()
         .filter(|e| !clusters.contains(e.as_str()))
     {
-        let stale = existing.files_below(entry)?;
-        changes.extend(removed(&existing, stale, |path| {
-            produced.loose.contains(path)
-        })?);
+        let mut files = existing.files_below(entry)?;
+        files.retain(|path| !loose.contains(path));
+        stale.extend(files);
     }
-    changes.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(changes)
+    Ok(stale)
 }
 
-/// The files among `paths` that were not `written`, as removals.
-fn removed(
-    existing: &Existing,
-    paths: Vec<String>,
-    written: impl Fn(&str) -> bool,
-) -> Result<Vec<Change>, Error> {
+/// The files `paths` of OUT, as removals.
+fn removed(existing: &Existing, paths: Vec<String>) -> Result<Vec<Change>, Error> {
     let mut changes = Vec::new();
-    for path in paths.into_iter().filter(|p| !written(p)) {
+    for path in paths {
         if let Some(old) = existing.read(&path)? {
             changes.push(Change {
                 path,
@@ -230,6 +328,8 @@ struct Produced {
     loose: BTreeSet<String>,
     /// How many files in all.
     files: usize,
+    /// How many objects the cluster directories hold.
+    objects: usize,
     /// Where every request goes, compared with the declarations.
     report: verify::Report,
 }
@@ -261,6 +361,7 @@ fn produce(
     let produced = Mutex::new(Produced {
         loose: BTreeSet::new(),
         files: 0,
+        objects: 0,
         report: verify::Report::default(),
     });
     let intent = verify::intent::Intent::of(model);
@@ -286,8 +387,13 @@ fn produce(
         let c = ClusterId(i);
         let cluster_plan = plan.cluster(c);
         let agrees = |object: &serde_json::Value| fabric::verify(model, c, object);
-        let RenderedCluster { files, objects } = renderer.cluster(&cluster_plan, &agrees)?;
+        let RenderedCluster {
+            files,
+            objects,
+            object_files,
+        } = renderer.cluster(&cluster_plan, &agrees)?;
         emit(Some(&cluster_plan.name), &files)?;
+        produced.lock().map_err(|_| poisoned())?.objects += object_files;
         drop(files);
         if verify {
             let cluster_facts =

@@ -111,12 +111,13 @@ fn run_render(
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
-    let report = pipeline::render(&model, &renderer, &output.out, !no_verify, lock_timeout)?;
-    if no_verify {
-        eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if report.problems() == 0 {
+    let written = pipeline::render(&model, &renderer, &output.out, !no_verify, lock_timeout)?;
+    let report = &written.report;
+    if no_verify || report.problems() == 0 {
+        if no_verify {
+            eprintln!("warning: --no-verify: no flow was verified, and SUMMARY.md says so");
+        }
+        eprintln!("{}", written.line(&output.out));
         return Ok(ExitCode::SUCCESS);
     }
     eprint!("{}", report.human_problems());
@@ -259,14 +260,14 @@ fn run_diff(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
     };
     if input.format == Format::Json {
         let rows = changes.as_deref().map(|changes| {
-            (diff::rows(changes).into_iter())
-                .map(|r| {
+            (changes.iter().zip(diff::objects(changes)))
+                .map(|(change, object)| {
                     json!({
-                        "path": paths.output(out, &r.path),
-                        "change": r.change.as_str(),
-                        "kind": r.kind,
-                        "name": r.name,
-                        "fields": r.fields,
+                        "path": paths.output(out, &change.path),
+                        "change": object.change.as_str(),
+                        "kind": object.kind,
+                        "name": object.name,
+                        "fields": object.fields(),
                     })
                 })
                 .collect::<Vec<_>>()

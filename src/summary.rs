@@ -14,18 +14,35 @@ use crate::plan::Plan;
 /// then points at `mcwan graph` instead.
 const MAX_SUMMARY_EDGES: usize = 200;
 
-/// An import edge: importer cluster → (exporter cluster, service), over a tunnel.
-pub type Edges = BTreeSet<(usize, usize, String, String)>;
+/// The import edges, one per (importing cluster, exporting cluster, tunnel): the
+/// traffic the importer sends to the exporter's gateway over that tunnel.
+pub type Edges = BTreeMap<(usize, usize, String), Edge>;
+
+/// What an import edge carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edge {
+    /// How many services it carries.
+    pub services: usize,
+    /// The WAN policies' ports: several when policies share the tunnel.
+    pub ports: BTreeSet<u16>,
+}
 
 /// The import edges of one site's flows.
 #[must_use]
 pub fn edges(model: &Model, site: &SiteFlows) -> Edges {
+    let mut services: BTreeMap<(usize, usize, String), BTreeSet<&str>> = BTreeMap::new();
     let mut edges = Edges::new();
-    for ((policy, to), services) in &site.groups {
-        let tunnel = &model.policy(*policy).tunnel;
-        for service in services {
-            edges.insert((site.from.0, to.0, service.clone(), tunnel.clone()));
-        }
+    for ((policy, to), names) in &site.groups {
+        let policy = model.policy(*policy);
+        let key = (site.from.0, to.0, policy.tunnel.clone());
+        services
+            .entry(key.clone())
+            .or_default()
+            .extend(names.iter().map(String::as_str));
+        edges.entry(key).or_default().ports.insert(policy.port);
+    }
+    for (key, names) in services {
+        edges.entry(key).or_default().services = names.len();
     }
     edges
 }
@@ -67,65 +84,186 @@ fn exported(plan: &Plan) -> Vec<Vec<String>> {
     by_cluster
 }
 
-/// The clusterset as a Mermaid flowchart: one box per cluster holding the services it
-/// exports, and an edge from each importing cluster to each remote service it reaches,
-/// labelled with the tunnel.
-#[must_use]
-pub fn mermaid(plan: &Plan, edges: &Edges) -> String {
-    let clusters = &plan.model.clusterset.clusters;
-    let exported = exported(plan);
-    let mut out = String::from("flowchart LR\n");
-    for (c, cluster) in clusters.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "  subgraph c{c}[\"{} · {} · site {}\"]",
-            cluster.name, cluster.region, cluster.sdwan_site
-        );
-        let _ = writeln!(out, "    c{c}_gw([\"gateway {}\"])", cluster.address);
-        for (s, service) in exported[c].iter().enumerate() {
-            let _ = writeln!(out, "    c{c}_s{s}[\"{service}\"]");
-        }
-        out.push_str("  end\n");
+/// The colours edges are drawn in: Tableau 10, distinct for the colour-blind and on light
+/// and dark backgrounds. Tunnels take them in name order, and share them beyond ten.
+const PALETTE: [&str; 10] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
+/// Every tunnel of the clusterset's WAN policies with its colour: from the sorted names,
+/// so that a tunnel keeps its colour whichever edges are drawn.
+fn tunnel_colors(model: &Model) -> BTreeMap<&str, &'static str> {
+    let tunnels: BTreeSet<&str> = model.policies.iter().map(|p| p.tunnel.as_str()).collect();
+    tunnels
+        .into_iter()
+        .zip(PALETTE.iter().cycle())
+        .map(|(tunnel, color)| (tunnel, *color))
+        .collect()
+}
+
+/// `business · 2 services · :31111`: the tunnel, the services and, when they are few, the
+/// ports the fabric classifies them by.
+fn edge_label(tunnel: &str, edge: &Edge) -> String {
+    let services = match edge.services {
+        1 => "1 service".to_string(),
+        n => format!("{n} services"),
+    };
+    let mut label = format!("{tunnel} · {services}");
+    if edge.ports.len() <= 3 {
+        let ports: Vec<String> = edge.ports.iter().map(u16::to_string).collect();
+        let _ = write!(label, " · :{}", ports.join(","));
     }
-    for (from, to, service, tunnel) in edges {
-        let s = exported[*to]
-            .iter()
-            .position(|x| x == service)
-            .unwrap_or_default();
-        let _ = writeln!(out, "  c{from} -- \"{tunnel}\" --> c{to}_s{s}");
+    label
+}
+
+/// `cluster-1 · eu-west/eu-west-a · site 101`, unescaped.
+fn cluster_label(cluster: &crate::model::Cluster) -> String {
+    let place = match &cluster.zone {
+        Some(zone) => format!("{}/{zone}", cluster.region),
+        None => cluster.region.clone(),
+    };
+    format!("{} · {place} · site {}", cluster.name, cluster.sdwan_site)
+}
+
+/// Text for a Mermaid quoted string: `"` would end it, `#` starts an entity code, `<`, `>`
+/// and `&` would be read as HTML, a backquote could close the Markdown fence SUMMARY.md
+/// draws it in, and a line break would end the statement. Each of these, and every other
+/// control or ASCII punctuation character that means something to Mermaid, is written as
+/// the entity code `#NN;` (Mermaid's flowchart syntax, "Entity codes to escape characters").
+fn mermaid_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_alphanumeric() || matches!(c, ' ' | '-' | '.' | '/' | ':' | ',' | '·' | '_') {
+            out.push(c);
+        } else {
+            let _ = write!(out, "#{};", u32::from(c));
+        }
     }
     out
 }
 
-/// The same graph in Graphviz DOT.
+/// Text for a Graphviz quoted string: the DOT language escapes only `"` in it (`\"`);
+/// labels read a backslash as the start of an escape sequence (`\n`, `\N`, …: the
+/// `escString` type), so it is doubled, a line break is written `\n`, `&` is written
+/// `&amp;` since labels decode HTML entities, and other control characters, which would
+/// draw nothing, are dropped.
+fn dot_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '&' => out.push_str("&amp;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The clusterset as a Mermaid flowchart: one box per cluster holding its gateway and the
+/// services it exports, an edge from each importing cluster to each exporter's gateway
+/// per tunnel, coloured by tunnel, and a legend of the tunnels' colours.
+#[must_use]
+pub fn mermaid(plan: &Plan, edges: &Edges) -> String {
+    let clusters = &plan.model.clusterset.clusters;
+    let exported = exported(plan);
+    let colors = tunnel_colors(plan.model);
+    let mut out = String::from("flowchart LR\n");
+    for (c, cluster) in clusters.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  subgraph c{c}[\"{}\"]",
+            mermaid_text(&cluster_label(cluster))
+        );
+        let _ = writeln!(
+            out,
+            "    c{c}_gw([\"gateway {}\"])",
+            mermaid_text(&cluster.address)
+        );
+        for (s, service) in exported[c].iter().enumerate() {
+            let _ = writeln!(out, "    c{c}_s{s}[\"{}\"]", mermaid_text(service));
+        }
+        out.push_str("  end\n");
+    }
+    for ((from, to, tunnel), edge) in edges {
+        let label = mermaid_text(&edge_label(tunnel, edge));
+        let _ = writeln!(out, "  c{from} -- \"{label}\" --> c{to}_gw");
+    }
+    for (i, ((_, _, tunnel), _)) in edges.iter().enumerate() {
+        let color = colors.get(tunnel.as_str()).unwrap_or(&PALETTE[0]);
+        let _ = writeln!(out, "  linkStyle {i} stroke:{color},color:{color}");
+    }
+    let drawn = drawn_tunnels(edges);
+    if !drawn.is_empty() {
+        out.push_str("  subgraph legend[\"tunnels\"]\n");
+        for (t, tunnel) in drawn.iter().enumerate() {
+            let _ = writeln!(out, "    legend_{t}[\"{}\"]", mermaid_text(tunnel));
+        }
+        out.push_str("  end\n");
+        for (t, tunnel) in drawn.iter().enumerate() {
+            let color = colors.get(tunnel).unwrap_or(&PALETTE[0]);
+            let _ = writeln!(
+                out,
+                "  style legend_{t} stroke:{color},stroke-width:3px,color:{color}"
+            );
+        }
+    }
+    out
+}
+
+/// The tunnels the edges use, sorted.
+fn drawn_tunnels(edges: &Edges) -> BTreeSet<&str> {
+    edges.keys().map(|(_, _, tunnel)| tunnel.as_str()).collect()
+}
+
+/// The same graph in Graphviz DOT. An edge leaves the importing cluster's box (a point
+/// inside it, clipped at the box by `ltail`): the requests leave from its workloads, not
+/// from its ingress gateway.
 #[must_use]
 pub fn dot(plan: &Plan, edges: &Edges) -> String {
     let clusters = &plan.model.clusterset.clusters;
     let exported = exported(plan);
-    let mut out = String::from("digraph clusterset {\n  rankdir=LR;\n  node [shape=box];\n");
+    let colors = tunnel_colors(plan.model);
+    let mut out = String::from(
+        "digraph clusterset {\n  rankdir=LR;\n  compound=true;\n  node [shape=box];\n",
+    );
     for (c, cluster) in clusters.iter().enumerate() {
         let _ = writeln!(out, "  subgraph cluster_c{c} {{");
+        let _ = writeln!(out, "    label=\"{}\";", dot_text(&cluster_label(cluster)));
+        let _ = writeln!(out, "    c{c} [shape=point, style=invis];");
         let _ = writeln!(
             out,
-            "    label=\"{} · {} · site {}\";",
-            cluster.name, cluster.region, cluster.sdwan_site
-        );
-        let _ = writeln!(
-            out,
-            "    c{c} [label=\"gateway {}\", shape=ellipse];",
-            cluster.address
+            "    c{c}_gw [label=\"gateway {}\", shape=ellipse];",
+            dot_text(&cluster.address)
         );
         for (s, service) in exported[c].iter().enumerate() {
-            let _ = writeln!(out, "    c{c}_s{s} [label=\"{service}\"];");
+            let _ = writeln!(out, "    c{c}_s{s} [label=\"{}\"];", dot_text(service));
         }
         out.push_str("  }\n");
     }
-    for (from, to, service, tunnel) in edges {
-        let s = exported[*to]
-            .iter()
-            .position(|x| x == service)
-            .unwrap_or_default();
-        let _ = writeln!(out, "  c{from} -> c{to}_s{s} [label=\"{tunnel}\"];");
+    for ((from, to, tunnel), edge) in edges {
+        let color = colors.get(tunnel.as_str()).unwrap_or(&PALETTE[0]);
+        let _ = writeln!(
+            out,
+            "  c{from} -> c{to}_gw [ltail=cluster_c{from}, label=\"{}\", color=\"{color}\", fontcolor=\"{color}\"];",
+            dot_text(&edge_label(tunnel, edge))
+        );
+    }
+    let drawn = drawn_tunnels(edges);
+    if !drawn.is_empty() {
+        out.push_str("  subgraph cluster_legend {\n    label=\"tunnels\";\n");
+        for (t, tunnel) in drawn.iter().enumerate() {
+            let color = colors.get(tunnel).unwrap_or(&PALETTE[0]);
+            let _ = writeln!(
+                out,
+                "    legend_{t} [label=\"{}\", color=\"{color}\", fontcolor=\"{color}\", penwidth=2];",
+                dot_text(tunnel)
+            );
+        }
+        out.push_str("  }\n");
     }
     out.push_str("}\n");
     out
@@ -293,12 +431,15 @@ mod tests {
         crate::testing::example("payment")
     }
 
-    /// A site of cluster `from` sending `services` to cluster `to` over `policy`.
-    fn site(from: usize, to: usize, policy: PolicyId, services: usize) -> SiteFlows {
-        let services = (0..services).map(|s| format!("ns/svc-{s}")).collect();
+    /// A site of cluster `from` sending one service to each of `destinations` clusters
+    /// over `policy`.
+    fn site(from: usize, destinations: usize, policy: PolicyId) -> SiteFlows {
+        let services = BTreeSet::from(["ns/svc".to_string()]);
         SiteFlows {
             from: crate::model::ClusterId(from),
-            groups: BTreeMap::from([((policy, crate::model::ClusterId(to)), services)]),
+            groups: (0..destinations)
+                .map(|to| ((policy, crate::model::ClusterId(to)), services.clone()))
+                .collect(),
         }
     }
 
@@ -306,7 +447,7 @@ mod tests {
     fn totals_do_not_depend_on_the_order_sites_arrive_in() {
         let model = payment();
         for (a, b, drawn) in [(150, 20, true), (150, 51, false)] {
-            let sites = [site(0, 1, PolicyId(0), a), site(1, 0, PolicyId(1), b)];
+            let sites = [site(0, a, PolicyId(0)), site(1, b, PolicyId(1))];
             let (mut forward, mut backward) = (Totals::default(), Totals::default());
             for s in &sites {
                 forward.add(&model, s);
@@ -317,9 +458,45 @@ mod tests {
             for totals in [&forward, &backward] {
                 assert_eq!(totals.edge_count, a + b);
                 assert_eq!(totals.edges.len(), if drawn { a + b } else { 0 });
-                assert_eq!(totals.flows.values().sum::<usize>(), 2);
+                assert_eq!(totals.flows.values().sum::<usize>(), a + b);
             }
             assert_eq!(forward.edges, backward.edges);
         }
+    }
+
+    /// Services to one exporter over one tunnel are one edge, whichever policies of that
+    /// tunnel they take; another tunnel is another edge.
+    #[test]
+    fn one_edge_per_importer_exporter_and_tunnel() {
+        let mut model = payment();
+        model.policies[1].tunnel = model.policies[0].tunnel.clone();
+        let (p0, p1) = (PolicyId(0), PolicyId(1));
+        let names = |n: &[&str]| n.iter().map(|s| (*s).to_string()).collect::<BTreeSet<_>>();
+        let site = SiteFlows {
+            from: crate::model::ClusterId(0),
+            groups: BTreeMap::from([
+                ((p0, crate::model::ClusterId(1)), names(&["a/x", "a/y"])),
+                ((p1, crate::model::ClusterId(1)), names(&["a/y", "a/z"])),
+            ]),
+        };
+        let edges = edges(&model, &site);
+        let tunnel = model.policies[0].tunnel.clone();
+        let ports: BTreeSet<u16> = model.policies.iter().map(|p| p.port).collect();
+        assert_eq!(
+            edges.into_iter().collect::<Vec<_>>(),
+            [((0, 1, tunnel), Edge { services: 3, ports })]
+        );
+    }
+
+    #[test]
+    fn labels_escape_what_each_format_reads() {
+        let hostile = "eu \"west\" #1 <b>&amp; `x`\\n\nnext\u{7}";
+        let mermaid = mermaid_text(hostile);
+        assert_eq!(
+            mermaid,
+            "eu #34;west#34; #35;1 #60;b#62;#38;amp#59; #96;x#96;#92;n#10;next#7;"
+        );
+        let dot = dot_text(hostile);
+        assert_eq!(dot, "eu \\\"west\\\" #1 <b>&amp;amp; `x`\\\\n\\nnext");
     }
 }

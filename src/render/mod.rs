@@ -91,6 +91,8 @@ pub enum Layout {
 pub struct RenderedCluster {
     pub files: Vec<OutputFile>,
     pub objects: Vec<Value>,
+    /// How many of the files hold an object, one each: all but the kustomizations.
+    pub object_files: usize,
 }
 
 /// One cluster's objects as one YAML stream, and those among them that `verify` reads.
@@ -363,11 +365,14 @@ impl Renderer {
             rendered: RenderedCluster {
                 files: Vec::new(),
                 objects: Vec::new(),
+                object_files: 0,
             },
             keys: Vec::new(),
         };
         plan.objects(&mut sink)?;
-        Ok((sink.rendered, sink.keys))
+        let mut rendered = sink.rendered;
+        rendered.object_files = rendered.files.len();
+        Ok((rendered, sink.keys))
     }
 
     /// The cluster's `kustomization.yaml`, listing every file (or, in the namespace

@@ -2,6 +2,7 @@
 //! render is all or nothing under crashes and concurrency, and that every cluster directory
 //! builds with `kubectl kustomize`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -48,6 +49,57 @@ fn every_rendered_cluster_builds_with_kubectl_kustomize() {
         }
     }
     assert!(checked >= 5, "only {checked} cluster directories checked");
+}
+
+/// A render's one line on stderr counts what it wrote and what it changed in OUT, as a
+/// comparison of the trees before and after it finds.
+#[test]
+fn render_says_what_it_changed() {
+    let mut test = Test::example("three-clusters");
+    let line = |test: &mut Test| {
+        let stderr = test.render().run().stderr;
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        lines[0].replace(&test.expand("{out}"), "OUT")
+    };
+    let expected = |before: &BTreeMap<String, Vec<u8>>, after: &BTreeMap<String, Vec<u8>>| {
+        let objects = after
+            .keys()
+            .filter(|k| k.starts_with("cluster-") && !k.ends_with("kustomization.yaml"))
+            .count();
+        let added = after.keys().filter(|k| !before.contains_key(*k)).count();
+        let removed = before.keys().filter(|k| !after.contains_key(*k)).count();
+        let changed = after
+            .iter()
+            .filter(|(k, v)| before.get(*k).is_some_and(|old| old != *v))
+            .count();
+        let files = if added + changed + removed == 0 {
+            "no file changed".to_string()
+        } else {
+            format!("{added} added, {changed} changed, {removed} removed files")
+        };
+        format!("rendered 3 clusters, {objects} objects to `OUT`: {files}")
+    };
+    let mut before = BTreeMap::new();
+    // A first render, one again, then each after a verb.
+    for verb in [None, None, Some("unimport"), Some("import")] {
+        if let Some(verb) = verb {
+            test.args(&[verb, "insecure/logging", "--cluster", "cluster-1", "{in}"])
+                .run();
+        }
+        let printed = line(&mut test);
+        let after = test.tree("{out}");
+        assert_eq!(printed, expected(&before, &after));
+        before = after;
+    }
+    // A file of OUT mcwan does not own is carried over, not counted.
+    test.write("{out}/NOTES.md", "mine");
+    test.edit("{in}/clusterset.yaml", "sdwanSite: 201", "sdwanSite: 202");
+    let printed = line(&mut test);
+    let mut after = test.tree("{out}");
+    after.remove("NOTES.md");
+    assert_eq!(printed, expected(&before, &after));
+    assert!(!printed.contains(" 0 changed"), "{printed}");
 }
 
 #[test]

@@ -139,7 +139,10 @@ fn json_is_one_document_with_errors() {
         .expect("the gateway changes");
     assert_eq!(gateway_change["kind"], "Gateway");
     assert_eq!(gateway_change["name"], "mcw-system/mcw-ingress");
-    assert_eq!(gateway_change["fields"][0], "spec.listeners[0].port");
+    assert_eq!(
+        gateway_change["fields"][0],
+        "spec.listeners[sd-wan-priority-high].port"
+    );
     let unknown = test
         .args(&["status", "secure/paymnt", "{in}", "--format", "json"])
         .code(1)
