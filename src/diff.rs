@@ -2,6 +2,7 @@
 //! the fields and list elements that change (`ObjectChange`, printed by `summary`), and a
 //! unified diff. Pure: the bytes come from `emit`.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -268,21 +269,25 @@ fn flow_text(flow: &Value) -> Option<String> {
     Some(line)
 }
 
+/// The reachability matrix of a SUMMARY.md: its header row and its rows.
+fn reachability_rows(bytes: &[u8]) -> (Option<String>, BTreeSet<String>) {
+    let text = String::from_utf8_lossy(bytes);
+    let section = (text.split("\n## Reachability\n").nth(1))
+        .map(|section| section.split("\n## ").next().unwrap_or_default())
+        .unwrap_or_default();
+    let lines = section.lines().filter(|l| l.starts_with("| "));
+    let header = lines.clone().find(|l| l.starts_with("| source |"));
+    let rows = lines
+        .filter(|l| !l.starts_with("| source |"))
+        .map(str::to_owned)
+        .collect();
+    (header.map(str::to_owned), rows)
+}
+
 /// What changes for traffic: the rows of SUMMARY.md's reachability matrix that the new
 /// render drops (`-`) or adds (`+`).
 fn reachability_changes(old: &[u8], new: &[u8]) -> String {
-    let rows = |bytes: &[u8]| -> std::collections::BTreeSet<String> {
-        let text = String::from_utf8_lossy(bytes);
-        text.split("\n## Reachability\n")
-            .nth(1)
-            .map(|section| section.split("\n## ").next().unwrap_or_default())
-            .into_iter()
-            .flat_map(str::lines)
-            .filter(|l| l.starts_with("| ") && !l.starts_with("| source |"))
-            .map(str::to_owned)
-            .collect()
-    };
-    let (before, after) = (rows(old), rows(new));
+    let ((_, before), (_, after)) = (reachability_rows(old), reachability_rows(new));
     let mut out = String::new();
     for row in before.difference(&after) {
         let _ = writeln!(out, "- flow {row}");
@@ -294,6 +299,109 @@ fn reachability_changes(old: &[u8], new: &[u8]) -> String {
         out.insert_str(0, "reachability:\n");
     }
     out
+}
+
+/// Differences listed per object in the Markdown summary; the rest are counted.
+const MARKDOWN_DIFFERENCES: usize = 20;
+
+/// The review summary of `changes` in GitHub-flavoured Markdown, for a pull request's
+/// comment or a CI job's summary: a table of the objects that change, with their
+/// differences; the rows of the reachability matrix that go and come; and the unified diff,
+/// folded.
+#[must_use]
+pub fn markdown(changes: &[Change]) -> String {
+    let objects = objects(changes);
+    let count = |kind: ChangeKind| changes.iter().filter(|c| c.kind == kind).count();
+    let mut out = format!(
+        "## mcwan: what this change renders differently\n\n{} file(s): {} added, {} changed, {} removed.\n\n",
+        changes.len(),
+        count(ChangeKind::Added),
+        count(ChangeKind::Changed),
+        count(ChangeKind::Removed)
+    );
+    out.push_str("| where | change | kind | name | what changes |\n|---|---|---|---|---|\n");
+    for object in &objects {
+        let what = match &object.details {
+            Details::Whole => String::new(),
+            Details::Lines(count) => format!("{count} line(s) differ"),
+            Details::Fields(differences) => {
+                let mut lines: Vec<String> = (differences.iter().take(MARKDOWN_DIFFERENCES))
+                    .map(|d| markdown_cell(&difference_line(&object.kind, d)))
+                    .collect();
+                if differences.len() > MARKDOWN_DIFFERENCES {
+                    lines.push(format!(
+                        "… {} more",
+                        differences.len() - MARKDOWN_DIFFERENCES
+                    ));
+                }
+                lines.join("<br>")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {what} |",
+            markdown_cell(&object.area),
+            object.change.as_str(),
+            markdown_cell(&object.kind),
+            markdown_cell(&object.name)
+        );
+    }
+    if let Some(summary) = changes.iter().find(|c| c.path == crate::SUMMARY) {
+        let (header_before, before) = reachability_rows(&summary.old);
+        let (header_after, after) = reachability_rows(&summary.new);
+        if before != after {
+            out.push_str("\n### Reachability\n\nRows of the reachability matrix (SUMMARY.md) that this change removes (−) or adds (+).\n\n");
+            if let Some(header) = header_after.or(header_before) {
+                let columns = header.matches('|').count().saturating_sub(1);
+                let _ = writeln!(out, "| |{}", header.trim_start_matches('|'));
+                let _ = writeln!(out, "|---|{}", "---|".repeat(columns));
+            }
+            for row in before.difference(&after) {
+                let _ = writeln!(out, "| − {row}");
+            }
+            for row in after.difference(&before) {
+                let _ = writeln!(out, "| + {row}");
+            }
+        }
+    }
+    let diff = unified(changes);
+    let fence = "`".repeat(longest_run(&diff, '`').max(2) + 1);
+    let _ = write!(
+        out,
+        "\n<details><summary>Unified diff ({} lines)</summary>\n\n{fence}diff\n{diff}{fence}\n\n</details>\n",
+        diff.lines().count()
+    );
+    out
+}
+
+/// Text for a Markdown table cell: nothing in it can end the cell, open HTML or format.
+fn markdown_cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The longest run of `c` in `text`.
+fn longest_run(text: &str, c: char) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for d in text.chars() {
+        run = if d == c { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
 }
 
 fn parse(bytes: &[u8]) -> Option<Value> {
@@ -443,5 +551,40 @@ mod tests {
             summary(&changes),
             "sdwan  changed  SDWANSiteFlows  tokyo\n    + flows[paris 10.0.0.9 gold-policy].services: shop/checkout\n    + flow tokyo→berlin 10.0.0.9:31001 gold shop/checkout\n"
         );
+    }
+
+    /// No value can end a Markdown cell or the diff's fence, and the reachability rows that
+    /// go and come are listed under the matrix's header.
+    #[test]
+    fn markdown_escapes_cells_and_fences_the_diff() {
+        let summary = |verdict: &str| {
+            format!(
+                "# x\n\n## Reachability\n\n| source | verdict |\n|---|---|\n| c1 | {verdict} |\n"
+            )
+        };
+        let changes = vec![
+            changed(
+                "cluster-1/ns/configmap-x.yaml",
+                "kind: ConfigMap\nmetadata: {name: x, namespace: ns}\ndata: {a: 'p|q'}\n",
+                "kind: ConfigMap\nmetadata: {name: x, namespace: ns}\ndata: {a: '<b>````'}\n",
+            ),
+            changed(crate::SUMMARY, &summary("ok"), &summary("refused")),
+        ];
+        let text = markdown(&changes);
+        assert!(
+            text.contains("2 file(s): 0 added, 2 changed, 0 removed."),
+            "{text}"
+        );
+        assert!(
+            text.contains("\\~ data.a: p\\|q → &lt;b&gt;\\`\\`\\`\\`"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| | source | verdict |\n|---|---|---|\n| − | c1 | ok |\n| + | c1 | refused |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("`````diff\n"), "{text}");
     }
 }

@@ -17,6 +17,9 @@ pub enum Format {
     Human,
     Json,
     Github,
+    /// `diff` and `verify` only: their result as GitHub-flavoured Markdown, for a pull
+    /// request; diagnostics as `human`.
+    Markdown,
 }
 
 /// Where a command prints its diagnostics.
@@ -39,7 +42,7 @@ pub fn print(
     diagnostics: &[Diagnostic],
 ) -> io::Result<()> {
     let text = match format {
-        Format::Human => {
+        Format::Human | Format::Markdown => {
             let choice = if std::env::var_os("NO_COLOR").is_some() || !io::stderr().is_terminal() {
                 termcolor::ColorChoice::Never
             } else {

@@ -47,6 +47,7 @@ pub fn run() -> ExitCode {
 }
 
 fn execute(command: Command) -> Result<ExitCode, Error> {
+    refuse_markdown(&command)?;
     match command {
         Command::Validate { input } => run_validate(&input),
         Command::Render {
@@ -96,6 +97,28 @@ fn execute(command: Command) -> Result<ExitCode, Error> {
         Command::Schema { kind, bundle } => run_schema(kind.as_deref(), bundle),
         Command::Explain { code } => run_explain(&code),
     }
+}
+
+/// Markdown is a review summary: only `diff` and `verify` print one.
+fn refuse_markdown(command: &Command) -> Result<(), Error> {
+    let input = match command {
+        Command::Validate { input }
+        | Command::Render { input, .. }
+        | Command::Check { input, .. }
+        | Command::Status { input, .. }
+        | Command::Graph { input, .. } => input,
+        Command::Export { target, .. }
+        | Command::Unexport { target }
+        | Command::Import { target, .. }
+        | Command::Unimport { target } => &target.input,
+        _ => return Ok(()),
+    };
+    if input.format == Format::Markdown {
+        return Err(Error::Usage(
+            "`--format markdown` is for `diff` and `verify`".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn run_render(
@@ -276,11 +299,12 @@ fn run_diff(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
         return Ok(code);
     }
     if let Some(changes) = changes.filter(|c| !c.is_empty()) {
-        print_stdout(&format!(
-            "{}\n{}",
-            diff::summary(&changes),
-            diff::unified(&changes).trim_end()
-        ))?;
+        let text = if input.format == Format::Markdown {
+            diff::markdown(&changes)
+        } else {
+            format!("{}\n{}", diff::summary(&changes), diff::unified(&changes))
+        };
+        print_stdout(text.trim_end())?;
     }
     Ok(code)
 }
@@ -670,6 +694,7 @@ fn verify_out(
             json
         }
         report::Format::Github => report.github(),
+        report::Format::Markdown => report.markdown(usize::MAX),
     };
     print_stdout(text.trim_end())?;
     Ok(if report.problems() == 0 {

@@ -9,6 +9,7 @@
 mod common;
 
 mod argocd;
+mod ci;
 mod determinism;
 mod diagnostics;
 mod fabric;
