@@ -204,18 +204,28 @@ fn run_validate(input: &Input) -> Result<ExitCode, Error> {
     })
 }
 
+/// What `check` and `diff` compare: the declarations, checked (their diagnostics printed
+/// beside the result), and what render would change in OUT; `None` when they are invalid.
+fn compared(
+    input: &Input,
+    output: &cli::Output,
+) -> Result<(Paths, Checked, Option<Vec<diff::Change>>), Error> {
+    let paths = printed_paths(input)?;
+    let (checked, renderer) = prepare(input, &output.rendering)?;
+    print_beside_result(input, &checked)?;
+    let changes = match &checked.model {
+        Some(model) => Some(compare(model, &renderer, &output.out)?),
+        None => None,
+    };
+    Ok((paths, checked, changes))
+}
+
 /// `check`: the unified diff on stdout and the stale files on stderr; with `github`, an
 /// annotation per stale file before the diff; with `json`, one document of the diagnostics
 /// and the stale files.
 fn run_check(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
-    let paths = printed_paths(input)?;
-    let (checked, renderer) = prepare(input, &output.rendering)?;
-    print_beside_result(input, &checked)?;
+    let (paths, checked, changes) = compared(input, output)?;
     let out = &output.out;
-    let changes = match &checked.model {
-        Some(model) => Some(compare(model, &renderer, out)?),
-        None => None,
-    };
     let code = match &changes {
         Some(changes) if changes.is_empty() => ExitCode::SUCCESS,
         _ => ExitCode::from(EXIT_INVALID),
@@ -268,14 +278,8 @@ fn run_check(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
 /// `diff`: the per-object summary and the unified diff on stdout; with `json`, one document
 /// of the diagnostics and the per-object changes.
 fn run_diff(input: &Input, output: &cli::Output) -> Result<ExitCode, Error> {
-    let paths = printed_paths(input)?;
-    let (checked, renderer) = prepare(input, &output.rendering)?;
-    print_beside_result(input, &checked)?;
+    let (paths, checked, changes) = compared(input, output)?;
     let out = &output.out;
-    let changes = match &checked.model {
-        Some(model) => Some(compare(model, &renderer, out)?),
-        None => None,
-    };
     let code = match &changes {
         None => ExitCode::from(EXIT_FATAL),
         Some(changes) if changes.is_empty() => ExitCode::SUCCESS,
