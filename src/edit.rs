@@ -512,17 +512,7 @@ impl Edit<'_> {
             .unwrap_or_default();
         let mut out = String::new();
         for global in services {
-            let exporters: Vec<&str> = global
-                .exporters
-                .iter()
-                .map(|&e| {
-                    model
-                        .clusterset
-                        .cluster(model.exports[e].cluster)
-                        .name
-                        .as_str()
-                })
-                .collect();
+            let exporters = global.exporter_names(model);
             let service = format!("{}/{}", global.namespace, global.name);
             let _ = write!(
                 out,

@@ -320,17 +320,7 @@ pub fn markdown(
 
     out.push_str("\n## Services\n\n| service | exported by | WAN policy | tunnel | port | imported by |\n|---|---|---|---|---|---|\n");
     for service in &plan.services {
-        let exporters: Vec<&str> = service
-            .exporters
-            .iter()
-            .map(|&e| {
-                model
-                    .clusterset
-                    .cluster(model.exports[e].cluster)
-                    .name
-                    .as_str()
-            })
-            .collect();
+        let exporters = service.exporter_names(model);
         let importers: Vec<&str> = clusters
             .iter()
             .filter(|c| c.imports(&service.namespace, &service.name))

@@ -45,6 +45,22 @@ pub struct GlobalService {
     pub callers: Callers,
 }
 
+impl GlobalService {
+    /// The names of the clusters that export it, in ClusterSet order.
+    #[must_use]
+    pub fn exporter_names<'m>(&self, model: &'m Model) -> Vec<&'m str> {
+        (self.exporters.iter())
+            .map(|&e| {
+                model
+                    .clusterset
+                    .cluster(model.exports[e].cluster)
+                    .name
+                    .as_str()
+            })
+            .collect()
+    }
+}
+
 /// Endpoint tiers: a fallback endpoint takes traffic only when no primary one is healthy.
 const PRIMARY: &str = "primary";
 const FALLBACK: &str = "fallback";
