@@ -351,14 +351,12 @@ fn exporters(model: &Model, global: &GlobalService) -> Vec<Exporter> {
 
 fn importers(model: &Model, global: &GlobalService) -> Vec<Importer> {
     let (namespace, name) = (global.namespace.as_str(), global.name.as_str());
+    let exporters = global.exporter_names(model);
     (model.clusterset.clusters.iter())
         .filter(|c| c.imports(namespace, name))
         .map(|c| Importer {
             cluster: c.name.clone(),
-            local_first: global
-                .exporters
-                .iter()
-                .any(|&e| model.clusterset.cluster(model.exports[e].cluster).name == c.name),
+            local_first: exporters.contains(&c.name.as_str()),
         })
         .collect()
 }

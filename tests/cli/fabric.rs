@@ -232,34 +232,40 @@ fn vendor_templates_can_be_added_and_cannot_be_injected() {
     }
 }
 
-/// Without `spec.sdwan.vendor`, tunnels are only names: `express` needs no colour, `gold`
-/// (also a Cisco colour) gets none, an SLA Cisco could not express draws no warning, and
-/// the fabric is the vendor-neutral files alone. With `vendor: cisco` the same repository
-/// breaks Cisco's rules.
-#[test]
-fn without_a_vendor_tunnels_need_no_colour_and_no_cisco_policy_renders() {
+/// examples/payment without `spec.sdwan.vendor` and without colours.
+fn payment_without_a_vendor() -> Test {
     let mut test = Test::example("payment");
     test.edit("clusterset.yaml", "    vendor: cisco\n", "")
         .edit(
             "clusterset.yaml",
             "    colors:\n      business: biz-internet\n      default: public-internet\n",
             "",
-        )
-        .edit(
-            "policies/sd-wan-priority-high.yaml",
-            "tunnel: business",
-            "tunnel: gold",
-        )
-        .edit(
-            "policies/sd-wan-priority-high.yaml",
-            "jitterMs: 50",
-            "jitterMs: 2.5",
-        )
-        .edit(
-            "policies/sd-wan-priority-low.yaml",
-            "tunnel: default",
-            "tunnel: express",
         );
+    test
+}
+
+/// Without `spec.sdwan.vendor`, tunnels are only names: `express` needs no colour, `gold`
+/// (also a Cisco colour) gets none, an SLA Cisco could not express draws no warning, and
+/// the fabric is the vendor-neutral files alone. With `vendor: cisco` the same repository
+/// breaks Cisco's rules.
+#[test]
+fn without_a_vendor_tunnels_need_no_colour_and_no_cisco_policy_renders() {
+    let mut test = payment_without_a_vendor();
+    test.edit(
+        "policies/sd-wan-priority-high.yaml",
+        "tunnel: business",
+        "tunnel: gold",
+    )
+    .edit(
+        "policies/sd-wan-priority-high.yaml",
+        "jitterMs: 50",
+        "jitterMs: 2.5",
+    )
+    .edit(
+        "policies/sd-wan-priority-low.yaml",
+        "tunnel: default",
+        "tunnel: express",
+    );
     let validate = ["validate", "{in}", "--format", "github"];
     let valid = test.args(&validate).run();
     assert!(!valid.stdout.contains("sdwan-"), "{}", valid.stdout);
@@ -342,13 +348,8 @@ fn colours_without_a_vendor_reach_only_the_classification() {
 /// it. A text template cannot print a colour that is not there.
 #[test]
 fn own_vendor_templates_render_without_a_vendor() {
-    let mut test = Test::example("payment");
-    test.edit("clusterset.yaml", "    vendor: cisco\n", "")
-        .edit(
-            "clusterset.yaml",
-            "    colors:\n      business: biz-internet\n      default: public-internet\n",
-            "",
-        )
+    let mut test = payment_without_a_vendor();
+    test
         .write(
             "{temp}/templates/sdwan/acme.conf.j2",
             "{% for class in fabric.classes %}class {{ class.tunnel }} port {{ class.port }}\n{% endfor %}",
