@@ -172,7 +172,7 @@ impl Plan<'_> {
                 when: Vec::new(),
             });
         }
-        rules
+        AuthorizationRule::merged(&rules)
     }
 }
 

@@ -805,8 +805,8 @@ impl<'m> Plan<'m> {
         if mutual {
             out.deny.extend(self.bindings());
         }
-        out.deny.dedup();
-        out.allow.dedup();
+        out.deny = AuthorizationRule::merged(&out.deny);
+        out.allow = AuthorizationRule::merged(&out.allow);
         out
     }
 
@@ -970,6 +970,85 @@ mod tests {
     use super::*;
     use crate::diagnostic::Diagnostics;
     use crate::load::{self, Content, InputFile, Limits};
+
+    /// Merging rules that differ only in their hosts admits and refuses the same requests,
+    /// as verify's reading of Istio's rules decides: for every host, path, peer and header
+    /// value; and it shortens the list.
+    #[test]
+    fn merged_rules_match_what_the_rules_matched() {
+        use crate::verify::request::{authz_rule_matches, unmatched, Sample};
+        let rule = |hosts: &[&str], principals: &[&str], paths: &[&str], when: Option<&str>| {
+            AuthorizationRule {
+                from: (!principals.is_empty()).then(|| {
+                    [From {
+                        source: Source {
+                            principals: principals.iter().map(ToString::to_string).collect(),
+                        },
+                    }]
+                }),
+                to: Some([To {
+                    operation: Operation {
+                        hosts: hosts.iter().map(ToString::to_string).collect(),
+                        methods: Vec::new(),
+                        paths: paths.iter().map(ToString::to_string).collect(),
+                    },
+                }]),
+                when: when
+                    .map(|value| Condition {
+                        key: "request.headers[x-a]".into(),
+                        values: vec![value.into()],
+                        not_values: Vec::new(),
+                    })
+                    .into_iter()
+                    .collect(),
+            }
+        };
+        let rules = vec![
+            rule(&["a", "a:*"], &["td/ns/x/sa/*"], &[], None),
+            rule(&["b", "b:*"], &["td/ns/y/sa/*"], &[], None),
+            rule(&["c", "c:*"], &["td/ns/x/sa/*"], &[], None),
+            rule(&["c", "d"], &["td/ns/x/sa/*"], &[], None),
+            rule(&["a"], &["td/ns/x/sa/*"], &["/p/*"], None),
+            rule(&["e"], &["td/ns/x/sa/*"], &["/p/*"], Some("1")),
+            rule(&["b"], &[], &["/p/*"], None),
+            rule(&["b"], &[], &["/p/*"], None),
+        ];
+        let merged = AuthorizationRule::merged(&rules);
+        assert_eq!(merged.len(), 5, "{merged:#?}");
+        assert_eq!(
+            merged[0],
+            rule(&["a", "a:*", "c", "c:*", "d"], &["td/ns/x/sa/*"], &[], None)
+        );
+        let matches = |rules: &[AuthorizationRule], host: &str, sample: &Sample, peer| {
+            rules.iter().any(|r| {
+                let value = serde_json::to_value(r).unwrap();
+                authz_rule_matches(&value, host, sample, peer)
+            })
+        };
+        let mut compared = 0;
+        for host in ["a", "b", "c", "d", "e", "a:80", "c:80", "f"] {
+            for path in ["/", "/p/q"] {
+                for header in [None, Some("1")] {
+                    let mut sample = Sample {
+                        path: path.into(),
+                        ..unmatched()
+                    };
+                    sample
+                        .headers
+                        .extend(header.map(|v| ("x-a".to_string(), v.to_string())));
+                    for peer in [None, Some("td/ns/x/sa/default"), Some("td/ns/y/sa/default")] {
+                        assert_eq!(
+                            matches(&merged, host, &sample, peer),
+                            matches(&rules, host, &sample, peer),
+                            "{host} {sample} {peer:?}"
+                        );
+                        compared += usize::from(matches(&rules, host, &sample, peer));
+                    }
+                }
+            }
+        }
+        assert!(compared > 10, "only {compared} requests match");
+    }
 
     /// Three clusters: `payment` exported in eu-west (cluster-1) and us-east (cluster-3),
     /// imported everywhere; cluster-2 sits in eu-west too.

@@ -7,7 +7,8 @@
 //! Field names are what the templates (and `--templates` overrides) read, so they are
 //! stable; field order is the order maps and lists are printed in.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -167,14 +168,64 @@ pub struct AuthorizationRule {
     pub when: Vec<Condition>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The most rules an AuthorizationPolicy may hold: `spec.rules` has `maxItems: 512` in
+/// Istio's CRD (1.26 to 1.30), so a workload's rules are split among policies of at most
+/// this many, which Istio applies alike (`AuthorizationRule::merged`).
+pub const MAX_AUTHORIZATION_RULES: usize = 512;
+
+impl AuthorizationRule {
+    /// The rules, those that differ only in their operation's hosts merged into the first
+    /// of them, which lists the hosts of all, each once; a rule equal to an earlier one is
+    /// dropped. Istio matches a request against a rule's hosts as against any of them, and
+    /// against a policy's rules, and the policies of one action on a workload, as against
+    /// any of them (docs/security.md, section 4), so the same requests are admitted and
+    /// refused. A gateway whose exports share their callers then holds a rule per set of
+    /// callers instead of one per export.
+    #[must_use]
+    pub fn merged(rules: &[AuthorizationRule]) -> Vec<AuthorizationRule> {
+        // A rule but for its hosts.
+        type Alike<'r> = (
+            &'r Option<[From; 1]>,
+            Option<(&'r [String], &'r [String])>,
+            &'r [Condition],
+        );
+        let mut out: Vec<AuthorizationRule> = Vec::new();
+        // Each rule of `out` → its place, and the hosts it lists.
+        let mut merged: HashMap<Alike, (usize, HashSet<&str>)> = HashMap::new();
+        for rule in rules {
+            let to = rule.to.as_ref().map(|[to]| &to.operation);
+            let alike = (
+                &rule.from,
+                to.map(|o| (&o.methods[..], &o.paths[..])),
+                &rule.when[..],
+            );
+            let hosts = to.map_or(&[][..], |o| &o.hosts[..]);
+            match merged.entry(alike) {
+                Entry::Occupied(mut first) => {
+                    let (i, listed) = first.get_mut();
+                    if let Some([to]) = out[*i].to.as_mut() {
+                        let added = hosts.iter().filter(|h| listed.insert(h.as_str()));
+                        to.operation.hosts.extend(added.cloned());
+                    }
+                }
+                Entry::Vacant(first) => {
+                    first.insert((out.len(), hosts.iter().map(String::as_str).collect()));
+                    out.push(rule.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct From {
     pub source: Source,
 }
 
 /// The peers a rule admits, by the SPIFFE identity of their certificate without
 /// `spiffe://`; never empty, which Istio would read as any peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Source {
     pub principals: Vec<String>,
 }
@@ -194,7 +245,7 @@ pub struct Operation {
 }
 
 /// A `when` condition: the key has one of `values`, or none of `notValues`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Condition {
     pub key: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -338,9 +389,9 @@ impl Object for EgressGateway<'_> {
 /// Who may send through the egress gateway, in mutual mode.
 #[derive(Serialize)]
 pub struct EgressAuthorization<'p> {
-    pub name: &'static str,
+    pub name: String,
     pub namespace: &'static str,
-    pub egress: &'p EgressPlan,
+    pub rules: &'p [AuthorizationRule],
     pub selector: Labels,
     pub labels: Labels,
 }
@@ -369,6 +420,15 @@ pub struct Shared {
     pub mcs_api_version: &'static str,
     pub gateway_class_name: String,
     pub tracing: TracingView,
+}
+
+/// The name of the `i`th (from 0) of a workload's AuthorizationPolicies of one kind:
+/// `name`, then `name-2`, `name-3`…
+fn numbered(name: &str, i: usize) -> String {
+    match i {
+        0 => name.to_string(),
+        i => format!("{name}-{}", i + 1),
+    }
 }
 
 impl ClusterPlan<'_> {
@@ -439,9 +499,9 @@ impl ClusterPlan<'_> {
             ("ALLOW", "allow", &gateway.authorization.allow),
         ];
         for (action, suffix, rules) in policies {
-            if !rules.is_empty() {
+            for (i, rules) in rules.chunks(MAX_AUTHORIZATION_RULES).enumerate() {
                 sink.object(&AuthorizationPolicy {
-                    name: format!("{GATEWAY_NAME}-{suffix}"),
+                    name: numbered(&format!("{GATEWAY_NAME}-{suffix}"), i),
                     namespace: RESERVED_NAMESPACE,
                     gateway_name: GATEWAY_NAME,
                     action,
@@ -485,12 +545,16 @@ impl ClusterPlan<'_> {
             service_host: format!("{EGRESS_NAME}.{RESERVED_NAMESPACE}.svc.cluster.local"),
             labels: self.labels(&[]),
         })?;
-        if !egress.authorization.is_empty() {
+        for (i, rules) in egress
+            .authorization
+            .chunks(MAX_AUTHORIZATION_RULES)
+            .enumerate()
+        {
             sink.object(&EgressAuthorization {
-                name: EGRESS_NAME,
+                name: numbered(EGRESS_NAME, i),
                 namespace: RESERVED_NAMESPACE,
-                egress,
-                selector,
+                rules,
+                selector: selector.clone(),
                 labels: self.labels(&[]),
             })?;
         }

@@ -420,3 +420,67 @@ fn namespace_layout_builds_per_namespace_and_per_cluster() {
     }
     test.check().args(&["--layout", "namespace"]).run();
 }
+
+/// A gateway whose exports name more than 512 sets of callers gets its ALLOW rules in
+/// several AuthorizationPolicies, none over the CRD's 512 rules, which together admit
+/// every exported host; the render's verification (exit 0) finds every flow admitted.
+#[test]
+fn authorization_rules_are_split_among_policies_of_at_most_512() {
+    let mut test = Test::empty();
+    // 600 services in as many namespaces: each export has its own callers.
+    test.args(&[
+        "generate",
+        "-o",
+        "{in}",
+        "--clusters",
+        "1",
+        "--services",
+        "600",
+        "--namespaces",
+        "600",
+    ])
+    .run();
+    test.render().run();
+    let tree = test.tree("{out}");
+    let cluster = "cluster-0";
+    let of_kind = |kind: &str| -> Vec<(String, serde_json::Value)> {
+        tree.iter()
+            .filter(|(path, _)| path.starts_with(&format!("{cluster}/")))
+            .map(|(path, bytes)| (path.clone(), yaml_serde::from_slice(bytes).unwrap()))
+            .filter(|(_, object): &(String, serde_json::Value)| object["kind"] == kind)
+            .collect()
+    };
+    let allow: Vec<_> = of_kind("AuthorizationPolicy")
+        .into_iter()
+        .filter(|(_, p)| p["spec"]["action"] == "ALLOW")
+        .collect();
+    let names: Vec<&str> = allow
+        .iter()
+        .map(|(_, p)| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["mcw-ingress-allow-2", "mcw-ingress-allow"],
+        "{cluster}"
+    );
+    let mut hosts = std::collections::BTreeSet::new();
+    for (path, policy) in &allow {
+        let rules = policy["spec"]["rules"].as_array().unwrap();
+        assert!(rules.len() <= 512, "{path}: {} rules", rules.len());
+        for rule in rules {
+            for host in rule["to"][0]["operation"]["hosts"].as_array().unwrap() {
+                hosts.insert(host.as_str().unwrap().to_string());
+            }
+        }
+    }
+    let exports = of_kind("ServiceExport");
+    assert!(exports.len() > 512, "{cluster} exports {}", exports.len());
+    for (_, export) in exports {
+        let host = format!(
+            "{}.{}.svc.clusterset.local",
+            export["metadata"]["name"].as_str().unwrap(),
+            export["metadata"]["namespace"].as_str().unwrap()
+        );
+        assert!(hosts.contains(&host), "{cluster}: no ALLOW rule for {host}");
+    }
+}
