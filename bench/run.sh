@@ -6,7 +6,8 @@
 #
 # Usage: bench/run.sh [SIZE ...]   SIZE is CLUSTERSxSERVICES; default 10x100 50x1000 100x1000
 #        bench/run.sh cluster [SIZE ...]   only `render --cluster` of one cluster (what the
-#                          Argo CD plugin runs): wall time and peak RSS, the best of ROUNDS;
+#                          Argo CD plugin runs): wall time and peak RSS, the best of ROUNDS,
+#                          beside `--no-verify` and `validate` (loading and checking alone);
 #                          default size 100x5000; writes no tree
 #
 # Environment:
@@ -43,8 +44,8 @@ max() { python3 -c "import sys; print(max(int(x) for x in sys.argv[1:]))" "$@"; 
 if [ "$mode" = cluster ]; then
   echo "# $(date -u +%F) $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, ROUNDS=$rounds: render --cluster cluster-0"
   echo
-  echo '| size | objects | MB | render --cluster s | RSS MiB |'
-  echo '|---|---|---|---|---|'
+  echo '| size | objects | MB | render --cluster s | RSS MiB | --no-verify s | validate s |'
+  echo '|---|---|---|---|---|---|---|'
   for size in "${sizes[@]}"; do
     clusters=${size%x*}; services=${size#*x}
     input="$work/$size/in"
@@ -53,13 +54,18 @@ if [ "$mode" = cluster ]; then
     "$bin" render "$input" --cluster cluster-0 > "$work/$size/stream.yaml"
     objects=$(grep -c '^kind: ' "$work/$size/stream.yaml")
     bytes=$(stat -c %s "$work/$size/stream.yaml")
-    times=(); rss=()
+    times=(); rss=(); unverified=(); validates=()
     for _ in $(seq "$rounds"); do
       read -r seconds kib < <(measure "$bin" render "$input" --cluster cluster-0)
       times+=("$seconds"); rss+=("$kib")
+      read -r seconds _ < <(measure "$bin" render "$input" --cluster cluster-0 --no-verify)
+      unverified+=("$seconds")
+      read -r seconds _ < <(measure "$bin" validate "$input")
+      validates+=("$seconds")
     done
-    python3 -c "import sys; s, o, b, t, r = sys.argv[1:]; print(f'| {s} | {o} | {int(b)/1e6:.1f} | {float(t):.2f} | {int(r)//1024} |')" \
-      "$size" "$objects" "$bytes" "$(min "${times[@]}")" "$(max "${rss[@]}")"
+    python3 -c "import sys; s, o, b, t, r, n, v = sys.argv[1:]; print(f'| {s} | {o} | {int(b)/1e6:.1f} | {float(t):.2f} | {int(r)//1024} | {float(n):.2f} | {float(v):.2f} |')" \
+      "$size" "$objects" "$bytes" "$(min "${times[@]}")" "$(max "${rss[@]}")" \
+      "$(min "${unverified[@]}")" "$(min "${validates[@]}")"
   done
   exit 0
 fi

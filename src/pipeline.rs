@@ -1,7 +1,7 @@
 //! The pipeline behind `render`, `check`, `diff` and the fuzzer: load → check → plan →
 //! render → verify → emit, with every cluster planned and rendered in parallel.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -146,10 +146,14 @@ impl Rendered {
     }
 }
 
+/// How many parts `stream` judges one cluster's flows in, shared out among the cores.
+const FLOW_PARTS: usize = 64;
+
 /// One cluster's objects, streamed, and the verification of the flows it sends.
 pub struct Streamed {
-    /// The cluster's objects as one YAML stream, in `kubectl kustomize` order.
-    pub yaml: Vec<u8>,
+    /// The cluster's objects, each as render writes its file, in `kubectl kustomize` order
+    /// (`render::write_stream` prints them as one YAML stream).
+    pub documents: Vec<Vec<u8>>,
     /// The cluster's rows of the reachability matrix: every flow it sends; empty without
     /// `verify`.
     pub report: verify::Report,
@@ -161,6 +165,9 @@ pub struct Streamed {
 /// contributes to these flows (`Plan::gateways`), so its imports are neither planned nor
 /// rendered. The flows other clusters send to `c` are theirs to verify.
 ///
+/// `c` is rendered first, on one core, while the others read the other clusters' gateways;
+/// its parsed objects are read as soon as it is rendered, and dropped.
+///
 /// # Errors
 /// When a template fails, which for valid input is a bug.
 pub fn stream(
@@ -170,51 +177,76 @@ pub fn stream(
     verify: bool,
 ) -> Result<Streamed, Error> {
     let plan = Plan::new(model);
-    let cluster_plan = plan.cluster(c);
-    let agrees = |object: &serde_json::Value| fabric::verify(model, c, object);
-    let cluster = renderer.stream(&cluster_plan, &agrees)?;
+    let agrees = |c: ClusterId| move |object: &serde_json::Value| fabric::verify(model, c, object);
     if !verify {
         return Ok(Streamed {
-            yaml: cluster.yaml,
+            documents: renderer.stream(&plan.cluster(c), &agrees(c))?.documents,
             report: verify::Report::default(),
         });
     }
     let intent = verify::intent::Intent::of(model);
+    let classification = fabric::classify(model);
+    // `c`'s documents and site files.
+    let own = Mutex::new(None);
     let facts = Mutex::new(Vec::new());
+    let peers = Mutex::new(HashSet::new());
     for_each_cluster(model.clusterset.clusters.len(), |i| {
-        let peer = ClusterId(i);
-        let cluster_facts = if peer == c {
-            verify::facts::ClusterFacts::of(&cluster_plan.name, &cluster.objects, &intent)
+        // `c` first, then the others in ClusterSet order.
+        let peer = ClusterId(match i {
+            0 => c.0,
+            i if i <= c.0 => i - 1,
+            i => i,
+        });
+        let mut cluster_facts = if peer == c {
+            let cluster_plan = plan.cluster(c);
+            let streamed = renderer.stream(&cluster_plan, &agrees(c))?;
+            let site = SiteFlows::of(c, &cluster_plan);
+            let site_files = renderer.site(&classification, c, &site.views(model))?;
+            let name = cluster_plan.name.clone();
+            drop(cluster_plan);
+            let cluster_facts = verify::facts::ClusterFacts::of(&name, &streamed.objects, &intent);
+            *own.lock().map_err(|_| poisoned())? = Some((streamed.documents, site_files));
+            cluster_facts
         } else {
             let gateways = plan.gateways(peer);
-            let agrees = |object: &serde_json::Value| fabric::verify(model, peer, object);
-            let objects = renderer.cluster(&gateways, &agrees)?.objects;
+            let objects = renderer.verified_objects(&gateways, &agrees(peer))?;
             verify::facts::ClusterFacts::of(&gateways.name, &objects, &intent)
         };
+        cluster_facts.share_peers(&mut *peers.lock().map_err(|_| poisoned())?);
         facts
             .lock()
             .map_err(|_| poisoned())?
-            .push((i, cluster_facts));
+            .push((peer.0, cluster_facts));
         Ok(())
     })?;
-    let classification = fabric::classify(model);
+    let (documents, site_files) = own
+        .into_inner()
+        .map_err(|_| poisoned())?
+        .ok_or_else(|| Error::Internal("the cluster was not rendered".into()))?;
     let mut fabric = verify::Fabric::default();
-    let site = SiteFlows::of(c, &cluster_plan);
-    let site_files = renderer.site(&classification, c, &site.views(model))?;
     for file in renderer.fabric(&classification)?.iter().chain(&site_files) {
         if is_yaml(&file.path) {
             fabric.add(&read_back(file)?);
         }
     }
-    let mut facts = facts.into_inner().map_err(|_| poisoned())?;
-    facts.sort_by_key(|(i, _)| *i);
-    let facts: Vec<_> = facts.into_iter().map(|(_, f)| f).collect();
-    let view = verify::View::new(&intent, &facts, &fabric);
+    let mut facts = in_cluster_order(facts.into_inner().map_err(|_| poisoned())?);
+    let view = verify::View::new(&intent, &mut facts, &fabric);
+    // Its flows in parts, judged on all cores.
+    let flows = view.flow_count(c.0);
+    let part = flows.div_ceil(FLOW_PARTS).max(1);
+    let parts = Mutex::new(Vec::new());
+    for_each_cluster(flows.div_ceil(part), |i| {
+        let rows = view.flow_rows(c.0, i * part..flows.min((i + 1) * part));
+        parts.lock().map_err(|_| poisoned())?.push((i, rows));
+        Ok(())
+    })?;
+    let mut parts = parts.into_inner().map_err(|_| poisoned())?;
+    parts.sort_by_key(|(i, _)| *i);
+    let mut rows: Vec<verify::Row> = parts.into_iter().flat_map(|(_, rows)| rows).collect();
+    rows.extend(view.unrouted_rows(c.0));
     Ok(Streamed {
-        yaml: cluster.yaml,
-        report: verify::Report {
-            rows: view.rows_of(c.0),
-        },
+        documents,
+        report: verify::Report { rows },
     })
 }
 
@@ -445,14 +477,14 @@ fn produce(
 /// The reachability matrix: each cluster's rows in parallel, then in ClusterSet order.
 pub(crate) fn reachability(
     intent: &verify::intent::Intent,
-    mut facts: Vec<(usize, verify::facts::ClusterFacts)>,
+    facts: Vec<(usize, verify::facts::ClusterFacts)>,
     fabric: &verify::Fabric,
 ) -> Result<verify::Report, Error> {
-    facts.sort_by_key(|(c, _)| *c);
-    let facts: Vec<_> = facts.into_iter().map(|(_, f)| f).collect();
-    let view = verify::View::new(intent, &facts, fabric);
+    let mut facts = in_cluster_order(facts);
+    let count = facts.len();
+    let view = verify::View::new(intent, &mut facts, fabric);
     let rows = Mutex::new(Vec::new());
-    for_each_cluster(facts.len(), |c| {
+    for_each_cluster(count, |c| {
         let of = view.rows_of(c);
         rows.lock().map_err(|_| poisoned())?.push((c, of));
         Ok(())
@@ -462,6 +494,14 @@ pub(crate) fn reachability(
     Ok(verify::Report {
         rows: rows.into_iter().flat_map(|(_, r)| r).collect(),
     })
+}
+
+/// Facts gathered by cluster index, in that order.
+fn in_cluster_order(
+    mut facts: Vec<(usize, verify::facts::ClusterFacts)>,
+) -> Vec<verify::facts::ClusterFacts> {
+    facts.sort_by_key(|(c, _)| *c);
+    facts.into_iter().map(|(_, f)| f).collect()
 }
 
 pub(crate) fn poisoned() -> Error {

@@ -129,8 +129,7 @@ fn run_render(
 ) -> Result<ExitCode, Error> {
     emit::check_output_location(&input.dir, &output.out)?;
     let (checked, renderer) = prepare(input, &output.rendering)?;
-    print_diagnostics(input, Stream::Stderr, &checked)?;
-    let Some(model) = checked.model else {
+    let Some(model) = diagnosed(input, checked)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let lock_timeout = lock_timeout.map(std::time::Duration::from_secs);
@@ -162,8 +161,7 @@ fn run_render_cluster(
         ));
     }
     let (checked, renderer) = prepare(input, rendering)?;
-    print_diagnostics(input, Stream::Stderr, &checked)?;
-    let Some(model) = checked.model else {
+    let Some(model) = diagnosed(input, checked)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let Some(c) = model.clusterset.id(cluster) else {
@@ -190,7 +188,7 @@ fn run_render_cluster(
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    print_stdout_bytes(&streamed.yaml)?;
+    print_stream(&streamed.documents)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -349,8 +347,7 @@ fn run_graph(input: &Input, dot: bool) -> Result<ExitCode, Error> {
         ));
     }
     let checked = read_checked(input)?;
-    print_diagnostics(input, Stream::Stderr, &checked)?;
-    let Some(model) = checked.model else {
+    let Some(model) = diagnosed(input, checked)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let plan = Plan::new(&model);
@@ -531,6 +528,13 @@ struct Checked {
     model: Option<Model>,
 }
 
+/// Prints the diagnostics on stderr and keeps the model alone: the sources, tens of MiB
+/// in a large repository, are dropped before the command goes on.
+fn diagnosed(input: &Input, checked: Checked) -> Result<Option<Model>, Error> {
+    print_diagnostics(input, Stream::Stderr, &checked)?;
+    Ok(checked.model)
+}
+
 /// Parses and checks in-memory files. Prints nothing: each command says where its
 /// diagnostics go.
 fn checked(files: &[load::InputFile], input: &Input, limits: load::Limits) -> Checked {
@@ -611,8 +615,13 @@ fn prepare(input: &Input, rendering: &cli::Rendering) -> Result<(Checked, Render
         Some(dir) => load::template_overrides(dir)?,
         None => Vec::new(),
     };
-    let renderer = Renderer::new(&overrides)?.with_layout(rendering.layout);
-    let checked = read_checked(input)?;
+    // Compiling the templates and output schemas and checking the input are independent.
+    let (renderer, checked) = std::thread::scope(|scope| {
+        let renderer = scope.spawn(|| Renderer::new(&overrides));
+        let checked = read_checked(input);
+        let renderer = renderer.join().map_err(|_| poisoned())?;
+        Ok::<_, Error>((renderer?.with_layout(rendering.layout), checked?))
+    })?;
     if let Some(model) = &checked.model {
         renderer.check_vendor(model.clusterset.sdwan.vendor)?;
     }
@@ -629,8 +638,7 @@ fn verify_out(
     let intent = match declarations {
         Some(input) => {
             let checked = read_checked(input)?;
-            print_diagnostics(input, Stream::Stderr, &checked)?;
-            let Some(model) = checked.model else {
+            let Some(model) = diagnosed(input, checked)? else {
                 return Ok(ExitCode::from(EXIT_INVALID));
             };
             verify::intent::Intent::of(&model)
@@ -671,6 +679,7 @@ fn verify_out(
             objects.extend(parse(path)?);
         }
         objects.retain(|o| render::VERIFIED_KINDS.iter().any(|k| o["kind"] == *k));
+        let objects = objects.into_iter().collect();
         let cluster_facts = verify::facts::ClusterFacts::of(name, &objects, &intent);
         facts
             .lock()
@@ -709,10 +718,11 @@ fn verify_out(
 }
 
 /// Writes `bytes` to stdout as they are; a closed pipe is not an error.
-fn print_stdout_bytes(bytes: &[u8]) -> Result<(), Error> {
+/// Prints documents on stdout as one YAML stream.
+fn print_stream(documents: &[Vec<u8>]) -> Result<(), Error> {
     use std::io::Write;
-    let mut stdout = io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+    let mut stdout = io::BufWriter::new(io::stdout().lock());
+    match render::write_stream(documents, &mut stdout).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::io(Path::new("<stdout>"), e)),
         _ => Ok(()),
     }

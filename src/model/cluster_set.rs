@@ -77,10 +77,12 @@ impl Cluster {
     /// namespace sameness) and did not opt out.
     #[must_use]
     pub fn imports(&self, namespace: &str, name: &str) -> bool {
+        // Asked for every cluster and service: no key is built when nothing is skipped.
         self.namespaces.contains(namespace)
-            && !self
-                .skip_imports
-                .contains(&ServiceKey::new(namespace, name))
+            && (self.skip_imports.is_empty()
+                || !self
+                    .skip_imports
+                    .contains(&ServiceKey::new(namespace, name)))
     }
 
     /// Istio's locality string, `region` or `region/zone`.

@@ -6,7 +6,7 @@
 mod kustomize;
 mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -18,6 +18,7 @@ use crate::fabric::{Classification, FlowView};
 use crate::model::{ClusterId, Vendor};
 use crate::plan::{ClusterPlan, Object, Sink};
 use crate::schema::{self, Lookup, Schemas};
+use crate::verify::facts::Objects;
 use kustomize::SortKey;
 
 /// The built-in templates, by path under `templates/`. `--templates DIR` replaces any of
@@ -90,17 +91,17 @@ pub enum Layout {
 /// (`VERIFIED_KINDS`), as parsed.
 pub struct RenderedCluster {
     pub files: Vec<OutputFile>,
-    pub objects: Vec<Value>,
+    pub objects: Objects,
     /// How many of the files hold an object, one each: all but the kustomizations.
     pub object_files: usize,
 }
 
-/// One cluster's objects as one YAML stream, and those among them that `verify` reads.
+/// One cluster's objects for one YAML stream, and those among them that `verify` reads.
 pub struct RenderedStream {
-    /// The objects, each as render writes its file, in `kubectl kustomize` order, separated
-    /// by `---` lines.
-    pub yaml: Vec<u8>,
-    pub objects: Vec<Value>,
+    /// The objects, each as render writes its file, in `kubectl kustomize` order
+    /// (`write_stream` prints them).
+    pub documents: Vec<Vec<u8>>,
+    pub objects: Objects,
 }
 
 /// What the fabric's templates see.
@@ -130,6 +131,9 @@ pub struct Renderer {
     layout: Layout,
     /// The names of the templates `--templates` replaced or added.
     overridden: Vec<String>,
+    /// The templates whose source renders one kind, literally, that `verify` does not read
+    /// (`VERIFIED_KINDS`): `verified_objects` skips them.
+    unverified: BTreeSet<String>,
 }
 
 impl Renderer {
@@ -190,6 +194,11 @@ impl Renderer {
             .map(|(n, s)| ((*n).to_string(), (*s).to_string()));
         let mut sources: BTreeMap<String, String> = builtin.collect();
         sources.extend(overrides.iter().cloned());
+        let unverified = sources
+            .iter()
+            .filter(|(_, source)| !verified(source))
+            .map(|(name, _)| name.clone())
+            .collect();
         for (name, source) in sources {
             env.add_template_owned(name.clone(), source)
                 .map_err(|e| Error::Template {
@@ -202,6 +211,7 @@ impl Renderer {
             schemas: Schemas::output(),
             layout: Layout::default(),
             overridden: overrides.iter().map(|(name, _)| name.clone()).collect(),
+            unverified,
         })
     }
 
@@ -318,7 +328,7 @@ impl Renderer {
         plan: &ClusterPlan,
         agrees: &dyn Fn(&Value) -> Result<(), String>,
     ) -> Result<RenderedCluster, Error> {
-        let (mut rendered, _) = self.objects(plan, agrees)?;
+        let (mut rendered, _) = self.objects(plan, agrees, true)?;
         let kustomizations = self.kustomizations(&plan.name, &rendered.files)?;
         rendered.files.extend(kustomizations);
         rendered.files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -335,36 +345,45 @@ impl Renderer {
         plan: &ClusterPlan,
         agrees: &dyn Fn(&Value) -> Result<(), String>,
     ) -> Result<RenderedStream, Error> {
-        let (rendered, keys) = self.objects(plan, agrees)?;
+        let (rendered, keys) = self.objects(plan, agrees, true)?;
         let mut files: Vec<(SortKey, OutputFile)> = keys.into_iter().zip(rendered.files).collect();
         files.sort_by(|(a, _), (b, _)| a.legacy_order(b));
-        let mut yaml = Vec::with_capacity(files.iter().map(|(_, f)| f.bytes.len() + 4).sum());
-        for (i, (_, file)) in files.iter().enumerate() {
-            if i > 0 {
-                yaml.extend_from_slice(b"---\n");
-            }
-            yaml.extend_from_slice(&file.bytes);
-        }
         Ok(RenderedStream {
-            yaml,
+            documents: files.into_iter().map(|(_, file)| file.bytes).collect(),
             objects: rendered.objects,
         })
     }
 
-    /// Every object file of one cluster directory, in the plan's order, each with the key
-    /// kustomize sorts it by.
+    /// The objects of a plan that `verify` reads, rendered and checked as `cluster`
+    /// renders them, in no file, and without the templates of other kinds: the other
+    /// clusters' gateways, which `render --cluster` verifies its cluster's flows against.
+    ///
+    /// # Errors
+    /// As `cluster`.
+    pub fn verified_objects(
+        &self,
+        plan: &ClusterPlan,
+        agrees: &dyn Fn(&Value) -> Result<(), String>,
+    ) -> Result<Objects, Error> {
+        Ok(self.objects(plan, agrees, false)?.0.objects)
+    }
+
+    /// Every object file of one cluster directory (none without `files`), in the plan's
+    /// order, each with the key kustomize sorts it by.
     fn objects(
         &self,
         plan: &ClusterPlan,
         agrees: &dyn Fn(&Value) -> Result<(), String>,
+        files: bool,
     ) -> Result<(RenderedCluster, Vec<SortKey>), Error> {
         let mut sink = ClusterSink {
             renderer: self,
             cluster: &plan.name,
             agrees,
+            files,
             rendered: RenderedCluster {
                 files: Vec::new(),
-                objects: Vec::new(),
+                objects: Objects::default(),
                 object_files: 0,
             },
             keys: Vec::new(),
@@ -463,24 +482,36 @@ struct ClusterSink<'r> {
     renderer: &'r Renderer,
     cluster: &'r str,
     agrees: &'r dyn Fn(&Value) -> Result<(), String>,
+    /// Whether each object gets its file; else only the objects `verify` reads are kept.
+    files: bool,
     rendered: RenderedCluster,
     /// The sort key of each file of `rendered`, in the same order.
     keys: Vec<SortKey>,
 }
 
 impl ClusterSink<'_> {
-    fn keep(&mut self, file: OutputFile, value: Value) {
-        self.keys.push(SortKey::of(&value));
-        self.rendered.files.push(file);
+    /// Files the object, and keeps it when `verify` reads it; `template` names where it
+    /// comes from.
+    fn keep(&mut self, template: &str, value: Value) -> Result<(), Error> {
+        if self.files {
+            self.rendered
+                .files
+                .push(file_for(self.cluster, template, &value)?);
+            self.keys.push(SortKey::of(&value));
+        }
         if VERIFIED_KINDS.iter().any(|k| value["kind"] == *k) {
             self.rendered.objects.push(value);
         }
+        Ok(())
     }
 }
 
 impl Sink for ClusterSink<'_> {
     fn object<O: Object>(&mut self, context: &O) -> Result<(), Error> {
         for template in O::TEMPLATES {
+            if !self.files && self.renderer.unverified.contains(*template) {
+                continue;
+            }
             let value = self.renderer.render_value(template, context)?;
             istio_rules(&value).map_err(|problem| {
                 Error::Internal(format!(
@@ -492,8 +523,7 @@ impl Sink for ClusterSink<'_> {
                     "template `{template}` disagrees with the SD-WAN classification: {problem}"
                 ))
             })?;
-            let file = file_for(self.cluster, template, &value)?;
-            self.keep(file, value);
+            self.keep(template, value)?;
         }
         Ok(())
     }
@@ -501,10 +531,36 @@ impl Sink for ClusterSink<'_> {
     /// User objects were validated against their schema on input; they pass unchanged
     /// but for a canonical key order, so that how they were written never shows.
     fn passthrough(&mut self, object: &Value) -> Result<(), Error> {
-        let file = file_for(self.cluster, "(pass-through)", &canonical_order(object))?;
-        self.keep(file, object.clone());
-        Ok(())
+        self.keep("(pass-through)", canonical_order(object))
     }
+}
+
+/// Whether a template may render an object `verify` reads: unless its one `kind:` line
+/// names, literally, a kind outside `VERIFIED_KINDS`.
+fn verified(source: &str) -> bool {
+    let kinds: Vec<&str> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("kind:"))
+        .map(str::trim)
+        .collect();
+    match kinds.as_slice() {
+        [kind] if kind.chars().all(|c| c.is_ascii_alphanumeric()) => VERIFIED_KINDS.contains(kind),
+        _ => true,
+    }
+}
+
+/// Writes documents as one YAML stream, separated by `---` lines.
+///
+/// # Errors
+/// When `out` fails.
+pub fn write_stream(documents: &[Vec<u8>], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    for (i, document) in documents.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b"---\n")?;
+        }
+        out.write_all(document)?;
+    }
+    Ok(())
 }
 
 /// Files one rendered object under `<cluster>/<namespace or _cluster>/<kind>-<name>.yaml`.
@@ -618,10 +674,10 @@ fn write_token(
 
 fn serialize(value: &Value, path: String) -> Result<OutputFile, Error> {
     let text = yaml::to_string(value).map_err(|e| Error::Internal(format!("{path}: {e}")))?;
-    Ok(OutputFile {
-        path,
-        bytes: text.into_bytes(),
-    })
+    // Held until the cluster is written or streamed: no spare capacity.
+    let mut bytes = text.into_bytes();
+    bytes.shrink_to_fit();
+    Ok(OutputFile { path, bytes })
 }
 
 /// A file name segment built from a validated name: lowercase DNS characters only.
@@ -638,6 +694,33 @@ mod tests {
     use super::*;
     use crate::fabric::{Class, Site, SlaView};
     use crate::model::WholeSla;
+
+    /// `verified_objects` skips exactly the built-in templates of kinds verify does not
+    /// read, and a template whose kind is not a literal is never skipped.
+    #[test]
+    fn only_templates_of_unread_kinds_are_skipped_for_verification() {
+        let renderer = Renderer::new(&[]).unwrap();
+        let skipped: Vec<&str> = renderer.unverified.iter().map(String::as_str).collect();
+        assert_eq!(
+            skipped,
+            [
+                "egress-serviceaccount.yaml.j2",
+                "kustomization.yaml.j2",
+                "namespace.yaml.j2",
+                "networkpolicy.yaml.j2",
+                "sdwan/classes.yaml.j2",
+                "sdwan/sites/flows.yaml.j2",
+                "serviceexport.yaml.j2",
+                "serviceimport.yaml.j2",
+                "telemetry.yaml.j2",
+                "wanpolicy-crd.yaml.j2",
+                "wanpolicy.yaml.j2",
+            ]
+        );
+        assert!(verified("apiVersion: v1\nkind: {{ kind }}\n"));
+        assert!(verified("kind: ServiceExport\n---\nkind: Gateway\n"));
+        assert!(!verified("kind: ServiceExport \n"));
+    }
 
     /// A classification of one class on tunnel `gold` and one site, with `vendor`; the
     /// colour is there exactly when a vendor is, as `fabric::classify` makes it.

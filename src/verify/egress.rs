@@ -23,7 +23,7 @@ pub struct EgressFacts {
     servers: Vec<Server>,
     /// The identity of its pods without trust domain, `ns/<namespace>/sa/<account>`.
     pub workload: String,
-    authz: Authz,
+    pub(super) authz: Authz,
 }
 
 /// An Istio Gateway `Server`, as far as verify reads it.

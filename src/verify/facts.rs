@@ -5,13 +5,14 @@
 //! routes), and the ingress side (listeners and their TLS, attached HTTPRoutes,
 //! AuthorizationPolicies). Pure; docs/verify.md cites the upstream rule behind each step.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::egress::{EgressFacts, Origination};
 use super::intent::Intent;
-use super::request::{self, AuthzRule, Sample, Unsure};
+use super::request::{self, AuthzPeer, AuthzRule, Sample, Unsure};
 
 /// The name a VirtualService binds sidecars by (`constants.IstioMeshGateway`).
 pub const MESH: &str = "mesh";
@@ -206,6 +207,44 @@ impl Authz {
         !self.deny.any(host, sample, principal)
             && (!self.has_allow || self.allow.any(host, sample, principal))
     }
+
+    /// Shares equal peers with the other policies `peers` holds (`RuleSet::share`).
+    pub fn share(&mut self, peers: &mut HashSet<Arc<AuthzPeer>>) {
+        self.deny.share(peers);
+        self.allow.share(peers);
+    }
+
+    /// What they ask of the caller of a request with this Host, method and path.
+    #[must_use]
+    pub fn peer_rules(&self, host: &str, sample: &Sample) -> PeerRules {
+        PeerRules {
+            deny: self.deny.peers(host, sample),
+            allow: self.has_allow.then(|| self.allow.peers(host, sample)),
+        }
+    }
+}
+
+/// What a workload's AuthorizationPolicies ask of the caller of one request, its Host,
+/// method and path given: the peers (`from` and `when`) of the DENY and of the ALLOW rules
+/// whose operations match it. Every host and gateway whose rules name the same callers has
+/// equal `PeerRules`, so verify asks its many sample callers once for all of them
+/// (`callers::Answers`); once the clusters share their peers (`ClusterFacts::share_peers`),
+/// equal peers are one `AuthzPeer`, and comparing them is comparing pointers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerRules {
+    deny: Vec<Arc<AuthzPeer>>,
+    /// `None`: no ALLOW policy.
+    allow: Option<Vec<Arc<AuthzPeer>>>,
+}
+
+impl PeerRules {
+    /// Whether the policies admit a caller with this identity sending these headers: as
+    /// `Authz::admits`, the request's operation already matched.
+    #[must_use]
+    pub fn admits(&self, headers: &BTreeMap<String, String>, principal: Option<&str>) -> bool {
+        let named = |peer: &Arc<AuthzPeer>| peer.matches(headers, principal);
+        !self.deny.iter().any(named) && self.allow.as_ref().is_none_or(|a| a.iter().any(named))
+    }
 }
 
 #[derive(Debug)]
@@ -229,6 +268,7 @@ struct RuleSet {
 }
 
 impl RuleSet {
+    /// The rules, rules that name the same peers sharing one `AuthzPeer`.
     fn of<'a>(rules: impl Iterator<Item = &'a Value>) -> Self {
         let mut set = RuleSet::default();
         for (i, rule) in rules.map(AuthzRule::of).enumerate() {
@@ -245,7 +285,34 @@ impl RuleSet {
             }
             set.rules.push(rule);
         }
+        set.share(&mut HashSet::new());
         set
+    }
+
+    /// Gives each rule the `AuthzPeer` in `peers` equal to its own, adding those that are
+    /// not there yet.
+    fn share(&mut self, peers: &mut HashSet<Arc<AuthzPeer>>) {
+        for rule in &mut self.rules {
+            match peers.get(&rule.peer) {
+                Some(shared) => rule.peer = Arc::clone(shared),
+                None => {
+                    peers.insert(Arc::clone(&rule.peer));
+                }
+            }
+        }
+    }
+
+    /// The rules that may match a request with this Host: those of its host, and those
+    /// no host confines.
+    fn candidates(&self, host: &str) -> BTreeSet<usize> {
+        let host = host.to_ascii_lowercase();
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        bucket(&self.by_host, Some(&host))
+            .chain(bucket(&self.by_host, (bare != host).then_some(bare)))
+            .chain(self.by_trust_domain.values().flatten())
+            .chain(&self.anywhere)
+            .copied()
+            .collect()
     }
 
     /// Whether any rule matches the request.
@@ -260,6 +327,19 @@ impl RuleSet {
             ))
             .chain(&self.anywhere)
             .any(|&i| self.rules[i].matches(&host, sample, principal))
+    }
+
+    /// The peers of the rules whose operations match a request with this Host, method and
+    /// path, in the rules' order.
+    fn peers(&self, host: &str, sample: &Sample) -> Vec<Arc<AuthzPeer>> {
+        let mut peers: Vec<Arc<AuthzPeer>> = Vec::new();
+        for i in self.candidates(host) {
+            let rule = &self.rules[i];
+            if rule.operation_matches(host, sample) {
+                peers.push(Arc::clone(&rule.peer));
+            }
+        }
+        peers
     }
 }
 
@@ -414,36 +494,91 @@ fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
 
+/// The kinds a cluster holds one of per imported service.
+const PER_IMPORT: [&str; 3] = ["ServiceEntry", "DestinationRule", "VirtualService"];
+
+/// A cluster's objects as verify keeps them until it reads them. The kinds a cluster holds
+/// one of per import (`PER_IMPORT`) are kept as JSON text and parsed again where a flow
+/// reads them: a cluster that imports 5,000 services holds 15,000 of them, which take more
+/// than 100 MiB parsed and about a tenth of that as text. Other kinds stay parsed.
+#[derive(Debug, Default)]
+pub struct Objects {
+    parsed: Vec<Value>,
+    /// By kind, in the order they came.
+    per_import: BTreeMap<&'static str, Vec<Box<str>>>,
+}
+
+impl Objects {
+    /// Keeps one object.
+    pub fn push(&mut self, object: Value) {
+        match PER_IMPORT.into_iter().find(|kind| object["kind"] == *kind) {
+            Some(kind) => self
+                .per_import
+                .entry(kind)
+                .or_default()
+                .push(object.to_string().into_boxed_str()),
+            None => self.parsed.push(object),
+        }
+    }
+
+    /// The objects of a per-import kind, each parsed in turn, with its index.
+    fn each<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (usize, Value)> + 'a {
+        let texts = self.per_import.get(kind).map_or(&[][..], Vec::as_slice);
+        (0..texts.len()).map(move |i| (i, self.get(kind, i)))
+    }
+
+    /// The object of a per-import kind at `index`, parsed.
+    fn get(&self, kind: &str, index: usize) -> Value {
+        self.per_import
+            .get(kind)
+            .and_then(|texts| texts.get(index))
+            // The text is a `Value` printed as JSON, which reads back.
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl FromIterator<Value> for Objects {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        let mut objects = Objects::default();
+        for object in iter {
+            objects.push(object);
+        }
+        objects
+    }
+}
+
 impl ClusterFacts {
     /// Reads one cluster's objects. Request classes: every match of every VirtualService
     /// route, every match of the host's declared WANRoute, and a request that matches none.
     #[must_use]
-    pub fn of(name: &str, objects: &[Value], intent: &Intent) -> Self {
+    pub fn of(name: &str, objects: &Objects, intent: &Intent) -> Self {
         let suffix = format!(".svc.{}", intent.domain);
-        let by_host = |kind: &str, field: &str| -> BTreeMap<String, &Value> {
+        let by_host = |kind: &str, field: &str| -> BTreeMap<String, usize> {
             let mut out = BTreeMap::new();
-            for object in objects.iter().filter(|o| o["kind"] == kind) {
+            for (i, object) in objects.each(kind) {
                 let spec = &object["spec"];
                 let hosts: Vec<&str> = match spec[field].as_array() {
                     Some(hosts) => hosts.iter().map(text).collect(),
                     None => vec![text(&spec[field])],
                 };
                 for host in hosts {
-                    out.entry(host.to_string()).or_insert(object);
+                    out.entry(host.to_string()).or_insert(i);
                 }
             }
             out
         };
-        let mut services: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-        for object in objects.iter().filter(|o| o["kind"] == "VirtualService") {
+        let mut services: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, object) in objects.each("VirtualService") {
             for host in list(&object["spec"]["hosts"]).iter().map(text) {
                 if host.ends_with(&suffix) {
-                    services.entry(host.to_string()).or_default().push(object);
+                    services.entry(host.to_string()).or_default().push(i);
                 }
             }
         }
-        let egress = EgressFacts::all(objects);
+        let egress = EgressFacts::all(&objects.parsed);
         let tables = Tables {
+            objects,
             entries: by_host("ServiceEntry", "hosts"),
             rules: by_host("DestinationRule", "host"),
             services: &services,
@@ -465,11 +600,13 @@ impl ClusterFacts {
                 });
                 continue;
             };
-            for (class, sample) in
-                classes(service, intent.service(host).and_then(|s| s.route.as_ref()))
-            {
+            let service = objects.get("VirtualService", *service);
+            for (class, sample) in classes(
+                &service,
+                intent.service(host).and_then(|s| s.route.as_ref()),
+            ) {
                 let outcome = match &sample {
-                    Ok(sample) => route(service, MESH, host, sample, &tables),
+                    Ok(sample) => route(&service, MESH, host, sample, &tables),
                     Err(why) => Outcome::Unsure(format!("no sample request for {why}")),
                 };
                 flows.push(ClientFlow {
@@ -485,15 +622,29 @@ impl ClusterFacts {
             flows,
             ..ClusterFacts::default()
         };
-        for (host, entry) in &tables.entries {
+        for (host, &i) in &tables.entries {
+            let entry = objects.get("ServiceEntry", i);
             if entry["spec"]["resolution"] == "DNS" && list(&entry["spec"]["endpoints"]).is_empty()
             {
                 facts.defects.push((host.clone(), "a DNS ServiceEntry without endpoints: every sidecar resolves a name that does not exist".into()));
             }
         }
-        facts.ingress(objects);
+        facts.ingress(&objects.parsed);
         facts.egress = egress;
         facts
+    }
+
+    /// Makes the cluster's rules that name the same peers as rules `peers` holds share
+    /// their `AuthzPeer`, and adds the others: once every cluster's are shared, equal
+    /// `PeerRules` compare by pointer, and a clusterset's gateways, whose rules name the
+    /// same callers over and over, hold each once.
+    pub fn share_peers(&mut self, peers: &mut HashSet<Arc<AuthzPeer>>) {
+        for gateway in &mut self.gateways {
+            gateway.authz.share(peers);
+        }
+        for egress in &mut self.egress {
+            egress.authz.share(peers);
+        }
     }
 
     /// The identity, without trust domain, of the cluster's egress gateway's workload
@@ -611,6 +762,14 @@ impl ClusterFacts {
     ) -> Option<bool> {
         let (gateway, _) = self.listener_on(port)?;
         Some(gateway.admits(host, sample, principal))
+    }
+
+    /// What the AuthorizationPolicies of the gateway on `port` ask of the caller of a
+    /// request with this Host, method and path; `None` without a listener.
+    #[must_use]
+    pub fn peer_rules(&self, port: u16, host: &str, sample: &Sample) -> Option<PeerRules> {
+        let (gateway, _) = self.listener_on(port)?;
+        Some(gateway.authz.peer_rules(host, sample))
     }
 
     /// What this cluster's ingress gateway does with a request on `port` with Host `host`
@@ -761,13 +920,31 @@ fn classes(
 /// What a cluster's proxies route by: its ServiceEntries and DestinationRules by host, its
 /// VirtualServices by clusterset host, and its egress gateways.
 struct Tables<'a> {
-    entries: BTreeMap<String, &'a Value>,
-    rules: BTreeMap<String, &'a Value>,
-    services: &'a BTreeMap<String, Vec<&'a Value>>,
+    objects: &'a Objects,
+    /// Host → its ServiceEntry's index.
+    entries: BTreeMap<String, usize>,
+    /// Host → its DestinationRule's index.
+    rules: BTreeMap<String, usize>,
+    /// Host → the indexes of the VirtualServices that claim it.
+    services: &'a BTreeMap<String, Vec<usize>>,
     egress: &'a [EgressFacts],
     /// The cluster, and its trust domain: what its egress gateway's certificate names.
     cluster: &'a str,
     trust_domain: Option<&'a str>,
+}
+
+impl Tables<'_> {
+    /// The ServiceEntry of a host, parsed.
+    fn entry(&self, host: &str) -> Option<Value> {
+        let index = self.entries.get(host)?;
+        Some(self.objects.get("ServiceEntry", *index))
+    }
+
+    /// The DestinationRule of a host, parsed.
+    fn rule(&self, host: &str) -> Option<Value> {
+        let index = self.rules.get(host)?;
+        Some(self.objects.get("DestinationRule", *index))
+    }
 }
 
 /// A gateway as a VirtualService of `namespace` names it, resolved as Istio resolves
@@ -992,17 +1169,20 @@ fn egress_tls(out: &mut Destination, tls: Option<&Value>, port: u16) -> String {
 /// What the egress gateway does with a request for `authority`: the routes of the
 /// VirtualService for it that apply to the gateway, and that VirtualService's namespace,
 /// which the gateway's server must list the host for. Without one: 404.
-fn at_egress<'t>(
+fn at_egress(
     egress: &EgressFacts,
     authority: &str,
     request: &Sample,
-    tables: &Tables<'t>,
-) -> (Option<&'t str>, Outcome) {
+    tables: &Tables,
+) -> (Option<String>, Outcome) {
     match tables.services.get(authority).map(Vec::as_slice) {
-        Some([service]) => (
-            Some(text(&service["metadata"]["namespace"])),
-            route(service, &egress.gateway, authority, request, tables),
-        ),
+        Some([service]) => {
+            let service = tables.objects.get("VirtualService", *service);
+            (
+                Some(text(&service["metadata"]["namespace"]).to_string()),
+                route(&service, &egress.gateway, authority, request, tables),
+            )
+        }
         Some([_, _, ..]) => (
             None,
             Outcome::Unsure(
@@ -1028,11 +1208,8 @@ fn via_egress(
         out.broken = Some(format!("no single port of `{}` to send to", out.host));
         return out;
     };
-    let policy = match TrafficPolicy::of(
-        tables.rules.get(&out.host).copied(),
-        out.subset.as_deref(),
-        &out.host,
-    ) {
+    let rule = tables.rule(&out.host);
+    let policy = match TrafficPolicy::of(rule.as_ref(), out.subset.as_deref(), &out.host) {
         Ok(policy) => policy,
         Err(why) => {
             out.broken = Some(why);
@@ -1062,7 +1239,7 @@ fn via_egress(
         &at,
         &origination,
         &authority,
-        namespace,
+        namespace.as_deref(),
         identity.as_deref(),
     );
     let outcome = match outcome {
@@ -1162,7 +1339,7 @@ impl<'r> TrafficPolicy<'r> {
 /// node labels, so they make the order unsure.
 fn endpoints(mut out: Destination, port: Option<u16>, tables: &Tables) -> Destination {
     let host = out.host.clone();
-    let Some(entry) = tables.entries.get(&host) else {
+    let Some(entry) = tables.entry(&host) else {
         out.broken = Some(format!("no ServiceEntry for `{host}`"));
         return out;
     };
@@ -1179,8 +1356,8 @@ fn endpoints(mut out: Destination, port: Option<u16>, tables: &Tables) -> Destin
         return out;
     };
     let subset = out.subset.clone();
-    let policy = match TrafficPolicy::of(tables.rules.get(&host).copied(), subset.as_deref(), &host)
-    {
+    let rule = tables.rule(&host);
+    let policy = match TrafficPolicy::of(rule.as_ref(), subset.as_deref(), &host) {
         Ok(policy) => policy,
         Err(why) => {
             out.broken = Some(why);
@@ -1195,7 +1372,7 @@ fn endpoints(mut out: Destination, port: Option<u16>, tables: &Tables) -> Destin
     let outlier = outlier.is_some();
     let setting = merged("loadBalancer").map(|lb| &lb["localityLbSetting"]);
     let tls = merged("tls");
-    origination(&mut out, tls, entry);
+    origination(&mut out, tls, &entry);
     let mutual_dr = out.tls_mode.as_deref() == Some("ISTIO_MUTUAL");
     let internal = entry["spec"]["location"] == "MESH_INTERNAL";
     let dns = entry["spec"]["resolution"] == "DNS";
@@ -1329,6 +1506,84 @@ fn priorities(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What `PeerRules` asks of a caller is what the policies ask: for every host, request,
+    /// identity and claimed cluster, and whatever indexes the rules (a host, a trust domain,
+    /// neither); and two hosts whose rules name the same callers ask the same.
+    #[test]
+    fn peer_rules_admit_whom_the_policies_admit() {
+        let principals = |domain: &str| json!([format!("{domain}/ns/shop/sa/*")]);
+        let allow = json!({"spec": {"action": "ALLOW", "rules": [
+            {"from": [{"source": {"principals": principals("td-a")}}],
+             "to": [{"operation": {"hosts": ["a.example", "a.example:*"]}}]},
+            {"from": [{"source": {"principals": principals("td-a")}}],
+             "to": [{"operation": {"hosts": ["b.example"]}}]},
+            {"from": [{"source": {"principals": principals("td-b"), "notPrincipals": ["*/sa/intruder"]}}],
+             "to": [{"operation": {"hosts": ["c.example"], "methods": ["GET"], "paths": ["/open/*"]}}]},
+            {"to": [{"operation": {"paths": ["/public"]}}]}
+        ]}});
+        let deny = json!({"spec": {"action": "DENY", "rules": [
+            {"from": [{"source": {"principals": ["td-a/*"]}}],
+             "when": [{"key": "request.headers[x-source]", "values": ["*"], "notValues": ["a"]}]},
+            {"to": [{"operation": {"methods": ["DELETE"]}}]}
+        ]}});
+        let authz = Authz::of(&[&allow, &deny]);
+        let open = Authz::of(&[&deny]);
+        let requests: Vec<Sample> = [("GET", "/open/x"), ("GET", "/public"), ("DELETE", "/x")]
+            .into_iter()
+            .map(|(method, path)| Sample {
+                method: method.into(),
+                path: path.into(),
+                ..request::unmatched()
+            })
+            .collect();
+        let peers = [
+            None,
+            Some("td-a/ns/shop/sa/default"),
+            Some("td-a/ns/other/sa/default"),
+            Some("td-b/ns/shop/sa/default"),
+            Some("td-b/ns/shop/sa/intruder"),
+        ];
+        let mut asked = 0;
+        for authz in [&authz, &open] {
+            for host in [
+                "a.example",
+                "A.example:8080",
+                "b.example",
+                "c.example",
+                "d.example",
+            ] {
+                for request in &requests {
+                    let rules = authz.peer_rules(host, request);
+                    for claim in [None, Some("a"), Some("b")] {
+                        let mut sample = request.clone();
+                        sample
+                            .headers
+                            .extend(claim.map(|c| ("x-source".to_string(), c.to_string())));
+                        for peer in peers {
+                            let expected = authz.admits(host, &sample, peer);
+                            assert_eq!(
+                                rules.admits(&sample.headers, peer),
+                                expected,
+                                "{host} {sample} {peer:?}"
+                            );
+                            asked += usize::from(expected);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(asked > 0, "some caller is admitted");
+        let get = &requests[0];
+        assert_eq!(
+            authz.peer_rules("a.example", get),
+            authz.peer_rules("b.example", get)
+        );
+        assert_ne!(
+            authz.peer_rules("a.example", get),
+            authz.peer_rules("c.example", get)
+        );
+    }
 
     #[test]
     fn gateway_names_resolve_as_istio_resolves_them() {

@@ -12,14 +12,15 @@ pub mod facts;
 pub mod intent;
 pub mod request;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use callers::Admission;
+use callers::{Admission, Answers, Question};
 use facts::{ClusterFacts, Destination, EgressHop, Ingress, ListenerTls, Outcome};
 use intent::{Intent, Security, ServiceIntent};
 use request::Sample;
@@ -297,7 +298,13 @@ pub struct View<'a> {
     /// Admissions already found, shared by the sources: every importer's flow to the same
     /// gateway, host and request asks the same question.
     admissions: Mutex<BTreeMap<AdmissionKey, Admission>>,
+    /// Answers already found, shared by the gateways and hosts whose rules name the same
+    /// callers.
+    answers: Answered,
 }
+
+/// The answers found per question.
+type Answered = Mutex<HashMap<Question, Arc<Answers>>>;
 
 /// The callers a problem row names that a gateway admits and should not.
 const MAX_INTRUDERS_NAMED: usize = 3;
@@ -306,8 +313,14 @@ const MAX_INTRUDERS_NAMED: usize = 3;
 type AdmissionKey = (String, u16, String, String, Sample);
 
 impl<'a> View<'a> {
+    /// The clusters' rules share their equal peers first (`ClusterFacts::share_peers`).
     #[must_use]
-    pub fn new(intent: &'a Intent, clusters: &'a [ClusterFacts], fabric: &'a Fabric) -> Self {
+    pub fn new(intent: &'a Intent, clusters: &'a mut [ClusterFacts], fabric: &'a Fabric) -> Self {
+        let mut peers = HashSet::new();
+        for cluster in clusters.iter_mut() {
+            cluster.share_peers(&mut peers);
+        }
+        let clusters: &'a [ClusterFacts] = clusters;
         let by_name: BTreeMap<&str, &ClusterFacts> =
             clusters.iter().map(|c| (c.name.as_str(), c)).collect();
         let egress = intent
@@ -326,6 +339,7 @@ impl<'a> View<'a> {
             fabric,
             egress,
             admissions: Mutex::default(),
+            answers: Mutex::default(),
         }
     }
 
@@ -333,10 +347,25 @@ impl<'a> View<'a> {
     /// the intent gives it that its objects do not route.
     #[must_use]
     pub fn rows_of(&self, c: usize) -> Vec<Row> {
+        let mut rows = self.flow_rows(c, 0..self.flow_count(c));
+        rows.extend(self.unrouted_rows(c));
+        rows
+    }
+
+    /// How many flows cluster `c` sends.
+    #[must_use]
+    pub fn flow_count(&self, c: usize) -> usize {
+        self.clusters[c].flows.len()
+    }
+
+    /// The rows of flows `range` of cluster `c`, in order: parts of `rows_of` that can be
+    /// judged in parallel.
+    #[must_use]
+    pub fn flow_rows(&self, c: usize, range: Range<usize>) -> Vec<Row> {
         let (intent, fabric) = (self.intent, self.fabric);
         let cluster = &self.clusters[c];
         let mut rows = Vec::new();
-        for flow in &cluster.flows {
+        for flow in &cluster.flows[range] {
             let request = flow
                 .sample
                 .as_ref()
@@ -358,6 +387,7 @@ impl<'a> View<'a> {
                 fabric,
                 egress_workloads: &self.egress,
                 admissions: &self.admissions,
+                answers: &self.answers,
                 source: &cluster.name,
                 host: &flow.host,
                 sample,
@@ -373,6 +403,15 @@ impl<'a> View<'a> {
                 Outcome::Unsure(_) => {}
             }
         }
+        rows
+    }
+
+    /// The rows of cluster `c` that are no flow: hosts its objects break whatever the
+    /// request, and imports the intent gives it that its objects do not route.
+    #[must_use]
+    pub fn unrouted_rows(&self, c: usize) -> Vec<Row> {
+        let (intent, cluster) = (self.intent, &self.clusters[c]);
+        let mut rows = Vec::new();
         for (host, why) in &cluster.defects {
             let mut row = Row::new(&cluster.name, host, "any request", "-".into());
             row.verdict = Verdict::Problem(why.clone());
@@ -418,6 +457,7 @@ struct Context<'a> {
     fabric: &'a Fabric,
     egress_workloads: &'a BTreeMap<String, String>,
     admissions: &'a Mutex<BTreeMap<AdmissionKey, Admission>>,
+    answers: &'a Answered,
     source: &'a str,
     host: &'a str,
     sample: &'a Sample,
@@ -943,7 +983,8 @@ impl Context<'_> {
     /// it admits that the declarations do not. In plaintext mode any caller, which is no
     /// problem. On a plain-HTTP listener no caller has an identity, so it admits any or
     /// none (and mutual mode's problem with it is the TLS). On a mutual TLS listener, what
-    /// `callers::admission` finds, asked once for every source that sends the same.
+    /// `callers::Answers` finds, asked once for every source that sends the same, and once
+    /// for every gateway and host whose rules name the same callers.
     fn callers(
         &self,
         exporter: &ClusterFacts,
@@ -974,15 +1015,11 @@ impl Context<'_> {
             .ok()
             .and_then(|a| a.get(&key).cloned());
         let admission = cached.unwrap_or_else(|| {
-            let found = callers::admission(
-                self.intent,
-                exporter,
-                port,
-                authority,
-                &key.4,
-                target,
-                self.egress_workloads,
-            );
+            let found = exporter
+                .peer_rules(port, authority, &key.4)
+                .map(|rules| self.answers(Question::new(rules, &key.4, target)))
+                .map(|answers| answers.admission(self.intent, target))
+                .unwrap_or_default();
             if let Ok(mut admissions) = self.admissions.lock() {
                 admissions.insert(key, found.clone());
             }
@@ -994,6 +1031,23 @@ impl Context<'_> {
             admission.clusters.join(",")
         };
         (callers, admission.intruders)
+    }
+
+    /// What the rules answer to `question`, asked once for every gateway and host that
+    /// asks the same.
+    fn answers(&self, question: Question) -> Arc<Answers> {
+        let cached = self
+            .answers
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&question).cloned());
+        cached.unwrap_or_else(|| {
+            let found = Arc::new(Answers::of(self.intent, &question, self.egress_workloads));
+            if let Ok(mut answers) = self.answers.lock() {
+                answers.insert(question, Arc::clone(&found));
+            }
+            found
+        })
     }
 
     /// The policy the declarations send the request over, when the source imports the

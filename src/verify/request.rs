@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -296,15 +298,33 @@ fn any_pattern(patterns: Option<&Vec<String>>, value: &str) -> bool {
 /// one `to` operation and every `when` condition do (model.go `New`, 78-152 / 79-156 at 1.26.0 / 1.30.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthzRule {
-    /// `None`: no `from`, any peer.
-    from: Option<Vec<AuthzSource>>,
+    /// Its `from` and `when`: which callers it matches once an operation does.
+    pub peer: Arc<AuthzPeer>,
     /// `None`: no `to`, any operation.
     to: Option<Vec<AuthzOperation>>,
+}
+
+/// The part of a rule that tells callers apart: its `from` sources and `when` conditions.
+/// Whole clustersets of gateways name the same callers in rule after rule, so a gateway
+/// asked about many callers for one request asks these only (`facts::PeerRules`), and
+/// looks them up by their fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzPeer {
+    /// A hash of the rest, computed once: equal peers have equal fingerprints.
+    fingerprint: u64,
+    /// `None`: no `from`, any peer.
+    from: Option<Vec<AuthzSource>>,
     when: Vec<AuthzCondition>,
 }
 
+impl Hash for AuthzPeer {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
 /// A `from.source`: only `principals` and `notPrincipals` are read (mcwan writes no other).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AuthzSource {
     principals: Option<Vec<String>>,
     not_principals: Option<Vec<String>>,
@@ -320,7 +340,7 @@ struct AuthzOperation {
 
 /// A `when` condition on a request header; `header` is `None` for a key verify does not
 /// read, which never holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AuthzCondition {
     header: Option<String>,
     values: Option<Vec<String>>,
@@ -362,7 +382,16 @@ impl AuthzRule {
                 not_values: patterns(&condition["notValues"], false),
             })
             .collect();
-        AuthzRule { from, to, when }
+        let mut hasher = DefaultHasher::new();
+        (&from, &when).hash(&mut hasher);
+        AuthzRule {
+            peer: Arc::new(AuthzPeer {
+                fingerprint: hasher.finish(),
+                from,
+                when,
+            }),
+            to,
+        }
     }
 
     /// The hosts the rule is confined to, for an index by host: each `to` operation's
@@ -388,7 +417,7 @@ impl AuthzRule {
     #[must_use]
     pub fn trust_domains(&self) -> Option<BTreeSet<String>> {
         let mut domains = BTreeSet::new();
-        for source in self.from.as_ref()? {
+        for source in self.peer.from.as_ref()? {
             for pattern in source.principals.as_ref()? {
                 if pattern.starts_with('*') {
                     return None;
@@ -405,6 +434,28 @@ impl AuthzRule {
 
     /// Whether the rule matches a request with this Host from a peer with this identity
     /// (the SPIFFE URI without `spiffe://`; `None` for a plaintext peer).
+    #[must_use]
+    pub fn matches(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
+        self.peer.matches(&sample.headers, principal) && self.operation_matches(host, sample)
+    }
+
+    /// Whether one `to` operation matches the request's Host, method and path.
+    #[must_use]
+    pub fn operation_matches(&self, host: &str, sample: &Sample) -> bool {
+        self.to.as_ref().is_none_or(|operations| {
+            let host = host.to_ascii_lowercase();
+            operations.iter().any(|op| {
+                any_pattern(op.hosts.as_ref(), &host)
+                    && any_pattern(op.methods.as_ref(), &sample.method)
+                    && any_pattern(op.paths.as_ref(), &sample.path)
+            })
+        })
+    }
+}
+
+impl AuthzPeer {
+    /// Whether a peer with this identity, sending a request with these headers (lowercase
+    /// names), is one the rule names.
     ///
     /// A principal pattern matches the peer's certificate (generator.go
     /// `srcPrincipalGenerator`, 221-224 / 250-253 at 1.26.0 / 1.30.3, through
@@ -413,7 +464,7 @@ impl AuthzRule {
     /// negate any of theirs, and are ANDed with the positive list (model.go `rule.principal`,
     /// 288-342 / 299-353).
     #[must_use]
-    pub fn matches(&self, host: &str, sample: &Sample, principal: Option<&str>) -> bool {
+    pub fn matches(&self, headers: &BTreeMap<String, String>, principal: Option<&str>) -> bool {
         let from = self.from.as_ref().is_none_or(|sources| {
             principal.is_some_and(|peer| {
                 sources.iter().any(|s| {
@@ -424,29 +475,18 @@ impl AuthzRule {
                 })
             })
         });
-        if !from {
-            return false;
-        }
-        let to = self.to.as_ref().is_none_or(|operations| {
-            let host = host.to_ascii_lowercase();
-            operations.iter().any(|op| {
-                any_pattern(op.hosts.as_ref(), &host)
-                    && any_pattern(op.methods.as_ref(), &sample.method)
-                    && any_pattern(op.paths.as_ref(), &sample.path)
-            })
-        });
-        to && self.when.iter().all(|condition| condition.holds(sample))
+        from && self.when.iter().all(|condition| condition.holds(headers))
     }
 }
 
 impl AuthzCondition {
     /// A header condition: `values` needs the header present and matching one (`*`: present,
     /// header.go:25-34 at 1.26.0 and 1.30.3); `notValues` holds when it is absent or matches none.
-    fn holds(&self, sample: &Sample) -> bool {
+    fn holds(&self, headers: &BTreeMap<String, String>) -> bool {
         let Some(name) = &self.header else {
             return false;
         };
-        let value = sample.headers.get(name);
+        let value = headers.get(name);
         let positive = self
             .values
             .as_ref()
