@@ -186,18 +186,15 @@ pub fn stream(
     }
     let intent = verify::intent::Intent::of(model);
     let classification = fabric::classify(model);
-    // `c`'s documents and site files.
-    let own = Mutex::new(None);
-    let facts = Mutex::new(Vec::new());
     let peers = Mutex::new(HashSet::new());
-    for_each_cluster(model.clusterset.clusters.len(), |i| {
-        // `c` first, then the others in ClusterSet order.
+    // `c` first, with its documents and site files, then the others in ClusterSet order.
+    let mut facts = map_clusters(model.clusterset.clusters.len(), |i| {
         let peer = ClusterId(match i {
             0 => c.0,
             i if i <= c.0 => i - 1,
             i => i,
         });
-        let mut cluster_facts = if peer == c {
+        let (mut cluster_facts, own) = if peer == c {
             let cluster_plan = plan.cluster(c);
             let streamed = renderer.stream(&cluster_plan, &agrees(c))?;
             let site = SiteFlows::of(c, &cluster_plan);
@@ -205,44 +202,35 @@ pub fn stream(
             let name = cluster_plan.name.clone();
             drop(cluster_plan);
             let cluster_facts = verify::facts::ClusterFacts::of(&name, &streamed.objects, &intent);
-            *own.lock().map_err(|_| poisoned())? = Some((streamed.documents, site_files));
-            cluster_facts
+            (cluster_facts, Some((streamed.documents, site_files)))
         } else {
             let gateways = plan.gateways(peer);
             let objects = renderer.verified_objects(&gateways, &agrees(peer))?;
-            verify::facts::ClusterFacts::of(&gateways.name, &objects, &intent)
+            let cluster_facts = verify::facts::ClusterFacts::of(&gateways.name, &objects, &intent);
+            (cluster_facts, None)
         };
         cluster_facts.share_peers(&mut *peers.lock().map_err(|_| poisoned())?);
-        facts
-            .lock()
-            .map_err(|_| poisoned())?
-            .push((peer.0, cluster_facts));
-        Ok(())
+        Ok((cluster_facts, own))
     })?;
-    let (documents, site_files) = own
-        .into_inner()
-        .map_err(|_| poisoned())?
-        .ok_or_else(|| Error::Internal("the cluster was not rendered".into()))?;
+    let (own_facts, own) = facts.remove(0);
+    let (documents, site_files) =
+        own.ok_or_else(|| Error::Internal("the cluster was not rendered".into()))?;
+    let mut facts: Vec<_> = facts.into_iter().map(|(f, _)| f).collect();
+    facts.insert(c.0, own_facts);
     let mut fabric = verify::Fabric::default();
     for file in renderer.fabric(&classification)?.iter().chain(&site_files) {
         if is_yaml(&file.path) {
             fabric.add(&read_back(file)?);
         }
     }
-    let mut facts = in_cluster_order(facts.into_inner().map_err(|_| poisoned())?);
     let view = verify::View::new(&intent, &mut facts, &fabric);
     // Its flows in parts, judged on all cores.
     let flows = view.flow_count(c.0);
     let part = flows.div_ceil(FLOW_PARTS).max(1);
-    let parts = Mutex::new(Vec::new());
-    for_each_cluster(flows.div_ceil(part), |i| {
-        let rows = view.flow_rows(c.0, i * part..flows.min((i + 1) * part));
-        parts.lock().map_err(|_| poisoned())?.push((i, rows));
-        Ok(())
+    let parts = map_clusters(flows.div_ceil(part), |i| {
+        Ok(view.flow_rows(c.0, i * part..flows.min((i + 1) * part)))
     })?;
-    let mut parts = parts.into_inner().map_err(|_| poisoned())?;
-    parts.sort_by_key(|(i, _)| *i);
-    let mut rows: Vec<verify::Row> = parts.into_iter().flat_map(|(_, rows)| rows).collect();
+    let mut rows: Vec<verify::Row> = parts.into_iter().flatten().collect();
     rows.extend(view.unrouted_rows(c.0));
     Ok(Streamed {
         documents,
@@ -397,7 +385,6 @@ fn produce(
         report: verify::Report::default(),
     });
     let intent = verify::intent::Intent::of(model);
-    let facts = Mutex::new(Vec::new());
     let fabric = Mutex::new(verify::Fabric::default());
     let read_fabric = |files: &[OutputFile]| -> Result<(), Error> {
         for file in files.iter().filter(|f| verify && is_yaml(&f.path)) {
@@ -415,7 +402,7 @@ fn produce(
         }
         Ok(())
     };
-    for_each_cluster(model.clusterset.clusters.len(), |i| {
+    let facts = map_clusters(model.clusterset.clusters.len(), |i| {
         let c = ClusterId(i);
         let cluster_plan = plan.cluster(c);
         let agrees = |object: &serde_json::Value| fabric::verify(model, c, object);
@@ -427,27 +414,21 @@ fn produce(
         emit(Some(&cluster_plan.name), &files)?;
         produced.lock().map_err(|_| poisoned())?.objects += object_files;
         drop(files);
-        if verify {
-            let cluster_facts =
-                verify::facts::ClusterFacts::of(&cluster_plan.name, &objects, &intent);
-            facts
-                .lock()
-                .map_err(|_| poisoned())?
-                .push((i, cluster_facts));
-        }
+        let cluster_facts =
+            verify.then(|| verify::facts::ClusterFacts::of(&cluster_plan.name, &objects, &intent));
         let site = SiteFlows::of(c, &cluster_plan);
         let site_files = renderer.site(&classification, c, &site.views(model))?;
         read_fabric(&site_files)?;
         emit(None, &site_files)?;
         totals.lock().map_err(|_| poisoned())?.add(model, &site);
-        Ok(())
+        Ok(cluster_facts)
     })?;
     let fabric_files = renderer.fabric(&classification)?;
     read_fabric(&fabric_files)?;
     emit(None, &fabric_files)?;
     let report = reachability(
         &intent,
-        facts.into_inner().map_err(|_| poisoned())?,
+        facts.into_iter().flatten().collect(),
         &fabric.into_inner().map_err(|_| poisoned())?,
     )?;
     let version = env!("CARGO_PKG_VERSION");
@@ -477,31 +458,15 @@ fn produce(
 /// The reachability matrix: each cluster's rows in parallel, then in ClusterSet order.
 pub(crate) fn reachability(
     intent: &verify::intent::Intent,
-    facts: Vec<(usize, verify::facts::ClusterFacts)>,
+    mut facts: Vec<verify::facts::ClusterFacts>,
     fabric: &verify::Fabric,
 ) -> Result<verify::Report, Error> {
-    let mut facts = in_cluster_order(facts);
     let count = facts.len();
     let view = verify::View::new(intent, &mut facts, fabric);
-    let rows = Mutex::new(Vec::new());
-    for_each_cluster(count, |c| {
-        let of = view.rows_of(c);
-        rows.lock().map_err(|_| poisoned())?.push((c, of));
-        Ok(())
-    })?;
-    let mut rows = rows.into_inner().map_err(|_| poisoned())?;
-    rows.sort_by_key(|(c, _)| *c);
+    let rows = map_clusters(count, |c| Ok(view.rows_of(c)))?;
     Ok(verify::Report {
-        rows: rows.into_iter().flat_map(|(_, r)| r).collect(),
+        rows: rows.into_iter().flatten().collect(),
     })
-}
-
-/// Facts gathered by cluster index, in that order.
-fn in_cluster_order(
-    mut facts: Vec<(usize, verify::facts::ClusterFacts)>,
-) -> Vec<verify::facts::ClusterFacts> {
-    facts.sort_by_key(|(c, _)| *c);
-    facts.into_iter().map(|(_, f)| f).collect()
 }
 
 pub(crate) fn poisoned() -> Error {
@@ -511,7 +476,7 @@ pub(crate) fn poisoned() -> Error {
 /// Runs `work` for every cluster index on all cores. Each worker holds one cluster's
 /// output at a time. The error of the lowest failing cluster is returned, so that failures
 /// are reported the same way on every run.
-pub(crate) fn for_each_cluster(
+fn for_each_cluster(
     count: usize,
     work: impl Fn(usize) -> Result<(), Error> + Sync,
 ) -> Result<(), Error> {
@@ -553,6 +518,22 @@ pub(crate) fn for_each_cluster(
         .into_iter()
         .next()
         .map_or(Ok(()), |(_, error)| Err(error))
+}
+
+/// `work` for every index on all cores (`for_each_cluster`), its results in index order.
+pub(crate) fn map_clusters<T: Send>(
+    count: usize,
+    work: impl Fn(usize) -> Result<T, Error> + Sync,
+) -> Result<Vec<T>, Error> {
+    let results = Mutex::new(Vec::with_capacity(count));
+    for_each_cluster(count, |i| {
+        let result = work(i)?;
+        results.lock().map_err(|_| poisoned())?.push((i, result));
+        Ok(())
+    })?;
+    let mut results = results.into_inner().map_err(|_| poisoned())?;
+    results.sort_by_key(|(i, _)| *i);
+    Ok(results.into_iter().map(|(_, result)| result).collect())
 }
 
 /// Whether an OUT-relative path is a YAML file mcwan wrote (always lowercase `.yaml`).

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::Parser;
 use serde_json::{json, Value};
@@ -18,7 +17,7 @@ use crate::error::Error;
 use crate::fabric::SiteFlows;
 use crate::model::Model;
 use crate::paths::Paths;
-use crate::pipeline::{self, compare, for_each_cluster, is_yaml, poisoned, reachability};
+use crate::pipeline::{self, compare, is_yaml, map_clusters, poisoned, reachability};
 use crate::plan::Plan;
 use crate::render::Renderer;
 use crate::report::{Format, Stream};
@@ -671,8 +670,7 @@ fn verify_out(
                 .iter()
                 .any(|k| file.starts_with(&format!("{}-", k.to_ascii_lowercase())))
     };
-    let facts = Mutex::new(Vec::new());
-    for_each_cluster(intent.clusters.len(), |c| {
+    let facts = map_clusters(intent.clusters.len(), |c| {
         let name = &intent.clusters[c].name;
         let mut objects = Vec::new();
         for path in existing.files_below(name)?.iter().filter(|p| verified(p)) {
@@ -680,12 +678,7 @@ fn verify_out(
         }
         objects.retain(|o| render::VERIFIED_KINDS.iter().any(|k| o["kind"] == *k));
         let objects = objects.into_iter().collect();
-        let cluster_facts = verify::facts::ClusterFacts::of(name, &objects, &intent);
-        facts
-            .lock()
-            .map_err(|_| poisoned())?
-            .push((c, cluster_facts));
-        Ok(())
+        Ok(verify::facts::ClusterFacts::of(name, &objects, &intent))
     })?;
     let mut fabric = verify::Fabric::default();
     for path in existing.files_below(FABRIC_DIRECTORY)? {
@@ -693,11 +686,7 @@ fn verify_out(
             fabric.add(&parse(&path)?.unwrap_or_default());
         }
     }
-    let report = reachability(
-        &intent,
-        facts.into_inner().map_err(|_| poisoned())?,
-        &fabric,
-    )?;
+    let report = reachability(&intent, facts, &fabric)?;
     let text = match format {
         report::Format::Human => report.human(),
         report::Format::Json => {

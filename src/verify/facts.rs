@@ -554,9 +554,11 @@ impl ClusterFacts {
     #[must_use]
     pub fn of(name: &str, objects: &Objects, intent: &Intent) -> Self {
         let suffix = format!(".svc.{}", intent.domain);
-        let by_host = |kind: &str, field: &str| -> BTreeMap<String, usize> {
+        // Host → the index of the first object of `kind` for it; `read` sees each object.
+        let by_host = |kind: &str, field: &str, read: &mut dyn FnMut(usize, &Value)| {
             let mut out = BTreeMap::new();
             for (i, object) in objects.each(kind) {
+                read(i, &object);
                 let spec = &object["spec"];
                 let hosts: Vec<&str> = match spec[field].as_array() {
                     Some(hosts) => hosts.iter().map(text).collect(),
@@ -577,10 +579,17 @@ impl ClusterFacts {
             }
         }
         let egress = EgressFacts::all(&objects.parsed);
+        let mut without_endpoints = BTreeSet::new();
+        let entries = by_host("ServiceEntry", "hosts", &mut |i, entry| {
+            if entry["spec"]["resolution"] == "DNS" && list(&entry["spec"]["endpoints"]).is_empty()
+            {
+                without_endpoints.insert(i);
+            }
+        });
         let tables = Tables {
             objects,
-            entries: by_host("ServiceEntry", "hosts"),
-            rules: by_host("DestinationRule", "host"),
+            entries,
+            rules: by_host("DestinationRule", "host", &mut |_, _| {}),
             services: &services,
             egress: &egress,
             cluster: name,
@@ -622,10 +631,8 @@ impl ClusterFacts {
             flows,
             ..ClusterFacts::default()
         };
-        for (host, &i) in &tables.entries {
-            let entry = objects.get("ServiceEntry", i);
-            if entry["spec"]["resolution"] == "DNS" && list(&entry["spec"]["endpoints"]).is_empty()
-            {
+        for (host, i) in &tables.entries {
+            if without_endpoints.contains(i) {
                 facts.defects.push((host.clone(), "a DNS ServiceEntry without endpoints: every sidecar resolves a name that does not exist".into()));
             }
         }

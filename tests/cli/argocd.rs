@@ -243,10 +243,7 @@ fn the_plugin_prints_what_kubectl_kustomize_builds() {
 #[test]
 fn render_cluster_orders_prefixed_names_as_kubectl_kustomize() {
     let mut test = Test::empty();
-    test.args(&[
-        "generate",
-        "-o",
-        "{in}",
+    let options = [
         "--clusters",
         "3",
         "--services",
@@ -255,8 +252,8 @@ fn render_cluster_orders_prefixed_names_as_kubectl_kustomize() {
         "12",
         "--exporters",
         "2",
-    ])
-    .run();
+    ];
+    test.generate("{in}", &options).run();
     test.render().run();
     for cluster in ["cluster-0", "cluster-1", "cluster-2"] {
         let streamed = test
@@ -463,18 +460,8 @@ fn render_cluster_streams_the_cluster_directory_in_kustomize_order() {
         }
     }
     let mut test = Test::empty();
-    test.args(&[
-        "generate",
-        "-o",
-        "{in}",
-        "--clusters",
-        "2",
-        "--services",
-        "30",
-        "--namespaces",
-        "11",
-    ])
-    .run();
+    let options = ["--clusters", "2", "--services", "30", "--namespaces", "11"];
+    test.generate("{in}", &options).run();
     test.render().run();
     for cluster in ["cluster-0", "cluster-1"] {
         let directory = test.path(&format!("{{out}}/{cluster}"));

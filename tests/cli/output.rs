@@ -284,18 +284,15 @@ fn nothing_is_written_outside_out() {
 
 /// A generated clusterset of `clusters` clusters and 200 services, in `dir`.
 fn generate(test: &mut Test, dir: &str, clusters: &str) {
-    test.args(&[
-        "generate",
-        "-o",
-        dir,
+    let options = [
         "--clusters",
         clusters,
         "--services",
         "200",
         "--exporters",
         "2",
-    ])
-    .run();
+    ];
+    test.generate(dir, &options).run();
 }
 
 /// SIGKILL at 20 moments of a large render: OUT is always the previous complete render or
@@ -428,18 +425,15 @@ fn namespace_layout_builds_per_namespace_and_per_cluster() {
 fn authorization_rules_are_split_among_policies_of_at_most_512() {
     let mut test = Test::empty();
     // 600 services in as many namespaces: each export has its own callers.
-    test.args(&[
-        "generate",
-        "-o",
-        "{in}",
+    let options = [
         "--clusters",
         "1",
         "--services",
         "600",
         "--namespaces",
         "600",
-    ])
-    .run();
+    ];
+    test.generate("{in}", &options).run();
     test.render().run();
     let tree = test.tree("{out}");
     let cluster = "cluster-0";

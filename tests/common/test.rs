@@ -128,6 +128,11 @@ impl Test {
         self
     }
 
+    /// `generate -o DIR` with these options (`--clusters`, `--services`…), for the next run.
+    pub fn generate(&mut self, dir: &str, options: &[&str]) -> &mut Self {
+        self.args(&["generate", "-o", dir]).args(options)
+    }
+
     /// `render {in} -o {out}`, for the next run.
     pub fn render(&mut self) -> &mut Self {
         self.args(&["render", "{in}", "-o", "{out}"])
