@@ -85,6 +85,12 @@ impl Diagnostics {
         self.items.push(diagnostic);
     }
 
+    /// Adds every diagnostic of `other`.
+    pub fn append(&mut self, other: Diagnostics) {
+        self.errors += other.errors;
+        self.items.extend(other.items);
+    }
+
     #[must_use]
     pub fn len(&self) -> usize {
         self.items.len()

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod kind;
 pub mod load;
 pub mod model;
+mod parallel;
 pub mod paths;
 mod pipeline;
 pub mod plan;

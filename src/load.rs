@@ -14,6 +14,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Bound, Syntax, Unreadable};
 use crate::error::Error;
+use crate::parallel;
 use crate::source::{pointer_segment, Document, Place, SourceFile, Sources, Spans};
 
 /// Bounds that keep hostile input from exhausting memory or time. Each is a flag.
@@ -111,57 +112,98 @@ pub fn read(dir: &Path, limits: Limits) -> Result<Vec<InputFile>, Error> {
 /// edited repository before writing it.
 #[must_use]
 pub fn parse(files: &[InputFile], limits: Limits, diagnostics: &mut Diagnostics) -> Sources {
+    // Inputs, and symbolic links wherever they are; each file is parsed alone, on all cores.
+    let kept: Vec<(&InputFile, Option<Place>)> = files
+        .iter()
+        .map(|file| (file, place_of(&file.path)))
+        .filter(|(file, place)| place.is_some() || file.content == Content::Symlink)
+        .collect();
+    let parsed = parallel::map(kept.len(), |index| {
+        let (file, place) = &kept[index];
+        parse_file(file, place.as_ref(), index, limits)
+    })
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let mut sources = Sources::default();
-    for file in files {
-        let place = place_of(&file.path);
-        if place.is_none() && file.content != Content::Symlink {
-            continue;
-        }
-        let file_index = sources.files.len();
-        let relative = PathBuf::from(&file.path);
-        match &file.content {
-            Content::TooLarge(size) => {
-                sources.files.push(SourceFile::new(relative, String::new()));
-                sources
-                    .unread
-                    .extend(place.map(|place| (file_index, place)));
-                diagnostics.push(diags::file_unreadable(
-                    sources.file_start(file_index),
-                    Unreadable::TooLarge {
-                        size: *size,
-                        limit: limits.max_file_bytes,
-                    },
-                ));
-            }
-            Content::NotUtf8(prefix) => {
-                let source = SourceFile::new(relative, prefix.clone());
-                let line = source.text.lines().count().max(1);
-                let col = source
-                    .text
-                    .rsplit('\n')
-                    .next()
-                    .map_or(0, |l| l.chars().count())
-                    + 1;
-                let location = source.location(line, col);
-                sources.files.push(source);
-                sources
-                    .unread
-                    .extend(place.map(|place| (file_index, place)));
-                diagnostics.push(diags::file_unreadable(location, Unreadable::NotUtf8));
-            }
-            Content::Symlink => {
-                sources.files.push(SourceFile::new(relative, String::new()));
-                diagnostics.push(diags::file_symlink(sources.file_start(file_index)));
-            }
-            Content::Text(text) => {
-                sources.files.push(SourceFile::new(relative, text.clone()));
-                if let Some(place) = &place {
-                    parse_documents(&mut sources, file_index, place, limits, diagnostics);
-                }
-            }
-        }
+    for (index, parsed) in parsed.into_iter().enumerate() {
+        sources.files.push(parsed.source);
+        sources.documents.extend(parsed.documents);
+        sources
+            .unread
+            .extend(parsed.unread.map(|place| (index, place)));
+        diagnostics.append(parsed.diagnostics);
     }
     sources
+}
+
+/// One input file, parsed.
+struct ParsedFile {
+    source: SourceFile,
+    documents: Vec<Document>,
+    /// Its place, when its documents were not all read.
+    unread: Option<Place>,
+    diagnostics: Diagnostics,
+}
+
+/// Parses the file that will be `sources.files[file_index]`; `place` is `None` only for a
+/// symbolic link outside the inputs.
+fn parse_file(
+    file: &InputFile,
+    place: Option<&Place>,
+    file_index: usize,
+    limits: Limits,
+) -> ParsedFile {
+    let relative = PathBuf::from(&file.path);
+    let mut diagnostics = Diagnostics::default();
+    let (source, documents, unread) = match &file.content {
+        Content::TooLarge(size) => {
+            let source = SourceFile::new(relative, String::new());
+            diagnostics.push(diags::file_unreadable(
+                source.location(1, 1),
+                Unreadable::TooLarge {
+                    size: *size,
+                    limit: limits.max_file_bytes,
+                },
+            ));
+            (source, Vec::new(), place.cloned())
+        }
+        Content::NotUtf8(prefix) => {
+            let source = SourceFile::new(relative, prefix.clone());
+            let line = source.text.lines().count().max(1);
+            let col = source
+                .text
+                .rsplit('\n')
+                .next()
+                .map_or(0, |l| l.chars().count())
+                + 1;
+            diagnostics.push(diags::file_unreadable(
+                source.location(line, col),
+                Unreadable::NotUtf8,
+            ));
+            (source, Vec::new(), place.cloned())
+        }
+        Content::Symlink => {
+            let source = SourceFile::new(relative, String::new());
+            diagnostics.push(diags::file_symlink(source.location(1, 1)));
+            (source, Vec::new(), None)
+        }
+        Content::Text(text) => {
+            let source = SourceFile::new(relative, text.clone());
+            let (documents, complete) = match place {
+                Some(place) => {
+                    parse_documents(&source, file_index, place, limits, &mut diagnostics)
+                }
+                None => (Vec::new(), true),
+            };
+            let unread = place.filter(|_| !complete).cloned();
+            (source, documents, unread)
+        }
+    };
+    ParsedFile {
+        source,
+        documents,
+        unread,
+        diagnostics,
+    }
 }
 
 /// Where a relative path sits in the repository layout; `None` if it is not an input.
@@ -242,13 +284,12 @@ pub const MAX_NODES: usize = 500_000;
 const MAX_POINTER_BYTES: usize = 2048;
 
 fn parse_documents(
-    sources: &mut Sources,
+    file: &SourceFile,
     file_index: usize,
     place: &Place,
     limits: Limits,
     diagnostics: &mut Diagnostics,
-) {
-    let file = &sources.files[file_index];
+) -> (Vec<Document>, bool) {
     let indexed = match index(&file.text, limits) {
         Ok(indexed) => indexed,
         Err(stop) => {
@@ -256,8 +297,7 @@ fn parse_documents(
                 file.location(stop.line, stop.col),
                 stop.bound,
             ));
-            sources.unread.push((file_index, place.clone()));
-            return;
+            return (Vec::new(), false);
         }
     };
     let mut spans = indexed.into_iter();
@@ -342,10 +382,7 @@ fn parse_documents(
     if parsed.is_empty() && diagnostics.len() == before {
         diagnostics.push(diags::file_empty(file.location(1, 1)));
     }
-    sources.documents.extend(parsed);
-    if !complete {
-        sources.unread.push((file_index, place.clone()));
-    }
+    (parsed, complete)
 }
 
 /// Whether line `line` has a tab in its indentation or at column `col`, where a YAML
@@ -754,18 +791,20 @@ mod tests {
     use super::*;
 
     fn load_text(text: &str) -> (Sources, Diagnostics) {
-        let mut sources = Sources::default();
         let mut diagnostics = Diagnostics::default();
-        sources
-            .files
-            .push(SourceFile::new(PathBuf::from("f.yaml"), text.to_string()));
-        parse_documents(
-            &mut sources,
+        let file = SourceFile::new(PathBuf::from("f.yaml"), text.to_string());
+        let (documents, _) = parse_documents(
+            &file,
             0,
             &Place::Policies,
             Limits::default(),
             &mut diagnostics,
         );
+        let sources = Sources {
+            files: vec![file],
+            documents,
+            unread: Vec::new(),
+        };
         (sources, diagnostics)
     }
 

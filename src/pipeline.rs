@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::conventions::FABRIC_DIRECTORY;
@@ -18,7 +17,7 @@ use crate::plan::Plan;
 use crate::render::OutputFile;
 use crate::render::{RenderedCluster, Renderer};
 use crate::schema::Schemas;
-use crate::{check, fabric, load, summary, verify};
+use crate::{check, fabric, load, parallel, summary, verify};
 
 /// Runs the whole pipeline on in-memory files, keeping nothing but the number of files a
 /// render would write (0 for invalid input). For the fuzzer: any panic here is a bug.
@@ -473,67 +472,17 @@ pub(crate) fn poisoned() -> Error {
     Error::Internal("a render thread panicked".into())
 }
 
-/// Runs `work` for every cluster index on all cores. Each worker holds one cluster's
-/// output at a time. The error of the lowest failing cluster is returned, so that failures
-/// are reported the same way on every run.
-fn for_each_cluster(
-    count: usize,
-    work: impl Fn(usize) -> Result<(), Error> + Sync,
-) -> Result<(), Error> {
-    let next = AtomicUsize::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(count.max(1));
-    let mut errors: Vec<(usize, Error)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut errors = Vec::new();
-                    loop {
-                        let c = next.fetch_add(1, Ordering::Relaxed);
-                        if c >= count {
-                            break errors;
-                        }
-                        if let Err(error) = work(c) {
-                            errors.push((c, error));
-                        }
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    vec![(
-                        usize::MAX,
-                        Error::Internal("a render thread panicked".into()),
-                    )]
-                })
-            })
-            .collect()
-    });
-    errors.sort_by_key(|(c, _)| *c);
-    errors
-        .into_iter()
-        .next()
-        .map_or(Ok(()), |(_, error)| Err(error))
-}
-
-/// `work` for every index on all cores (`for_each_cluster`), its results in index order.
+/// `work` for every index on all cores (`parallel::map`), its results in index order, or
+/// the error of the lowest failing index, so that failures are reported the same way on
+/// every run. Each worker holds one index's output at a time.
 pub(crate) fn map_clusters<T: Send>(
     count: usize,
     work: impl Fn(usize) -> Result<T, Error> + Sync,
 ) -> Result<Vec<T>, Error> {
-    let results = Mutex::new(Vec::with_capacity(count));
-    for_each_cluster(count, |i| {
-        let result = work(i)?;
-        results.lock().map_err(|_| poisoned())?.push((i, result));
-        Ok(())
-    })?;
-    let mut results = results.into_inner().map_err(|_| poisoned())?;
-    results.sort_by_key(|(i, _)| *i);
-    Ok(results.into_iter().map(|(_, result)| result).collect())
+    parallel::map(count, work)
+        .map_err(|_| poisoned())?
+        .into_iter()
+        .collect()
 }
 
 /// Whether an OUT-relative path is a YAML file mcwan wrote (always lowercase `.yaml`).

@@ -74,6 +74,27 @@ pub fn check(
     options: Options,
     diagnostics: &mut Diagnostics,
 ) -> Option<Model> {
+    // The digest reads only the documents: it is taken on another core while the passes run.
+    std::thread::scope(|scope| {
+        let digest = scope.spawn(|| digest(sources));
+        let model = passes(sources, schemas, options, diagnostics)?;
+        let input_digest = digest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Some(Model {
+            input_digest,
+            ..model
+        })
+    })
+}
+
+/// Every pass of `check`; the model's `input_digest` is left empty.
+fn passes(
+    sources: &Sources,
+    schemas: &Schemas,
+    options: Options,
+    diagnostics: &mut Diagnostics,
+) -> Option<Model> {
     // Whether the passes failed is counted from here; errors before are load's, in these
     // same sources, and make the declarations invalid too.
     let errors_before = diagnostics.errors();
@@ -144,7 +165,7 @@ pub fn check(
         policies: policies.into_values().map(|(policy, _)| policy).collect(),
         exports: exports.into_iter().map(|(export, _)| export).collect(),
         passthrough,
-        input_digest: digest(sources),
+        input_digest: String::new(),
     })
 }
 
@@ -252,15 +273,19 @@ impl Imports<'_> {
 /// the documents sorted. File names, file order, document order and key order do not
 /// change it, just as they do not change the output.
 fn digest(sources: &Sources) -> String {
-    let mut documents: Vec<String> = sources
+    let mut documents: Vec<Vec<u8>> = sources
         .documents
         .iter()
-        .map(|d| canonical(&d.value))
+        .map(|d| {
+            let mut out = Vec::new();
+            canonical(&d.value, &mut out);
+            out
+        })
         .collect();
     documents.sort();
     let mut hasher = Sha256::new();
     for document in documents {
-        hasher.update(document.as_bytes());
+        hasher.update(&document);
         hasher.update([0]);
     }
     let bytes = hasher.finalize();
@@ -273,21 +298,36 @@ fn digest(sources: &Sources) -> String {
     )
 }
 
-fn canonical(value: &Value) -> String {
+/// Writes `value` as compact JSON with every object's keys sorted. (Into memory, a string
+/// or a JSON value serializes without fail.)
+fn canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by_key(|(k, _)| *k);
-            let inner: Vec<String> = entries
-                .iter()
-                .map(|(k, v)| format!("{}:{}", Value::String((*k).clone()), canonical(v)))
-                .collect();
-            format!("{{{}}}", inner.join(","))
+            out.push(b'{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, key);
+                out.push(b':');
+                canonical(value, out);
+            }
+            out.push(b'}');
         }
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical(item, out);
+            }
+            out.push(b']');
+        }
+        other => {
+            let _ = serde_json::to_writer(out, other);
+        }
     }
 }

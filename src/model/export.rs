@@ -75,7 +75,7 @@ impl Overrides {
 
 /// The callers an export admits, beyond being a workload of an importing cluster in the
 /// service's namespace: `None` does not narrow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Callers {
     /// Only these importing clusters (`mcw.l7mp.io/allowed-clusters`), in ClusterSet order.
     pub clusters: Option<Vec<ClusterId>>,

@@ -2,7 +2,7 @@
 //! cluster at a time, every object it gets. Pure: a function of the `Model` alone. Plans
 //! are built per cluster on demand, so memory holds one cluster's plan per worker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 mod crd;
@@ -22,7 +22,7 @@ pub use self::objects::{Object, Shared, Sink};
 use crate::conventions::{GATEWAY_NAME, RESERVED_NAMESPACE, SOURCE_CLUSTER_HEADER};
 use crate::model::{
     Action, AuthzMatch, Callers, Cluster, ClusterId, Export, Exposure, Model, Overrides,
-    PassThrough, PolicyId, Resilience, SecurityMode, ServiceType, WanPolicy, WanRoute,
+    PassThrough, PolicyId, Resilience, SecurityMode, ServiceKey, ServiceType, WanPolicy, WanRoute,
     IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
@@ -742,10 +742,32 @@ impl<'m> Plan<'m> {
         let any_default_deny = exports
             .iter()
             .any(|e| e.route.as_ref().is_some_and(|r| r.default == Action::Deny));
-        for export in exports {
+        // Exports of one namespace with the same allow-lists, which no cluster opts out of,
+        // have the same callers: a cluster that exports hundreds of services lists each
+        // importer's principals once per namespace, not once per export.
+        let mut shared: HashMap<(&str, &Callers), Option<Vec<String>>> = HashMap::new();
+        let opted_out = |export: &Export| {
+            self.model.clusterset.clusters.iter().any(|c| {
+                !c.skip_imports.is_empty()
+                    && c.skip_imports
+                        .contains(&ServiceKey::new(&export.namespace, &export.name))
+            })
+        };
+        let callers: Vec<Option<Vec<String>>> = exports
+            .iter()
+            .map(|export| {
+                if opted_out(export) {
+                    return self.callers(export);
+                }
+                shared
+                    .entry((&export.namespace, &export.callers))
+                    .or_insert_with(|| self.callers(export))
+                    .clone()
+            })
+            .collect();
+        for (export, principals) in exports.iter().zip(callers) {
             let host = self.host(&export.namespace, &export.name);
             let hosts = vec![host.clone(), format!("{host}:*")];
-            let principals = self.callers(export);
             let rule = |m: &AuthzMatch, from: Option<&Vec<String>>| AuthorizationRule {
                 from: from.map(|principals| {
                     [From {
@@ -1053,19 +1075,27 @@ mod tests {
     /// Three clusters: `payment` exported in eu-west (cluster-1) and us-east (cluster-3),
     /// imported everywhere; cluster-2 sits in eu-west too.
     fn model() -> Model {
-        let clusterset = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: ClusterSet\nmetadata: {name: t}\nspec:\n  defaultWANPolicy: p\n  sdwan: {colors: {business: mpls}}\n  clusters:\n  - {name: cluster-1, region: eu-west, zone: a, sdwanSite: 1, trustDomain: cluster-1.t, gateway: {address: 10.0.1.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-2, region: eu-west, zone: b, sdwanSite: 2, trustDomain: cluster-2.t, gateway: {address: 10.0.2.10, exposure: NodePort}, namespaces: [secure]}\n  - {name: cluster-3, region: us-east, sdwanSite: 3, trustDomain: cluster-3.t, gateway: {address: 10.0.3.10, exposure: NodePort}, namespaces: [secure]}\n";
+        model_of("", &[("cluster-1", "payment"), ("cluster-3", "payment")])
+    }
+
+    /// Three clusters with namespace `secure`, `skip` appended to cluster-2's entry (YAML:
+    /// `, skipImports: [...]`), and each (cluster, service) an export of `secure/service`.
+    fn model_of(skip: &str, exports: &[(&str, &str)]) -> Model {
+        let clusterset = format!("apiVersion: mcw.l7mp.io/v1alpha1\nkind: ClusterSet\nmetadata: {{name: t}}\nspec:\n  defaultWANPolicy: p\n  sdwan: {{colors: {{business: mpls}}}}\n  clusters:\n  - {{name: cluster-1, region: eu-west, zone: a, sdwanSite: 1, trustDomain: cluster-1.t, gateway: {{address: 10.0.1.10, exposure: NodePort}}, namespaces: [secure]}}\n  - {{name: cluster-2, region: eu-west, zone: b, sdwanSite: 2, trustDomain: cluster-2.t, gateway: {{address: 10.0.2.10, exposure: NodePort}}, namespaces: [secure]{skip}}}\n  - {{name: cluster-3, region: us-east, sdwanSite: 3, trustDomain: cluster-3.t, gateway: {{address: 10.0.3.10, exposure: NodePort}}, namespaces: [secure]}}\n");
         let policy = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: p}\nspec: {tunnel: business, port: 31111, sla: {latencyMs: 100, jitterMs: 50, lossPercent: 1}}\n";
-        let export = "apiVersion: v1\nkind: Service\nmetadata: {name: payment, namespace: secure}\nspec: {ports: [{name: http, port: 8080}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {name: payment, namespace: secure}\n";
+        let export = |name: &str| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: secure}}\nspec: {{ports: [{{name: http, port: 8080}}]}}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: {name}, namespace: secure}}\n")
+        };
         let file = |path: &str, text: &str| InputFile {
             path: path.to_string(),
             content: Content::Text(text.to_string()),
         };
-        let files = [
-            file("clusters/cluster-1/payment.yaml", export),
-            file("clusters/cluster-3/payment.yaml", export),
-            file("clusterset.yaml", clusterset),
-            file("policies/p.yaml", policy),
-        ];
+        let mut files: Vec<InputFile> = exports
+            .iter()
+            .map(|(cluster, name)| file(&format!("clusters/{cluster}/{name}.yaml"), &export(name)))
+            .collect();
+        files.push(file("clusterset.yaml", &clusterset));
+        files.push(file("policies/p.yaml", policy));
         let mut diagnostics = Diagnostics::default();
         let sources = load::parse(&files, Limits::default(), &mut diagnostics);
         let schemas = crate::schema::Schemas::input();
@@ -1110,6 +1140,37 @@ mod tests {
             plan.cluster(ClusterId(1)).imports[0].failover_priority,
             ["mcw.l7mp.io/rank-below-1=true"]
         );
+    }
+
+    /// Exports of one namespace share their callers unless a cluster opts out of one.
+    #[test]
+    fn a_gateway_admits_the_importers_of_each_export_and_no_cluster_that_opts_out() {
+        let exports = [
+            ("cluster-1", "payment"),
+            ("cluster-1", "ledger"),
+            ("cluster-1", "audit"),
+        ];
+        let model = model_of(", skipImports: [secure/ledger]", &exports);
+        let plan = Plan::new(&model);
+        let gateway = plan.gateways(ClusterId(0)).gateway.unwrap();
+        let admitted = |service: &str| -> Vec<String> {
+            let host = plan.host("secure", service);
+            let rule = gateway
+                .authorization
+                .allow
+                .iter()
+                .find(|r| r.to.as_ref().unwrap()[0].operation.hosts.contains(&host))
+                .unwrap();
+            rule.from.as_ref().unwrap()[0].source.principals.clone()
+        };
+        let everyone = [
+            "cluster-1.t/ns/secure/sa/*",
+            "cluster-2.t/ns/secure/sa/*",
+            "cluster-3.t/ns/secure/sa/*",
+        ];
+        assert_eq!(admitted("payment"), everyone);
+        assert_eq!(admitted("audit"), everyone);
+        assert_eq!(admitted("ledger"), [everyone[0], everyone[2]]);
     }
 
     #[test]

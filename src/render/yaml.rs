@@ -5,7 +5,7 @@
 //! and re-serialized. Going through `yaml_serde` both ways costs most of a render, so this
 //! module reads and writes the common shape itself: block mappings and sequences whose
 //! scalars are plain tokens (names, hosts, `true`, whole numbers) or JSON (what templates
-//! print). Anything else (quoting styles, block scalars, anchors, tags, duplicate keys,
+//! print), and, when writing, strings that read as booleans or null (quoted). Anything else (quoting styles, block scalars, anchors, tags, duplicate keys,
 //! long keys; and, when writing, floats) goes through `yaml_serde` whole, so the result
 //! never depends on which path produced it. Debug builds (tests, fuzzing) run both paths
 //! and assert they agree.
@@ -431,11 +431,15 @@ enum Style {
 }
 
 /// The style of a string of printable ASCII without spaces that cannot read as anything
-/// but a string; `None` for any other string. Plain unless it starts like a YAML indicator
-/// or document marker, or ends with `:`.
+/// but a string, or is a boolean or null word; `None` for any other string. Plain unless
+/// it starts like a YAML indicator or document marker, or ends with `:`; the words are
+/// single-quoted, as `yaml_serde` quotes every string it would read as another type.
 fn style(s: &str) -> Option<Style> {
     let bytes = s.as_bytes();
     let (&first, _) = bytes.split_first()?;
+    if BOOLEANS_AND_NULLS.contains(&s) {
+        return Some(Style::SingleQuoted);
+    }
     if !bytes.iter().all(u8::is_ascii_graphic) || !reads_as_string(s) {
         return None;
     }
@@ -451,15 +455,17 @@ fn style(s: &str) -> Option<Style> {
     })
 }
 
+/// The words YAML 1.2 (and `yaml_serde`) reads as booleans and null.
+const BOOLEANS_AND_NULLS: &[&str] = &[
+    "true", "True", "TRUE", "false", "False", "FALSE", "null", "Null", "NULL", "~",
+];
+
 /// Whether YAML certainly reads `s`, written plain, as a string: not a null or boolean
 /// word, and not a number in any base. Numbers start with a digit or `.` (after a sign)
 /// and have at most one `.`, and nothing but digits, `.`, `_`, signs and the letters of
 /// hexadecimal, octal and binary prefixes and exponents.
 fn reads_as_string(s: &str) -> bool {
-    if matches!(
-        s,
-        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "null" | "Null" | "NULL" | "~"
-    ) {
+    if BOOLEANS_AND_NULLS.contains(&s) {
         return false;
     }
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
@@ -573,6 +579,24 @@ mod tests {
             .unwrap(),
             "port: 31111\nname: yes-no\nretryOn: 5xx\npath: .spec.x\n"
         );
+    }
+
+    /// Labels such as `rank-below-1: "true"` sit on every imported endpoint.
+    #[test]
+    fn booleans_and_nulls_as_strings_are_written_directly_as_the_emitter_quotes_them() {
+        for word in super::BOOLEANS_AND_NULLS {
+            let value = json!({ "key": word, "list": [word], *word: 1 });
+            let mut direct = String::new();
+            let serde_json::Value::Object(map) = &value else {
+                unreachable!()
+            };
+            assert!(
+                super::mapping(&mut direct, map, 0, false).is_some(),
+                "{word}"
+            );
+            assert_eq!(direct, emitted(&value).unwrap());
+            assert!(direct.starts_with(&format!("key: '{word}'\n")), "{direct}");
+        }
     }
 
     #[test]

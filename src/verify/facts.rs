@@ -500,40 +500,66 @@ const PER_IMPORT: [&str; 3] = ["ServiceEntry", "DestinationRule", "VirtualServic
 /// A cluster's objects as verify keeps them until it reads them. The kinds a cluster holds
 /// one of per import (`PER_IMPORT`) are kept as JSON text and parsed again where a flow
 /// reads them: a cluster that imports 5,000 services holds 15,000 of them, which take more
-/// than 100 MiB parsed and about a tenth of that as text. Other kinds stay parsed.
+/// than 100 MiB parsed and about a tenth of that as text. What indexing them reads is kept
+/// beside the text, so that only a flow parses one. Other kinds stay parsed.
 #[derive(Debug, Default)]
 pub struct Objects {
     parsed: Vec<Value>,
     /// By kind, in the order they came.
-    per_import: BTreeMap<&'static str, Vec<Box<str>>>,
+    per_import: BTreeMap<&'static str, Vec<Kept>>,
+}
+
+/// One object of a per-import kind.
+#[derive(Debug)]
+struct Kept {
+    text: Box<str>,
+    /// The hosts it is for: `spec.host` of a DestinationRule, else `spec.hosts`.
+    hosts: Box<[Box<str>]>,
+    /// A ServiceEntry resolved by DNS that lists no endpoints.
+    dns_without_endpoints: bool,
 }
 
 impl Objects {
     /// Keeps one object.
     pub fn push(&mut self, object: Value) {
-        match PER_IMPORT.into_iter().find(|kind| object["kind"] == *kind) {
-            Some(kind) => self
-                .per_import
-                .entry(kind)
-                .or_default()
-                .push(object.to_string().into_boxed_str()),
-            None => self.parsed.push(object),
-        }
+        let Some(kind) = PER_IMPORT.into_iter().find(|kind| object["kind"] == *kind) else {
+            self.parsed.push(object);
+            return;
+        };
+        let spec = &object["spec"];
+        let hosts = match kind {
+            "DestinationRule" => vec![text(&spec["host"]).into()],
+            _ => list(&spec["hosts"])
+                .iter()
+                .map(|h| text(h).into())
+                .collect(),
+        };
+        let kept = Kept {
+            text: object.to_string().into_boxed_str(),
+            hosts: hosts.into_boxed_slice(),
+            dns_without_endpoints: kind == "ServiceEntry"
+                && spec["resolution"] == "DNS"
+                && list(&spec["endpoints"]).is_empty(),
+        };
+        self.per_import.entry(kind).or_default().push(kept);
     }
 
-    /// The objects of a per-import kind, each parsed in turn, with its index.
-    fn each<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (usize, Value)> + 'a {
-        let texts = self.per_import.get(kind).map_or(&[][..], Vec::as_slice);
-        (0..texts.len()).map(move |i| (i, self.get(kind, i)))
+    /// The objects of a per-import kind, unparsed, with their indices.
+    fn kept<'a>(&'a self, kind: &str) -> impl Iterator<Item = (usize, &'a Kept)> + 'a {
+        self.per_import
+            .get(kind)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .enumerate()
     }
 
     /// The object of a per-import kind at `index`, parsed.
     fn get(&self, kind: &str, index: usize) -> Value {
         self.per_import
             .get(kind)
-            .and_then(|texts| texts.get(index))
+            .and_then(|kept| kept.get(index))
             // The text is a `Value` printed as JSON, which reads back.
-            .and_then(|text| serde_json::from_str(text).ok())
+            .and_then(|kept| serde_json::from_str(&kept.text).ok())
             .unwrap_or_default()
     }
 }
@@ -554,42 +580,33 @@ impl ClusterFacts {
     #[must_use]
     pub fn of(name: &str, objects: &Objects, intent: &Intent) -> Self {
         let suffix = format!(".svc.{}", intent.domain);
-        // Host → the index of the first object of `kind` for it; `read` sees each object.
-        let by_host = |kind: &str, field: &str, read: &mut dyn FnMut(usize, &Value)| {
+        // Host → the index of the first object of `kind` for it.
+        let by_host = |kind: &str| {
             let mut out = BTreeMap::new();
-            for (i, object) in objects.each(kind) {
-                read(i, &object);
-                let spec = &object["spec"];
-                let hosts: Vec<&str> = match spec[field].as_array() {
-                    Some(hosts) => hosts.iter().map(text).collect(),
-                    None => vec![text(&spec[field])],
-                };
-                for host in hosts {
+            for (i, kept) in objects.kept(kind) {
+                for host in &kept.hosts {
                     out.entry(host.to_string()).or_insert(i);
                 }
             }
             out
         };
         let mut services: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, object) in objects.each("VirtualService") {
-            for host in list(&object["spec"]["hosts"]).iter().map(text) {
-                if host.ends_with(&suffix) {
-                    services.entry(host.to_string()).or_default().push(i);
-                }
+        for (i, kept) in objects.kept("VirtualService") {
+            for host in kept.hosts.iter().filter(|h| h.ends_with(&suffix)) {
+                services.entry(host.to_string()).or_default().push(i);
             }
         }
         let egress = EgressFacts::all(&objects.parsed);
-        let mut without_endpoints = BTreeSet::new();
-        let entries = by_host("ServiceEntry", "hosts", &mut |i, entry| {
-            if entry["spec"]["resolution"] == "DNS" && list(&entry["spec"]["endpoints"]).is_empty()
-            {
-                without_endpoints.insert(i);
-            }
-        });
+        let without_endpoints: BTreeSet<usize> = objects
+            .kept("ServiceEntry")
+            .filter(|(_, kept)| kept.dns_without_endpoints)
+            .map(|(i, _)| i)
+            .collect();
+        let entries = by_host("ServiceEntry");
         let tables = Tables {
             objects,
             entries,
-            rules: by_host("DestinationRule", "host", &mut |_, _| {}),
+            rules: by_host("DestinationRule"),
             services: &services,
             egress: &egress,
             cluster: name,

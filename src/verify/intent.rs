@@ -234,9 +234,10 @@ impl Intent {
     #[must_use]
     pub fn imports(&self, c: &ClusterIntent, service: &ServiceIntent) -> bool {
         c.namespaces.contains(&service.namespace)
-            && !c
-                .skip_imports
-                .contains(&format!("{}/{}", service.namespace, service.name))
+            && (c.skip_imports.is_empty()
+                || !c
+                    .skip_imports
+                    .contains(&format!("{}/{}", service.namespace, service.name)))
     }
 
     /// Whether the declarations let cluster `c`'s workloads call the service: it imports it,
