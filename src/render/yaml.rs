@@ -5,10 +5,10 @@
 //! and re-serialized. Going through `yaml_serde` both ways costs most of a render, so this
 //! module reads and writes the common shape itself: block mappings and sequences whose
 //! scalars are plain tokens (names, hosts, `true`, whole numbers) or JSON (what templates
-//! print), and, when writing, strings that read as booleans or null (quoted). Anything else (quoting styles, block scalars, anchors, tags, duplicate keys,
-//! long keys; and, when writing, floats) goes through `yaml_serde` whole, so the result
-//! never depends on which path produced it. Debug builds (tests, fuzzing) run both paths
-//! and assert they agree.
+//! print), and, when writing, strings that read as booleans or null (quoted). Anything
+//! else (quoting styles, block scalars, anchors, tags, duplicate keys, long keys; and, when
+//! writing, floats) goes through `yaml_serde` whole, so the result never depends on which
+//! path produced it. Debug builds (tests, fuzzing) run both paths and assert they agree.
 
 use serde::de;
 use serde_json::{Map, Value};
