@@ -446,11 +446,7 @@ impl Edit<'_> {
         let others: Vec<&GlobalService> = if adds_namespace {
             (plan.services.iter())
                 .filter(|s| s.namespace == namespace && s.name != name)
-                .filter(|s| {
-                    !target
-                        .skip_imports
-                        .contains(&ServiceKey::new(namespace, &s.name))
-                })
+                .filter(|s| !target.opts_out(namespace, &s.name))
                 .collect()
         } else {
             Vec::new()

@@ -16,7 +16,7 @@ use crate::diagnostic::Diagnostics;
 use crate::diags::{self, Expected, Name, NotImporter, TooLong};
 use crate::kind::Kind;
 use crate::model::{
-    AppProtocol, Callers, ClusterId, Export, Millis, Overrides, PolicyId, SecurityMode, ServiceKey,
+    AppProtocol, Callers, ClusterId, Export, Millis, Overrides, PolicyId, SecurityMode,
     ServicePort, ServiceType,
 };
 use crate::spec;
@@ -287,10 +287,7 @@ impl Pass<'_> {
                 let importer = &topology.clusterset.clusters[c];
                 let why = if !importer.namespaces.contains(namespace) {
                     NotImporter::NoNamespace(namespace)
-                } else if importer
-                    .skip_imports
-                    .contains(&ServiceKey::new(namespace, name))
-                {
+                } else if importer.opts_out(namespace, name) {
                     NotImporter::OptedOut
                 } else {
                     ids.push(ClusterId(c));

@@ -77,12 +77,17 @@ impl Cluster {
     /// namespace sameness) and did not opt out.
     #[must_use]
     pub fn imports(&self, namespace: &str, name: &str) -> bool {
+        self.namespaces.contains(namespace) && !self.opts_out(namespace, name)
+    }
+
+    /// Whether the cluster lists `namespace/name` in its `skipImports`.
+    #[must_use]
+    pub fn opts_out(&self, namespace: &str, name: &str) -> bool {
         // Asked for every cluster and service: no key is built when nothing is skipped.
-        self.namespaces.contains(namespace)
-            && (self.skip_imports.is_empty()
-                || !self
-                    .skip_imports
-                    .contains(&ServiceKey::new(namespace, name)))
+        !self.skip_imports.is_empty()
+            && self
+                .skip_imports
+                .contains(&ServiceKey::new(namespace, name))
     }
 
     /// Istio's locality string, `region` or `region/zone`.

@@ -22,7 +22,7 @@ pub use self::objects::{Object, Shared, Sink};
 use crate::conventions::{GATEWAY_NAME, RESERVED_NAMESPACE, SOURCE_CLUSTER_HEADER};
 use crate::model::{
     Action, AuthzMatch, Callers, Cluster, ClusterId, Export, Exposure, Model, Overrides,
-    PassThrough, PolicyId, Resilience, SecurityMode, ServiceKey, ServiceType, WanPolicy, WanRoute,
+    PassThrough, PolicyId, Resilience, SecurityMode, ServiceType, WanPolicy, WanRoute,
     IDEMPOTENT_RETRY_ON, SAFE_RETRY_ON,
 };
 
@@ -747,11 +747,11 @@ impl<'m> Plan<'m> {
         // importer's principals once per namespace, not once per export.
         let mut shared: HashMap<(&str, &Callers), Option<Vec<String>>> = HashMap::new();
         let opted_out = |export: &Export| {
-            self.model.clusterset.clusters.iter().any(|c| {
-                !c.skip_imports.is_empty()
-                    && c.skip_imports
-                        .contains(&ServiceKey::new(&export.namespace, &export.name))
-            })
+            self.model
+                .clusterset
+                .clusters
+                .iter()
+                .any(|c| c.opts_out(&export.namespace, &export.name))
         };
         let callers: Vec<Option<Vec<String>>> = exports
             .iter()
